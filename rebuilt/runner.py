@@ -55,6 +55,17 @@ def capture(
     return proc
 
 
+def version_of_all(argv: Sequence[str], timeout: float = 15) -> str | None:
+    """Everything a tool prints for its version flag (stdout + stderr), or None when absent or failing."""
+    if not (os.path.isabs(argv[0]) or which(argv[0])):
+        return None
+    try:
+        proc = capture(argv, timeout=timeout)
+    except ToolMissing:
+        return None
+    return (proc.stdout + proc.stderr) if proc.returncode == 0 else None
+
+
 def version_of(argv: Sequence[str], timeout: float = 15) -> str | None:
     """First line a tool prints for its version flag, or None when it is absent or fails."""
     if not (os.path.isabs(argv[0]) or which(argv[0])):
@@ -65,3 +76,184 @@ def version_of(argv: Sequence[str], timeout: float = 15) -> str | None:
         return None
     text = (proc.stdout or proc.stderr).strip()
     return text.splitlines()[0] if proc.returncode == 0 and text else None
+
+
+# --------------------------------------------------------------------------- plan execution
+
+import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections import deque  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Callable, TextIO  # noqa: E402
+
+from rebuilt.errors import Interrupted, RebuiltError, StepFailed  # noqa: E402
+from rebuilt.util.text import expand_env, fmt_seconds, redact  # noqa: E402
+
+TAIL_LINES = 30
+_lock_depth: dict[str, int] = {}
+_lock_files: dict[str, TextIO] = {}
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: Path):
+    """One build at a time per work directory; re-entrant within this process (chained tasks)."""
+    state = Path(workdir) / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    key = str(state.resolve())
+    if _lock_depth.get(key, 0) == 0:
+        f = open(state / "build.lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise RebuiltError(f"another build is running in {workdir} ({holder})",
+                               hint="wait for it to finish, or use another --workdir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}")
+        f.flush()
+        _lock_files[key] = f
+    _lock_depth[key] = _lock_depth.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        _lock_depth[key] -= 1
+        if _lock_depth[key] == 0:
+            f = _lock_files.pop(key)
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+
+
+class Console:
+    """Progress on the terminal: one line per step, a live elapsed counter on a TTY."""
+
+    def __init__(self, stream: TextIO | None = None, verbose: bool = False):
+        self.stream = stream or sys.stdout
+        self.verbose = verbose
+        self.tty = self.stream.isatty()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def status(self, text: str) -> None:
+        if self.tty and not self.verbose:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+
+    def end_status(self) -> None:
+        if self.tty and not self.verbose:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str  # done | failed | interrupted | skipped
+    seconds: float = 0.0
+    returncode: int | None = None
+    log: str = ""
+    details: dict = field(default_factory=dict)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL to the child's whole process group."""
+    for sig, wait in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def stream(
+    argv: Sequence[str] | str,
+    *,
+    cwd: str,
+    env: Mapping[str, str],
+    log: TextIO,
+    console: Console | None = None,
+    label: str = "",
+    shell: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> int:
+    """Run one command in its own process group, its output into ``log``; returns the exit code.
+
+    Shows elapsed time on a TTY (or every line with ``console.verbose``). Ctrl-C
+    stops the whole group and raises Interrupted.
+    """
+    console = console or Console()
+    try:
+        proc = subprocess.Popen(
+            argv if not shell else ["/bin/bash", "-c", str(argv)], cwd=cwd, env=dict(env),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, bufsize=0,
+        )
+    except FileNotFoundError:
+        prog = argv[0] if not shell else "/bin/bash"
+        raise ToolMissing(f"{prog} is not installed or not on PATH (step {label})") from None
+    except NotADirectoryError:
+        raise StepFailed(f"step {label}: working directory {cwd} does not exist") from None
+
+    def pump():
+        for raw in iter(proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            log.write(line)
+            log.flush()
+            if console.verbose:
+                console.stream.write(line)
+            if on_line:
+                on_line(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    start = time.monotonic()
+    try:
+        while proc.poll() is None:
+            console.status(f"{label}  {fmt_seconds(time.monotonic() - start)}")
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        console.end_status()
+        _kill_group(proc)
+        reader.join(timeout=2)
+        raise Interrupted(f"interrupted during {label}; its process group was stopped") from None
+    reader.join(timeout=5)
+    console.end_status()
+    return proc.returncode
+
+
+def tail(path: Path, n: int = TAIL_LINES) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return "".join(deque(f, maxlen=n))
+
+
+def step_environment(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """Apply a step's env changes (``${VAR}`` expanded against the base) to a copy of ``base``."""
+    env = dict(base)
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = expand_env(value, base)
+    return env
+
+
+def env_changes(previous: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+    """Lines for the env vars that changed since the previous command (scikit-build-core habit)."""
+    lines = []
+    for name in sorted(set(previous) | set(current)):
+        if previous.get(name) != current.get(name):
+            lines.append(f"unset {name}" if name not in current else f"{name}={redact(current[name])}")
+    return lines

@@ -1,0 +1,222 @@
+"""From settings to a finished build: plan, checks, run under the lock and the guard, manifest.
+
+Tasks (inv) and sessions (nox) call ``build()``; this is the data flow the
+design card describes. Other modules plug in through ``HOOKS`` (objects with
+optional methods) and ``PREFLIGHT`` (checks run before a real build).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rebuilt import machine as machine_mod, manifest, plan as plan_mod, recipes as recipes_mod, runner
+from rebuilt.actions import ACTIONS, ActionEnv
+from rebuilt.errors import Interrupted, RebuiltError, StepFailed
+from rebuilt.settings import Settings
+from rebuilt.util.fs import mark_cachedir, write_json
+from rebuilt.util.text import fmt_seconds, redact
+
+# Factories: (settings, workdir, console, options) -> hook object with optional methods:
+#   before_recipe(rp) -> str | None (a reason to skip: "up to date ..."), before_step(step, env),
+#   after_step(step, result), after_recipe(rp, status, manifest_dict)
+HOOKS: list[Callable] = []
+# Checks before a real build: (plan, machine, settings, console) -> None, raise CheckFailed to stop.
+PREFLIGHT: list[Callable] = []
+
+
+@dataclass
+class Options:
+    dry_run: bool = False
+    force: bool = False
+    explain: bool = False
+    checks: bool = True
+    verbose: bool = False
+    source_only: bool = False  # src.fetch: only the fetch and patches steps, no manifest
+
+
+@dataclass
+class Outcome:
+    plan: plan_mod.Plan
+    manifests: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def targets(settings: Settings, names: list[str]) -> list[recipes_mod.Recipe]:
+    """Recipes for ``names`` ("stack" = every component of the stack), in build order."""
+    all_r = recipes_mod.all_recipes()
+    if names == ["stack"]:
+        names = list(settings.stack.components)
+    for n in names:
+        recipes_mod.get(n)
+    return [all_r[n] for n in recipes_mod.build_order(names, all_r)]
+
+
+def probe(settings: Settings) -> machine_mod.Machine:
+    return machine_mod.probe(settings.python(), settings["cuda"], settings["cuda_home"], settings["host_compiler"])
+
+
+def make_plan(settings: Settings, names: list[str], machine=None) -> tuple[plan_mod.Plan, machine_mod.Machine]:
+    machine = machine or probe(settings)
+    workdir = settings.workdir()
+    return plan_mod.make(settings, targets(settings, names), machine, workdir), machine
+
+
+def build(settings: Settings, names: list[str], opts: Options, console: runner.Console | None = None) -> Outcome:
+    """Plan ``names``; print it (dry run) or run it."""
+    console = console or runner.Console(verbose=opts.verbose)
+    plan, machine = make_plan(settings, names)
+    if opts.source_only:
+        plan = plan_mod.source_only(plan)
+    if opts.dry_run:
+        console.say(plan_mod.render(plan, machine))
+        console.say("(dry run: nothing was executed)")
+        return Outcome(plan)
+    for w in plan.warnings:
+        console.say(f"! {w}")
+    if opts.checks and not opts.source_only:
+        for check in PREFLIGHT:
+            check(plan, machine, settings, console)
+    workdir = settings.workdir()
+    for sub in ("logs", "wheels", "manifests", "state", "src"):
+        mark_cachedir(workdir / sub) if sub != "src" else (workdir / sub).mkdir(parents=True, exist_ok=True)
+    outcome = Outcome(plan)
+    with runner.workdir_lock(workdir):
+        hooks = [] if opts.source_only else [factory(settings, workdir, console, opts) for factory in HOOKS]
+        run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+        steps_total = len(plan.steps)
+        index = 0
+        for rp in plan.recipes:
+            reason = None if opts.force else _skip_reason(hooks, rp, opts)
+            if reason:
+                console.say(f"{rp.recipe.name}: up to date ({reason}); --force rebuilds")
+                outcome.skipped[rp.recipe.name] = reason
+                index += len(rp.steps)
+                continue
+            path = _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, steps_total, workdir,
+                               write_manifest=not opts.source_only)
+            if path:
+                outcome.manifests.append(path)
+            index += len(rp.steps)
+    return outcome
+
+
+def _skip_reason(hooks, rp, opts: Options) -> str | None:
+    for h in hooks:
+        fn = getattr(h, "before_recipe", None)
+        reason = fn(rp) if fn else None
+        if reason:
+            return reason
+    return None
+
+
+def _call(hooks, name: str, *args) -> None:
+    for h in hooks:
+        fn = getattr(h, name, None)
+        if fn:
+            fn(*args)
+
+
+def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, total, workdir,
+                write_manifest=True) -> Path | None:
+    logdir = workdir / "logs" / run_id
+    logdir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results: list[runner.StepResult] = []
+    status_file = logdir / f"{rp.recipe.name}.status.json"
+    previous_env = dict(os.environ)
+    status, error = "failed", None
+    i, step = index, None
+    try:
+        for i, step in enumerate(rp.steps, index + 1):
+            result, previous_env = _run_step(step, i, total, logdir, console, hooks, previous_env, started)
+            results.append(result)
+            write_json(status_file, {"recipe": rp.recipe.name, "steps": [r.__dict__ for r in results]})
+        status = "done"
+    except Interrupted as exc:
+        results.append(runner.StepResult(step.name, "interrupted", log=str(_log_path(logdir, i, step))))
+        status, error = "interrupted", exc
+    except RebuiltError as exc:
+        if step is not None and (not results or results[-1].name != step.name):
+            results.append(runner.StepResult(step.name, "failed", log=str(_log_path(logdir, i, step))))
+        error = exc
+    finally:
+        write_json(status_file, {"recipe": rp.recipe.name, "steps": [r.__dict__ for r in results]})
+    if not write_manifest:
+        if error:
+            raise error
+        return None
+    source = None
+    if rp.source_dir:
+        from rebuilt import sources
+
+        source = sources.status(rp.source_dir)
+    data = manifest.build_manifest(run_id=run_id, recipe_plan=rp, plan=plan, machine=machine, settings=settings,
+                                   status=status, results=results, source=source, started=started,
+                                   finished=time.time())
+    path = manifest.write(workdir, f"{run_id}-{rp.recipe.name}", data)
+    _call(hooks, "after_recipe", rp, status, data)
+    if error:
+        raise error
+    console.say(f"{rp.recipe.name}: built in {fmt_seconds(time.time() - started)}; manifest {path}")
+    return path
+
+
+def _log_path(logdir: Path, i: int, step) -> Path:
+    return logdir / f"{i:02d}-{step.recipe}-{step.name}.log"
+
+
+def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
+    label = f"[{i}/{total}] {step.title}"
+    log_path = _log_path(logdir, i, step)
+    env = runner.step_environment(os.environ, step.env)
+    console.say(label)
+    for line in runner.env_changes(previous_env, env):
+        console.say(f"      env {line}")
+    _call(hooks, "before_step", step, env)
+    t0 = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write(f"# step {step.title}\n# cwd {step.cwd}\n# {redact(step.command_text())}\n")
+        for name, value in step.env.items():
+            log.write(f"# env {name}={redact(env.get(name, '')) if value is not None else '(unset)'}\n")
+        log.flush()
+
+        def run(argv, cwd=step.cwd, check=True, shell=False):
+            log.write(f"+ {redact(argv if isinstance(argv, str) else ' '.join(map(str, argv)))}\n")
+            log.flush()
+            rc = runner.stream(argv, cwd=cwd, env=env, log=log, console=console, label=label, shell=shell)
+            if check and rc != 0:
+                raise StepFailed(f"step {step.title} failed: `{redact(str(argv[0]) if not shell else 'bash')}` "
+                                 f"exited {rc}")
+            return rc
+
+        details: dict = {}
+        rc = 0
+        try:
+            Path(step.cwd).mkdir(parents=True, exist_ok=True) if step.action == "fetch" else None
+            if step.action:
+                ax = ActionEnv(run=run, log=log, say=console.say, started=started)
+                details = ACTIONS[step.action](step, ax) or {}
+            else:
+                rc = run(step.shell if step.shell else list(step.argv), shell=bool(step.shell), check=False)
+        except StepFailed as exc:
+            log.flush()
+            raise StepFailed(_failure(step, str(exc), log_path), hint=exc.hint) from None
+        except RebuiltError:
+            raise
+    seconds = time.monotonic() - t0
+    if rc != 0:
+        raise StepFailed(_failure(step, f"step {step.title} failed: exit status {rc} after {fmt_seconds(seconds)}",
+                                  log_path))
+    result = runner.StepResult(step.name, "done", seconds, rc, str(log_path), details)
+    _call(hooks, "after_step", step, result)
+    console.say(f"      done in {fmt_seconds(seconds)}")
+    return result, env
+
+
+def _failure(step, headline: str, log_path: Path) -> str:
+    return (f"{headline}\n--- last {runner.TAIL_LINES} lines of {log_path} ---\n"
+            f"{redact(runner.tail(log_path)).rstrip()}\n--- full log: {log_path}")

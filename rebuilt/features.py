@@ -1,0 +1,49 @@
+"""Cross-cutting step features applied to every planned step: one function each.
+
+Each feature looks at a planned step and returns env changes (and may add
+plan warnings). Features: protected-install constraints (guard), and the hooks
+where the host-compiler shim, ccache and the proxy plug in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+# A feature: (settings, recipe, step, ctx, workdir, machine) -> dict of env changes
+Feature = Callable[..., dict]
+FEATURES: list[Feature] = []
+# A warning source: (settings, recipe, steps, ctx, workdir, machine) -> list of strings
+WARNINGS: list[Callable[..., list]] = []
+
+
+def feature(fn: Feature) -> Feature:
+    FEATURES.append(fn)
+    return fn
+
+
+def apply(settings, recipe, step, ctx, workdir: Path, machine):
+    env = dict(step.env)
+    for fn in FEATURES:
+        for name, value in fn(settings, recipe, step, ctx, workdir, machine).items():
+            if name == "PATH" and env.get("PATH") and value:
+                # both prepend: keep the feature's dirs first
+                value = value.replace("${PATH}", env["PATH"])
+            env[name] = value
+    return replace(step, env=env)
+
+
+def warnings(settings, recipe, steps, ctx, workdir: Path, machine) -> list[str]:
+    out: list[str] = []
+    for fn in WARNINGS:
+        out += fn(settings, recipe, steps, ctx, workdir, machine)
+    return out
+
+
+@feature
+def constraints(settings, recipe, step, ctx, workdir, machine) -> dict:
+    """Installing steps run with a pip constraints file pinning the protected distributions."""
+    if step.installs and settings["protected"]:
+        return {"PIP_CONSTRAINT": str(workdir / "state" / "constraints.txt")}
+    return {}

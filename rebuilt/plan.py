@@ -1,0 +1,309 @@
+"""Plans: a pure function (settings, stack, recipes, machine) -> ordered steps.
+
+A Step is what the runner executes: an argv, a shell line or an internal
+action, with its cwd, the env variables it sets/changes/unsets, and flags
+(needs the network, installs packages, needs a GPU). ``render()`` prints a plan
+for ``--dry-run``. Nothing here starts a process or touches the file system
+beyond reading the patches folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rebuilt import conditions, features, jobs as jobs_mod
+from rebuilt.errors import ConfigError
+from rebuilt.machine import Machine
+from rebuilt.recipes import ROOT, Recipe, StepSpec
+from rebuilt.settings import Settings
+from rebuilt.util.text import redact, render as fill
+
+PATCHES_DIR = ROOT / "patches"
+RESERVED = {"python", "python_bin", "python_prefix", "cmake_prefix", "jobs", "workdir", "wheelhouse", "src",
+            "build_dir", "cuda_home", "nvcc", "cuda", "arch_list", "nvshmem_dir", "recipe", "gpu", "nvshmem",
+            "ccache", "offline", "python_version", "host_cxx", "host_cc", "version"}
+
+
+@dataclass(frozen=True)
+class Step:
+    recipe: str
+    name: str
+    cwd: str
+    argv: tuple[str, ...] | None = None
+    shell: str | None = None
+    action: str | None = None
+    args: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)  # name -> value, or None to unset
+    network: bool = False
+    installs: bool = False
+    gpu: bool = False
+    replaces: tuple[str, ...] = ()
+    note: str | None = None
+
+    @property
+    def title(self) -> str:
+        return f"{self.recipe}:{self.name}"
+
+    def command_text(self) -> str:
+        if self.argv:
+            return shlex.join(self.argv)
+        if self.shell:
+            return self.shell
+        return describe_action(self)
+
+
+@dataclass(frozen=True)
+class RecipePlan:
+    recipe: Recipe
+    context: dict
+    steps: tuple[Step, ...]
+    warnings: tuple[str, ...]
+    jobs: jobs_mod.JobChoice
+    source_dir: str | None
+    inputs: dict  # what reaches the plan, for stamps and manifests
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    python: str
+    workdir: str
+    recipes: tuple[RecipePlan, ...]
+
+    @property
+    def steps(self) -> list[Step]:
+        return [s for rp in self.recipes for s in rp.steps]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for rp in self.recipes for w in rp.warnings]
+
+
+def describe_action(step: Step) -> str:
+    a = step.args
+    if step.action == "fetch":
+        sub = "; git submodule sync --recursive; git submodule update --init --recursive" if a["submodules"] else ""
+        return f"git fetch {redact(a['url'])} {a['ref']} -> {a['dest']} (checkout --detach){sub}"
+    if step.action == "patches":
+        return "git apply, in order, skipping patches already applied: " + ", ".join(Path(p).name for p in a["patches"])
+    if step.action == "collect":
+        return f"copy {', '.join(a['patterns'])} -> {a['dest']} (sha256 in the manifest)"
+    if step.action == "pip-protected":
+        return (f"{a['python']} -m pip install --no-deps {' '.join(a['target'])}; then its requirements "
+                f"except protected {sorted(a['protected'])} (printed)")
+    if step.action == "drop-requirements":
+        return (f"remove requirement lines naming {sorted(a['protected'])} from {', '.join(a['files'])} "
+                f"(by normalised name, like use_existing_torch.py but keeping unrelated lines)")
+    if step.action == "check-import":
+        return f"{a['python']} -c 'import {a['module']}' (prints its version and path)"
+    if step.action == "keep-installed":
+        return f"keep the environment's {a['dist']} ({a['found'] or 'not installed'}); expected {a['expect'] or 'any'}"
+    return f"<{step.action}>"
+
+
+def _source_dir(settings: Settings, recipe: Recipe, workdir: Path) -> tuple[str | None, Recipe | None]:
+    """(checkout dir, recipe that owns the checkout)."""
+    from rebuilt import recipes as recipes_mod
+
+    if not recipe.source:
+        return None, None
+    owner = recipes_mod.get(recipe.source.from_) if recipe.source.from_ else recipe
+    return str(workdir / "src" / owner.source.dir), owner
+
+
+def _context(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path, jobs: int) -> dict[str, Any]:
+    python = settings.python()
+    cuda_home = machine.cuda_home or ""
+    src, _ = _source_dir(settings, recipe, workdir)
+    build_dir = str(Path(src) / recipe.source.subdir) if src and recipe.source.subdir else (src or str(workdir))
+    nvshmem_dir = settings["nvshmem_dir"] or (machine.python.nvshmem or "")
+    prefix = machine.python.prefix or str(Path(python).parent.parent)
+    ctx: dict[str, Any] = {
+        "recipe": recipe.name, "python": python, "python_bin": str(Path(python).parent), "python_prefix": prefix,
+        "cmake_prefix": os.environ.get("CONDA_PREFIX") or prefix, "jobs": jobs, "workdir": str(workdir),
+        "wheelhouse": str(workdir / "wheels"), "src": src or "", "build_dir": build_dir, "cuda_home": cuda_home,
+        "nvcc": f"{cuda_home}/bin/nvcc" if cuda_home else "nvcc", "cuda": settings["cuda"],
+        "arch_list": settings["torch_cuda_arch_list"], "nvshmem_dir": nvshmem_dir,
+        "python_version": settings["python_version"], "version": settings.get(f"{recipe.name}.version") or "",
+        "gpu": bool(machine.gpus), "nvshmem": bool(nvshmem_dir), "ccache": bool(settings["ccache.enabled"]),
+        "offline": False,
+    }
+    for opt in recipe.options:
+        if opt in RESERVED:
+            raise ConfigError(f"{recipe.path}: option {opt!r} shadows a built-in placeholder; rename it")
+        ctx[opt] = settings[f"{recipe.name}.{opt}"]
+    if recipe.source and recipe.source.when and not conditions.evaluate(recipe.source.when, ctx, str(recipe.path)):
+        ctx["src"], ctx["build_dir"] = "", str(workdir)  # nothing to check out in this mode
+    return ctx
+
+
+def _env(table: dict, ctx: dict, where: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name, value in table.items():
+        if isinstance(value, dict):
+            if "when" in value and not conditions.evaluate(value["when"], ctx, f"{where} env {name}"):
+                continue
+            value = value.get("value", "")
+        out[name] = fill(str(value), ctx, where=f"{where} env {name}: ").strip()
+    return out
+
+
+def _argv(spec: StepSpec, ctx: dict, where: str) -> tuple[str, ...]:
+    """Fill an argv: a lone ``{list}`` placeholder splices, ``{args, when}`` items are conditional."""
+    out: list[str] = []
+    for item in spec.run:
+        if isinstance(item, dict):
+            if conditions.evaluate(item.get("when", "true"), ctx, where):
+                out += [fill(a, ctx, where=where) for a in item["args"]]
+        elif item.startswith("{") and item.endswith("}") and isinstance(ctx.get(item[1:-1]), (list, tuple)):
+            out += [str(v) for v in ctx[item[1:-1]]]
+        else:
+            out.append(fill(item, ctx, where=where))
+    return tuple(out)
+
+
+def _step(recipe: Recipe, spec: StepSpec, ctx: dict, build_dir: str) -> Step:
+    where = f"{recipe.path} step {spec.name}: "
+    env = _env({**recipe.env, **spec.env}, ctx, str(recipe.path))
+    for name in recipe.unset + spec.unset:
+        env[name] = None
+    if spec.path_prepend:
+        env["PATH"] = ":".join(fill(p, ctx, where=where) for p in spec.path_prepend) + ":${PATH}"
+    cwd = fill(spec.cwd, ctx, where=where) if spec.cwd else build_dir
+    cwd = cwd if os.path.isabs(cwd) else str(Path(build_dir) / cwd)
+    args = {k: (fill(v, ctx, where=where) if isinstance(v, str) else v) for k, v in spec.with_.items()}
+    replaces = spec.replaces if spec.replaces is not None else (recipe.replaces if spec.installs else ())
+    return Step(
+        recipe=recipe.name, name=spec.name, cwd=cwd,
+        argv=_argv(spec, ctx, where) if spec.run else None,
+        shell=fill(spec.shell, ctx, where=where) if spec.shell else None,
+        action=spec.action, args=args, env=env, network=spec.network, installs=spec.installs,
+        gpu=spec.gpu, replaces=tuple(replaces), note=fill(spec.note, ctx, where=where) if spec.note else None,
+    )
+
+
+def _action_args(step: Step, ctx: dict, settings: Settings, machine: Machine) -> Step:
+    """Fill in what internal actions need from the context."""
+    args = dict(step.args)
+    if step.action in ("pip-protected", "check-import", "keep-installed"):
+        args.setdefault("python", ctx["python"])
+    if step.action in ("pip-protected", "drop-requirements"):
+        args.setdefault("protected", list(settings["protected"]))
+    if step.action == "pip-protected" and isinstance(args.get("target"), str):
+        args["target"] = shlex.split(args["target"])
+    if step.action == "keep-installed":
+        args["found"] = machine.python.packages.get(args["dist"])
+    if step.action == "drop-requirements" and isinstance(args.get("files"), str):
+        args["files"] = shlex.split(args["files"])
+    return Step(**{**step.__dict__, "args": args})
+
+
+def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path) -> RecipePlan:
+    """The steps for one recipe: fetch, patches, the recipe's own steps, collect."""
+    opts = settings.recipe(recipe.name)
+    threads = opts.get(recipe.nvcc_threads_option) if recipe.nvcc_threads_option else None
+    per_job = jobs_mod.mem_per_job(recipe.mem_per_job_gb, threads)
+    note = f"{recipe.mem_per_job_gb:g} GiB x {threads} nvcc threads" if threads else ""
+    choice = jobs_mod.choose(settings["jobs"], machine.cpus, machine.mem_available_gb, per_job, note)
+    ctx = _context(settings, recipe, machine, workdir, choice.jobs)
+    src, owner = _source_dir(settings, recipe, workdir)
+    src = src if ctx["src"] else None
+    warnings = [w for w in [choice.warning] if w]
+    steps: list[Step] = []
+    if src:
+        url, ref = settings[f"{owner.name}.url"], settings[f"{owner.name}.ref"]
+        if not url:
+            raise ConfigError(
+                f"setting {owner.name}.url is empty: the {owner.name} source has no public URL",
+                hint=f"set it in invoke.yaml (rebuilt: {{{owner.name}: {{url: ...}}}}) "
+                     f"or export {_env_name(owner.name + '.url')}=<git url>")
+        if not ref:
+            raise ConfigError(f"setting {owner.name}.ref is empty", hint="give --ref or set it in the stack")
+        steps.append(Step(recipe.name, "fetch", cwd=str(workdir / "src"), action="fetch", network=True,
+                          args={"url": url, "ref": ref, "dest": src, "submodules": owner.source.submodules}))
+        patches = sorted((PATCHES_DIR / owner.name).glob("*.patch")) if (PATCHES_DIR / owner.name).is_dir() else []
+        if patches:
+            steps.append(Step(recipe.name, "patches", cwd=src, action="patches",
+                              args={"patches": [str(p) for p in patches], "dest": src}))
+    for spec in recipe.steps:
+        if spec.when and not conditions.evaluate(spec.when, ctx, f"{recipe.path} step {spec.name}"):
+            continue
+        step = _action_args(_step(recipe, spec, ctx, ctx["build_dir"]), ctx, settings, machine)
+        if step.gpu and not machine.gpus:
+            warnings.append(f"{step.title} needs a GPU and none was found: the step is left out")
+            continue
+        steps.append(step)
+    if recipe.artifacts and conditions.evaluate(recipe.artifacts_when or "true", ctx, str(recipe.path)):
+        steps.append(Step(recipe.name, "collect", cwd=ctx["build_dir"], action="collect",
+                          args={"patterns": list(recipe.artifacts), "dest": ctx["wheelhouse"]}))
+    for when, text in recipe.warnings:
+        if conditions.evaluate(when, ctx, f"{recipe.path} warning"):
+            warnings.append(f"{recipe.name}: {fill(text, ctx)}")
+    steps = [features.apply(settings, recipe, s, ctx, workdir, machine) for s in steps]
+    warnings += features.warnings(settings, recipe, steps, ctx, workdir, machine)
+    inputs = {"recipe": recipe.name, "options": opts, "jobs": choice.jobs,
+              "steps": [[s.name, s.command_text(), sorted((k, str(v)) for k, v in s.env.items())] for s in steps]}
+    return RecipePlan(recipe, ctx, tuple(steps), tuple(warnings), choice, src, inputs)
+
+
+def _env_name(key: str) -> str:
+    from rebuilt.settings import _env_name as name
+
+    return name(key)
+
+
+def make(settings: Settings, recipes: list[Recipe], machine: Machine, workdir: Path) -> Plan:
+    """The plan for ``recipes`` (already in build order)."""
+    return Plan(stack=settings.stack.name, python=settings.python(), workdir=str(workdir),
+                recipes=tuple(plan_recipe(settings, r, machine, workdir) for r in recipes))
+
+
+def _env_line(name: str, value: str | None) -> str:
+    return f"unset {name}" if value is None else f"{name}={shlex.quote(redact(value))}"
+
+
+def render(plan: Plan, machine: Machine) -> str:
+    """Human-readable plan: every step with cwd, env changes and command."""
+    py = machine.python
+    lines = [f"Plan: {', '.join(rp.recipe.name for rp in plan.recipes)} (stack {plan.stack})",
+             f"  python   {plan.python} ({py.version or 'not runnable: ' + str(py.error)})",
+             f"  workdir  {plan.workdir}"]
+    for rp in plan.recipes:
+        lines.append(f"  jobs     {rp.recipe.name}: {rp.jobs.jobs} ({rp.jobs.explanation})")
+    for w in plan.warnings:
+        lines.append(f"  ! {w}")
+    steps = plan.steps
+    previous: dict = {}
+    for i, step in enumerate(steps, 1):
+        flags = [f for f, on in (("network", step.network), ("installs", step.installs), ("gpu", step.gpu)) if on]
+        lines.append(f"[{i}/{len(steps)}] {step.title}" + (f"  ({', '.join(flags)})" if flags else ""))
+        lines.append(f"      cwd  {step.cwd}")
+        for name, value in step.env.items():
+            if name not in previous or previous[name] != value:
+                lines.append(f"      env  {_env_line(name, value)}")
+        dropped = sorted(set(previous) - set(step.env))
+        if dropped:
+            lines.append(f"      env  (as in the caller's environment again: {', '.join(dropped)})")
+        previous = step.env
+        if step.note:
+            lines.append(f"      note {step.note}")
+        lines.append(f"      {'$' if not step.action else '>'} {redact(step.command_text())}")
+    return "\n".join(lines)
+
+
+def source_only(plan: Plan) -> Plan:
+    """The same plan with only the checkout steps (fetch, patches) of each recipe that has a source."""
+    from dataclasses import replace
+
+    kept = [replace(rp, steps=tuple(s for s in rp.steps if s.action in ("fetch", "patches")), warnings=())
+            for rp in plan.recipes if rp.source_dir]
+    seen, unique = set(), []
+    for rp in kept:  # sgl-kernel and sglang share one checkout
+        if rp.source_dir not in seen:
+            seen.add(rp.source_dir)
+            unique.append(rp)
+    return replace(plan, recipes=tuple(unique))

@@ -1,0 +1,306 @@
+"""Recipes and stacks: TOML data describing how each component is fetched and built.
+
+A recipe (``recipes/<name>.toml``) holds its source, options with defaults,
+environment, ordered steps and artifacts. A stack (``recipes/stacks/<name>.toml``)
+pins settings and per-component options. Nothing here runs anything.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from rebuilt import conditions
+from rebuilt.errors import ConfigError
+from rebuilt.util.text import did_you_mean
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES_DIR = ROOT / "recipes"
+STACKS_DIR = RECIPES_DIR / "stacks"
+
+ACTIONS = ("collect", "pip-protected", "drop-requirements", "check-import", "keep-installed")
+# Machine facts a `when` condition may use besides the recipe's options.
+FACTS = ("nvshmem", "gpu", "ccache", "offline")
+
+_RECIPE_KEYS = {"recipe", "source", "options", "choices", "env", "unset", "steps", "artifacts", "warnings"}
+_META_KEYS = {"name", "summary", "requires", "replaces", "mem_per_job_gb", "nvcc_threads_option"}
+_SOURCE_KEYS = {"url", "ref", "dir", "submodules", "from", "subdir", "when"}
+_STEP_KEYS = {"name", "run", "shell", "action", "with", "cwd", "env", "unset", "network", "installs",
+              "gpu", "when", "replaces", "note", "path_prepend"}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    url: str = ""
+    ref: str = ""
+    dir: str = ""
+    submodules: bool = False
+    from_: str = ""  # reuse another recipe's checkout
+    subdir: str = ""
+    when: str | None = None  # no checkout when false (e.g. a package from the index)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    run: tuple | None = None  # strings, or {args = [...], when = "..."} tables
+    shell: str | None = None
+    action: str | None = None
+    with_: dict = field(default_factory=dict)
+    cwd: str | None = None
+    env: dict = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+    network: bool = False
+    installs: bool = False
+    gpu: bool = False
+    when: str | None = None
+    replaces: tuple[str, ...] | None = None
+    note: str | None = None
+    path_prepend: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    path: Path
+    summary: str
+    source: SourceSpec | None
+    options: dict[str, Any]
+    choices: dict[str, tuple]
+    env: dict[str, Any]
+    unset: tuple[str, ...]
+    steps: tuple[StepSpec, ...]
+    artifacts: tuple[str, ...]
+    artifacts_when: str | None
+    warnings: tuple[tuple[str, str], ...]
+    requires: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
+    mem_per_job_gb: float = 2.0
+    nvcc_threads_option: str = ""
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    path: Path
+    description: str
+    components: tuple[str, ...]
+    settings: dict[str, Any]  # flat dotted keys, already including component options
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}", hint="fix the file at the line shown") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}")
+
+
+def _as_tuple(value, where: str) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    return tuple(value)
+
+
+def check_requirement(text: str, where: str) -> Requirement:
+    """Parse a requirement string or fail naming where it came from."""
+    try:
+        return Requirement(text)
+    except InvalidRequirement as exc:
+        raise ConfigError(f"{where}: invalid requirement {text!r}: {exc}") from None
+
+
+def check_version(text: str, where: str) -> Version:
+    """Parse a version string or fail naming where it came from."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        raise ConfigError(f"{where}: invalid version {text!r}") from None
+
+
+def _argv_item(item) -> bool:
+    if isinstance(item, str):
+        return True
+    return isinstance(item, dict) and set(item) <= {"args", "when"} and isinstance(item.get("args"), list)
+
+
+def _step(raw: dict, where: str, option_names: set[str]) -> StepSpec:
+    _check_keys(raw, _STEP_KEYS, where)
+    name = raw.get("name")
+    if not name or not isinstance(name, str):
+        raise ConfigError(f"{where}: every step needs a name")
+    where = f"{where} ({name})"
+    kinds = [k for k in ("run", "shell", "action") if k in raw]
+    if len(kinds) != 1:
+        raise ConfigError(f"{where}: a step needs exactly one of run, shell or action (found {kinds or 'none'})")
+    if "action" in raw and raw["action"] not in ACTIONS:
+        raise ConfigError(f"{where}: unknown action {raw['action']!r}{did_you_mean(raw['action'], ACTIONS)}")
+    if "when" in raw:
+        unknown = conditions.names(raw["when"], where) - option_names - set(FACTS)
+        if unknown:
+            u = sorted(unknown)[0]
+            raise ConfigError(f"{where}: condition names unknown {u!r}{did_you_mean(u, option_names | set(FACTS))}")
+    run = raw.get("run")
+    if run is not None and (not isinstance(run, list) or not run or not all(_argv_item(a) for a in run)):
+        raise ConfigError(f"{where}: run must be a non-empty list of strings (argv), or "
+                          f"{{args = [...], when = \"...\"}} tables for conditional arguments")
+    return StepSpec(
+        name=name, run=tuple(run) if run else None, shell=raw.get("shell"), action=raw.get("action"),
+        with_=dict(raw.get("with", {})), cwd=raw.get("cwd"), env=dict(raw.get("env", {})),
+        unset=_as_tuple(raw.get("unset"), where), network=bool(raw.get("network", False)),
+        installs=bool(raw.get("installs", False)), gpu=bool(raw.get("gpu", False)), when=raw.get("when"),
+        replaces=_as_tuple(raw["replaces"], where) if "replaces" in raw else None, note=raw.get("note"),
+        path_prepend=_as_tuple(raw.get("path_prepend"), where),
+    )
+
+
+def parse_recipe(path: Path) -> Recipe:
+    """Load and validate one recipe file."""
+    data = _read_toml(path)
+    where = str(path)
+    _check_keys(data, _RECIPE_KEYS, where)
+    meta = data.get("recipe", {})
+    _check_keys(meta, _META_KEYS, f"{where} [recipe]")
+    name = meta.get("name") or path.stem
+    if name != path.stem:
+        raise ConfigError(f"{where}: [recipe] name {name!r} must match the file name {path.stem!r}")
+    if not meta.get("summary"):
+        raise ConfigError(f"{where}: [recipe] needs a one-line summary")
+    src = data.get("source")
+    source = None
+    if src is not None:
+        _check_keys(src, _SOURCE_KEYS, f"{where} [source]")
+        source = SourceSpec(url=src.get("url", ""), ref=src.get("ref", ""), dir=src.get("dir", name),
+                            submodules=bool(src.get("submodules", False)), from_=src.get("from", ""),
+                            subdir=src.get("subdir", ""), when=src.get("when"))
+    options = dict(data.get("options", {}))
+    for opt, value in options.items():
+        if opt.endswith(("requirement", "requirements", "packages")):
+            for req in ([value] if isinstance(value, str) else value):
+                if req:
+                    check_requirement(req, f"{where} [options] {opt}")
+    choices = {k: tuple(v) for k, v in data.get("choices", {}).items()}
+    for opt, allowed in choices.items():
+        if opt not in options:
+            raise ConfigError(f"{where} [choices]: {opt!r} is not an option{did_you_mean(opt, options)}")
+        if options[opt] not in allowed:
+            raise ConfigError(f"{where}: default {opt} = {options[opt]!r} is not one of {list(allowed)}")
+    steps = tuple(_step(s, f"{where} step {i + 1}", set(options)) for i, s in enumerate(data.get("steps", [])))
+    seen: set[str] = set()
+    for s in steps:
+        if s.name in seen:
+            raise ConfigError(f"{where}: two steps are named {s.name!r}")
+        seen.add(s.name)
+    warnings = tuple((w.get("when", "true"), w["text"]) for w in data.get("warnings", []))
+    return Recipe(
+        name=name, path=path, summary=meta["summary"].strip().splitlines()[0], source=source,
+        options=options, choices=choices, env=dict(data.get("env", {})),
+        unset=_as_tuple(data.get("unset"), where), steps=steps,
+        artifacts=_as_tuple(data.get("artifacts", {}).get("wheels"), where),
+        artifacts_when=data.get("artifacts", {}).get("when"), warnings=warnings,
+        requires=_as_tuple(meta.get("requires"), where), replaces=_as_tuple(meta.get("replaces"), where),
+        mem_per_job_gb=float(meta.get("mem_per_job_gb", 2.0)),
+        nvcc_threads_option=meta.get("nvcc_threads_option", ""),
+    )
+
+
+def recipe_names(recipes_dir: Path = RECIPES_DIR) -> list[str]:
+    """Names of all recipes (file stems), sorted."""
+    return sorted(p.stem for p in recipes_dir.glob("*.toml"))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_all(recipes_dir: Path) -> dict[str, Recipe]:
+    return {p.stem: parse_recipe(p) for p in sorted(recipes_dir.glob("*.toml"))}
+
+
+def all_recipes(recipes_dir: Path = RECIPES_DIR) -> dict[str, Recipe]:
+    """Every recipe, validated (cached per process)."""
+    return _load_all(Path(recipes_dir))
+
+
+def get(name: str, recipes_dir: Path = RECIPES_DIR) -> Recipe:
+    """One recipe by name, with a did-you-mean for typos."""
+    recipes = all_recipes(recipes_dir)
+    if name not in recipes:
+        raise ConfigError(f"unknown recipe {name!r}{did_you_mean(name, recipes)}",
+                          hint=f"recipes are the files in {recipes_dir}")
+    return recipes[name]
+
+
+def stack_names(stacks_dir: Path = STACKS_DIR) -> list[str]:
+    return sorted(p.stem for p in stacks_dir.glob("*.toml"))
+
+
+def load_stack(name: str, stacks_dir: Path = STACKS_DIR, recipes_dir: Path = RECIPES_DIR) -> Stack:
+    """Load a stack by name (or path to a .toml file) and validate its components."""
+    path = Path(name) if name.endswith(".toml") else stacks_dir / f"{name}.toml"
+    if not path.exists():
+        raise ConfigError(f"unknown stack {name!r}{did_you_mean(name, stack_names(stacks_dir))}",
+                          hint=f"stacks are the files in {stacks_dir}")
+    data = _read_toml(path)
+    where = str(path)
+    _check_keys(data, {"stack", "settings", "components"}, where)
+    meta = data.get("stack", {})
+    _check_keys(meta, {"name", "description"}, f"{where} [stack]")
+    recipes = all_recipes(recipes_dir)
+    flat: dict[str, Any] = {}
+    for key, value in data.get("settings", {}).items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    components = []
+    for comp, table in data.get("components", {}).items():
+        if comp not in recipes:
+            raise ConfigError(f"{where}: component {comp!r} has no recipe{did_you_mean(comp, recipes)}")
+        components.append(comp)
+        for key, value in table.items():
+            if key == "version":
+                check_version(str(value), f"{where} [components.{comp}] version")
+            flat[f"{comp}.{key}"] = value
+    return Stack(name=meta.get("name", path.stem), path=path, description=meta.get("description", ""),
+                 components=tuple(components), settings=flat)
+
+
+def build_order(names: list[str], recipes: dict[str, Recipe]) -> list[str]:
+    """Topological order of ``names`` by ``requires`` (requirements outside ``names`` are ignored)."""
+    wanted = set(names)
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(n: str, path: list[str]) -> None:
+        if state.get(n) == "done":
+            return
+        if state.get(n) == "active":
+            cycle = path[path.index(n):] + [n]
+            raise ConfigError(f"dependency cycle: {' -> '.join(cycle)}",
+                              hint="fix `requires` in the recipes named")
+        state[n] = "active"
+        for dep in recipes[n].requires:
+            if dep in wanted:
+                visit(dep, path + [n])
+        state[n] = "done"
+        order.append(n)
+
+    for n in names:
+        visit(n, [])
+    return order

@@ -1,0 +1,245 @@
+"""The one place that resolves settings; every value keeps the layer it came from.
+
+Cascade, lowest first: packaged defaults (rebuilt/defaults.toml) < recipe
+defaults (recipes/<r>.toml [source] and [options]) < stack file < ~/.invoke.yaml
+< ./invoke.yaml (key ``rebuilt``) < INVOKE_REBUILT_* env vars < task flags.
+Global keys come from defaults.toml; per-recipe keys are ``<recipe>.<option>``
+(plus ``<recipe>.url`` and ``<recipe>.ref``). Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from rebuilt import recipes as recipes_mod
+from rebuilt.errors import ConfigError
+from rebuilt.util.text import did_you_mean, redact
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+ENV_PREFIX = "INVOKE_REBUILT_"
+
+
+@dataclass(frozen=True)
+class Value:
+    value: Any
+    source: str
+
+
+def _flatten(data: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{full}."))
+        else:
+            out[full] = value
+    return out
+
+
+def _defaults() -> dict[str, Any]:
+    with open(DEFAULTS_FILE, "rb") as f:
+        return _flatten(tomllib.load(f))
+
+
+def _schema(recipes: Mapping[str, recipes_mod.Recipe]) -> dict[str, tuple[Any, tuple | None]]:
+    """key -> (default value, allowed choices or None)."""
+    schema: dict[str, tuple[Any, tuple | None]] = {k: (v, None) for k, v in _defaults().items()}
+    for name, r in recipes.items():
+        schema[f"{name}.url"] = (r.source.url if r.source else "", None)
+        schema[f"{name}.ref"] = (r.source.ref if r.source else "", None)
+        schema[f"{name}.version"] = ("", None)
+        for opt, default in r.options.items():
+            schema[f"{name}.{opt}"] = (default, r.choices.get(opt))
+    return schema
+
+
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + re.sub(r"[.\-]", "_", key).upper()
+
+
+def _coerce(key: str, value: Any, default: Any, choices: tuple | None, source: str) -> Any:
+    where = f"setting {key} (from {source})"
+    if key == "jobs":
+        if value == "auto":
+            return value
+        try:
+            jobs = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number or 'auto', got {value!r}") from None
+        if jobs < 1:
+            raise ConfigError(f"{where}: must be at least 1, got {jobs}")
+        return jobs
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                value = True
+            elif low in ("0", "false", "no", "off", ""):
+                value = False
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    elif isinstance(default, int):
+        try:
+            value = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    elif isinstance(default, float):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    elif isinstance(default, list):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        value = list(value)
+    elif value is not None and not isinstance(value, str):
+        value = str(value)
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}")
+    return value
+
+
+class Settings:
+    """Resolved settings: ``s["jobs"]``, ``s.source("jobs")``, ``s.recipe("sgl-kernel")``."""
+
+    def __init__(self, values: dict[str, Value], stack: recipes_mod.Stack):
+        self._values = dict(values)
+        self.stack = stack
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._values[key].value
+        except KeyError:
+            raise ConfigError(f"unknown setting {key!r}{did_you_mean(key, self._values)}") from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._values[key].value if key in self._values else default
+
+    def source(self, key: str) -> str:
+        return self._values[key].source
+
+    def items(self) -> Iterator[tuple[str, Value]]:
+        return iter(sorted(self._values.items()))
+
+    def recipe(self, name: str) -> dict[str, Any]:
+        """The options of one recipe, without the ``<name>.`` prefix."""
+        prefix = f"{name}."
+        return {k[len(prefix):]: v.value for k, v in self._values.items() if k.startswith(prefix)}
+
+    def python(self) -> str:
+        """The target interpreter, absolute."""
+        return self["python"] or sys.executable
+
+    def workdir(self, cwd: Path | None = None) -> Path:
+        wd = Path(os.path.expanduser(self["workdir"]))
+        return wd if wd.is_absolute() else (cwd or Path.cwd()) / wd
+
+    def redacted(self) -> dict[str, Any]:
+        """All values with credentials in URLs replaced by ``***`` (for logs and manifests)."""
+        return {k: redact(v.value) if isinstance(v.value, str) else v.value for k, v in self.items()}
+
+
+def _yaml_layer(path: Path) -> dict[str, Any]:
+    try:
+        from invoke.vendor import yaml  # invoke ships PyYAML
+    except ImportError:  # pragma: no cover
+        import yaml
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{line} malformed YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    section = data.get("rebuilt") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: the `rebuilt:` key must hold a mapping")
+    return _flatten(section)
+
+
+def config_files(cwd: Path, home: Path) -> list[Path]:
+    """User then project invoke config files that exist, lowest priority first."""
+    found = []
+    for folder in (home, cwd):
+        for name in ((".invoke.yaml", ".invoke.yml") if folder == home else ("invoke.yaml", "invoke.yml")):
+            if (folder / name).is_file():
+                found.append(folder / name)
+                break
+    return found
+
+
+def resolve(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+    recipes_dir: Path | None = None,
+    stacks_dir: Path | None = None,
+) -> Settings:
+    """Resolve all layers into Settings. ``flags`` maps keys to values; None values are ignored."""
+    cwd = Path(cwd or Path.cwd())
+    environ = os.environ if environ is None else environ
+    home = Path(home or Path.home())
+    recipes_dir = Path(recipes_dir or recipes_mod.RECIPES_DIR)
+    stacks_dir = Path(stacks_dir or recipes_mod.STACKS_DIR)
+    recipes = recipes_mod.all_recipes(recipes_dir)
+    schema = _schema(recipes)
+
+    user_layers = [(str(p), _yaml_layer(p)) for p in config_files(cwd, home)]
+    env_names = {_env_name(k): k for k in schema}
+    env_layer: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if name.startswith(ENV_PREFIX):
+            if name not in env_names:
+                raise ConfigError(f"unknown setting in environment variable {name}{did_you_mean(name, env_names)}")
+            env_layer[env_names[name]] = raw
+    flag_layer = {k: v for k, v in (flags or {}).items() if v is not None}
+
+    def stack_name() -> str:
+        name = _defaults()["stack"]
+        for _, layer in user_layers + [("env", env_layer), ("flags", flag_layer)]:
+            name = layer.get("stack", name)
+        return str(name)
+
+    stack = recipes_mod.load_stack(stack_name(), stacks_dir, recipes_dir)
+    layers: list[tuple[str, dict]] = [("defaults (rebuilt/defaults.toml)", _defaults())]
+    for name, r in recipes.items():
+        layer = {f"{name}.{k}": v for k, v in r.options.items()}
+        if r.source:
+            layer.update({f"{name}.url": r.source.url, f"{name}.ref": r.source.ref})
+        layers.append((f"recipe {r.path.relative_to(r.path.parent.parent)}", layer))
+    layers.append((f"stack {stack.path.name}", stack.settings))
+    layers += user_layers
+    layers += [(f"env {_env_name(k)}", {k: v}) for k, v in env_layer.items()]
+    layers += [(f"flag --{k.replace('_', '-')}" if "." not in k else f"flag --set {k}", {k: v})
+               for k, v in flag_layer.items()]
+
+    values: dict[str, Value] = {}
+    for source, layer in layers:
+        for key, raw in layer.items():
+            if key not in schema:
+                raise ConfigError(f"unknown setting {key!r} in {source}{did_you_mean(key, schema)}")
+            default, choices = schema[key]
+            values[key] = Value(_coerce(key, raw, default, choices, source), source)
+    return Settings(values, stack)
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, str]:
+    """``["a.b=1", "c=x"]`` (from ``--set``) -> ``{"a.b": "1", "c": "x"}``."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set sgl-kernel.nvcc_threads=8")
+        key, _, value = item.partition("=")
+        out[key.strip()] = value.strip()
+    return out
