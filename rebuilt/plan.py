@@ -22,7 +22,7 @@ from rebuilt.recipes import ROOT, Recipe, StepSpec
 from rebuilt.settings import Settings
 from rebuilt.util.text import redact, render as fill
 
-PATCHES_DIR = ROOT / "patches"
+PATCHES_DIR = Path(os.environ.get("REBUILT_PATCHES_DIR") or ROOT / "patches")
 RESERVED = {"python", "python_bin", "python_prefix", "cmake_prefix", "jobs", "workdir", "wheelhouse", "src",
             "build_dir", "cuda_home", "nvcc", "cuda", "arch_list", "nvshmem_dir", "recipe", "gpu", "nvshmem",
             "ccache", "offline", "python_version", "host_cxx", "host_cc", "version"}

@@ -20,8 +20,12 @@ from rebuilt import conditions
 from rebuilt.errors import ConfigError
 from rebuilt.util.text import did_you_mean
 
+import os  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-RECIPES_DIR = ROOT / "recipes"
+# REBUILT_RECIPES_DIR points rebuilt at another recipes folder (its stacks/ beside), e.g. private
+# recipes, or the tiny fixture recipes the integration tests build.
+RECIPES_DIR = Path(os.environ.get("REBUILT_RECIPES_DIR") or ROOT / "recipes")
 STACKS_DIR = RECIPES_DIR / "stacks"
 
 ACTIONS = ("collect", "pip-protected", "drop-requirements", "check-import", "keep-installed")
