@@ -169,8 +169,8 @@ def _yaml_layer(path: Path) -> dict[str, Any]:
 def config_files(cwd: Path, home: Path) -> list[Path]:
     """User then project invoke config files that exist, lowest priority first."""
     found = []
-    for folder in (home, cwd):
-        for name in ((".invoke.yaml", ".invoke.yml") if folder == home else ("invoke.yaml", "invoke.yml")):
+    for folder, names in ((home, (".invoke.yaml", ".invoke.yml")), (cwd, ("invoke.yaml", "invoke.yml"))):
+        for name in names:
             if (folder / name).is_file():
                 found.append(folder / name)
                 break
