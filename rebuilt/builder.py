@@ -127,7 +127,7 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
     started = time.time()
     results: list[runner.StepResult] = []
     status_file = logdir / f"{rp.recipe.name}.status.json"
-    previous_env = dict(os.environ)
+    previous_env: dict = {}
     status, error = "failed", None
     i, step = index, None
     try:
@@ -174,7 +174,7 @@ def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
     log_path = _log_path(logdir, i, step)
     env = runner.step_environment(os.environ, step.env)
     console.say(label)
-    for line in runner.env_changes(previous_env, env):
+    for line in plan_mod.env_diff(previous_env, step.env):
         console.say(f"      env {line}")
     _call(hooks, "before_step", step, env)
     t0 = time.monotonic()
@@ -214,7 +214,7 @@ def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
     result = runner.StepResult(step.name, "done", seconds, rc, str(log_path), details)
     _call(hooks, "after_step", step, result)
     console.say(f"      done in {fmt_seconds(seconds)}")
-    return result, env
+    return result, step.env
 
 
 def _failure(step, headline: str, log_path: Path) -> str:

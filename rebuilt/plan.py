@@ -266,6 +266,15 @@ def _env_line(name: str, value: str | None) -> str:
     return f"unset {name}" if value is None else f"{name}={shlex.quote(redact(value))}"
 
 
+def env_diff(previous: dict, current: dict) -> list[str]:
+    """The env changes a step declares that differ from the previous step's (plan and run echo alike)."""
+    lines = [_env_line(n, v) for n, v in current.items() if n not in previous or previous[n] != v]
+    back = sorted(set(previous) - set(current))
+    if back:
+        lines.append(f"(as in the caller's environment again: {', '.join(back)})")
+    return lines
+
+
 def render(plan: Plan, machine: Machine) -> str:
     """Human-readable plan: every step with cwd, env changes and command."""
     py = machine.python
@@ -282,12 +291,7 @@ def render(plan: Plan, machine: Machine) -> str:
         flags = [f for f, on in (("network", step.network), ("installs", step.installs), ("gpu", step.gpu)) if on]
         lines.append(f"[{i}/{len(steps)}] {step.title}" + (f"  ({', '.join(flags)})" if flags else ""))
         lines.append(f"      cwd  {step.cwd}")
-        for name, value in step.env.items():
-            if name not in previous or previous[name] != value:
-                lines.append(f"      env  {_env_line(name, value)}")
-        dropped = sorted(set(previous) - set(step.env))
-        if dropped:
-            lines.append(f"      env  (as in the caller's environment again: {', '.join(dropped)})")
+        lines += [f"      env  {line}" for line in env_diff(previous, step.env)]
         previous = step.env
         if step.note:
             lines.append(f"      note {step.note}")

@@ -94,6 +94,7 @@ from rebuilt.errors import Interrupted, RebuiltError, StepFailed  # noqa: E402
 from rebuilt.util.text import expand_env, fmt_seconds, redact  # noqa: E402
 
 TAIL_LINES = 30
+HEARTBEAT_S = 60  # without a TTY, a line every minute shows a long step is alive
 _lock_depth: dict[str, int] = {}
 _lock_files: dict[str, TextIO] = {}
 
@@ -219,10 +220,14 @@ def stream(
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    start = time.monotonic()
+    start = last_beat = time.monotonic()
     try:
         while proc.poll() is None:
-            console.status(f"{label}  {fmt_seconds(time.monotonic() - start)}")
+            now = time.monotonic()
+            console.status(f"{label}  {fmt_seconds(now - start)}")
+            if not console.tty and not console.verbose and now - last_beat >= HEARTBEAT_S:
+                console.say(f"      ... still running ({fmt_seconds(now - start)})")
+                last_beat = now
             time.sleep(0.25)
     except KeyboardInterrupt:
         console.end_status()
@@ -248,12 +253,3 @@ def step_environment(base: Mapping[str, str], changes: Mapping[str, str | None])
         else:
             env[name] = expand_env(value, base)
     return env
-
-
-def env_changes(previous: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
-    """Lines for the env vars that changed since the previous command (scikit-build-core habit)."""
-    lines = []
-    for name in sorted(set(previous) | set(current)):
-        if previous.get(name) != current.get(name):
-            lines.append(f"unset {name}" if name not in current else f"{name}={redact(current[name])}")
-    return lines
