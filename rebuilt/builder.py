@@ -26,6 +26,15 @@ from rebuilt.util.text import fmt_seconds, redact
 HOOKS: list[Callable] = []
 # Checks before a real build: (plan, machine, settings, console) -> None, raise CheckFailed to stop.
 PREFLIGHT: list[Callable] = []
+# Modules that register hooks or checks when imported (imported on the first real build).
+PLUGINS: tuple[str, ...] = ()
+
+
+def _load_plugins() -> None:
+    import importlib
+
+    for name in PLUGINS:
+        importlib.import_module(name)
 
 
 @dataclass
@@ -77,6 +86,7 @@ def build(settings: Settings, names: list[str], opts: Options, console: runner.C
         return Outcome(plan)
     for w in plan.warnings:
         console.say(f"! {w}")
+    _load_plugins()
     if opts.checks and not opts.source_only:
         for check in PREFLIGHT:
             check(plan, machine, settings, console)

@@ -23,9 +23,11 @@ from rebuilt.util.text import did_you_mean
 import os  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-# REBUILT_RECIPES_DIR points rebuilt at another recipes folder (its stacks/ beside), e.g. private
-# recipes, or the tiny fixture recipes the integration tests build.
-RECIPES_DIR = Path(os.environ.get("REBUILT_RECIPES_DIR") or ROOT / "recipes")
+# REBUILT_RECIPES_DIR points rebuilt at other recipe folders (each with its stacks/ inside), searched
+# in order, e.g. "~/private-recipes:/path/to/rebuilt/recipes" for private recipes beside the shipped
+# ones, or the fixture recipes the integration tests build.
+RECIPES_DIRS = [Path(p) for p in (os.environ.get("REBUILT_RECIPES_DIR") or str(ROOT / "recipes")).split(os.pathsep) if p]
+RECIPES_DIR = RECIPES_DIRS[0]
 STACKS_DIR = RECIPES_DIR / "stacks"
 
 ACTIONS = ("collect", "pip-protected", "drop-requirements", "check-import", "keep-installed")
@@ -226,40 +228,53 @@ def parse_recipe(path: Path) -> Recipe:
     )
 
 
-def recipe_names(recipes_dir: Path = RECIPES_DIR) -> list[str]:
+def _dirs(recipes_dir: Path | None) -> list[Path]:
+    return [Path(recipes_dir)] if recipes_dir else RECIPES_DIRS
+
+
+def recipe_names(recipes_dir: Path | None = None) -> list[str]:
     """Names of all recipes (file stems), sorted."""
-    return sorted(p.stem for p in recipes_dir.glob("*.toml"))
+    return sorted({p.stem for d in _dirs(recipes_dir) for p in d.glob("*.toml")})
 
 
 @functools.lru_cache(maxsize=None)
-def _load_all(recipes_dir: Path) -> dict[str, Recipe]:
-    return {p.stem: parse_recipe(p) for p in sorted(recipes_dir.glob("*.toml"))}
+def _load_all(dirs: tuple[Path, ...]) -> dict[str, Recipe]:
+    out: dict[str, Recipe] = {}
+    for d in dirs:
+        for p in sorted(d.glob("*.toml")):
+            out.setdefault(p.stem, parse_recipe(p))  # the first folder wins
+    return out
 
 
-def all_recipes(recipes_dir: Path = RECIPES_DIR) -> dict[str, Recipe]:
+def all_recipes(recipes_dir: Path | None = None) -> dict[str, Recipe]:
     """Every recipe, validated (cached per process)."""
-    return _load_all(Path(recipes_dir))
+    return _load_all(tuple(_dirs(recipes_dir)))
 
 
-def get(name: str, recipes_dir: Path = RECIPES_DIR) -> Recipe:
+def get(name: str, recipes_dir: Path | None = None) -> Recipe:
     """One recipe by name, with a did-you-mean for typos."""
     recipes = all_recipes(recipes_dir)
     if name not in recipes:
         raise ConfigError(f"unknown recipe {name!r}{did_you_mean(name, recipes)}",
-                          hint=f"recipes are the files in {recipes_dir}")
+                          hint=f"recipes are the files in {', '.join(map(str, _dirs(recipes_dir)))}")
     return recipes[name]
 
 
-def stack_names(stacks_dir: Path = STACKS_DIR) -> list[str]:
-    return sorted(p.stem for p in stacks_dir.glob("*.toml"))
+def _stack_dirs(stacks_dir: Path | None) -> list[Path]:
+    return [Path(stacks_dir)] if stacks_dir else [d / "stacks" for d in RECIPES_DIRS]
 
 
-def load_stack(name: str, stacks_dir: Path = STACKS_DIR, recipes_dir: Path = RECIPES_DIR) -> Stack:
+def stack_names(stacks_dir: Path | None = None) -> list[str]:
+    return sorted({p.stem for d in _stack_dirs(stacks_dir) for p in d.glob("*.toml")})
+
+
+def load_stack(name: str, stacks_dir: Path | None = None, recipes_dir: Path | None = None) -> Stack:
     """Load a stack by name (or path to a .toml file) and validate its components."""
-    path = Path(name) if name.endswith(".toml") else stacks_dir / f"{name}.toml"
+    candidates = [Path(name)] if name.endswith(".toml") else [d / f"{name}.toml" for d in _stack_dirs(stacks_dir)]
+    path = next((p for p in candidates if p.exists()), candidates[0])
     if not path.exists():
         raise ConfigError(f"unknown stack {name!r}{did_you_mean(name, stack_names(stacks_dir))}",
-                          hint=f"stacks are the files in {stacks_dir}")
+                          hint=f"stacks are the files in {', '.join(map(str, _stack_dirs(stacks_dir)))}")
     data = _read_toml(path)
     where = str(path)
     _check_keys(data, {"stack", "settings", "components"}, where)

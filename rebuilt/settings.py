@@ -190,8 +190,6 @@ def resolve(
     cwd = Path(cwd or Path.cwd())
     environ = os.environ if environ is None else environ
     home = Path(home or Path.home())
-    recipes_dir = Path(recipes_dir or recipes_mod.RECIPES_DIR)
-    stacks_dir = Path(stacks_dir or recipes_mod.STACKS_DIR)
     recipes = recipes_mod.all_recipes(recipes_dir)
     schema = _schema(recipes)
 
@@ -217,7 +215,7 @@ def resolve(
         layer = {f"{name}.{k}": v for k, v in r.options.items()}
         if r.source:
             layer.update({f"{name}.url": r.source.url, f"{name}.ref": r.source.ref})
-        layers.append((f"recipe {r.path.relative_to(r.path.parent.parent)}", layer))
+        layers.append((f"recipe {r.path.parent.name}/{r.path.name}", layer))
     layers.append((f"stack {stack.path.name}", stack.settings))
     layers += user_layers
     layers += [(f"env {_env_name(k)}", {k: v}) for k, v in env_layer.items()]
