@@ -16,6 +16,7 @@ DOMAINS: list[tuple[str, str | None]] = [
     ("build", "build"),
     ("src", "src"),
     ("config", None),
+    ("bench", "bench"),
 ]
 
 
