@@ -149,16 +149,20 @@ def measure(torch, *, n: int, copy_mib: int, warmup: int, iters: int, repeats: i
     a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16, generator=gen)
     b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16, generator=gen)
     c = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
-    kw = dict(warmup=warmup, iters=iters, repeats=repeats)
-    bare_s = bare_matmul(torch, a, b, c, **kw)
-    gemm_s = time_cuda(torch, lambda: torch.matmul(a, b, out=c), **kw)
+    # Bare loop and harness alternate, one timed batch each per repeat, so clock and
+    # temperature drift hit both alike; both are warmed up first.
+    bare_s = bare_matmul(torch, a, b, c, warmup=warmup, iters=iters, repeats=1)
+    gemm_s = time_cuda(torch, lambda: torch.matmul(a, b, out=c), warmup=warmup, iters=iters, repeats=1)
+    for _ in range(repeats - 1):
+        bare_s += bare_matmul(torch, a, b, c, warmup=0, iters=iters, repeats=1)
+        gemm_s += time_cuda(torch, lambda: torch.matmul(a, b, out=c), warmup=0, iters=iters, repeats=1)
     if not bool(torch.isfinite(c).all()):
         raise RuntimeError("the matrix product produced non-finite values")
     del a, b, c
     elems = copy_mib * 2**20 // 2
     src = torch.randn(elems, device="cuda", dtype=torch.bfloat16, generator=gen)
     dst = torch.empty_like(src)
-    copy_s = time_cuda(torch, lambda: dst.copy_(src), **kw)
+    copy_s = time_cuda(torch, lambda: dst.copy_(src), warmup=warmup, iters=iters, repeats=repeats)
     return build_report(device=device, n=n, gemm_s=gemm_s, bare_s=bare_s,
                         copy_bytes=src.numel() * src.element_size(), copy_s=copy_s)
 
