@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from rebuilt import runner
 from rebuilt.bench import parse, preflight, store
-from rebuilt.bench.spec import BenchSpec, Command, case_id, expand, server_command
+from rebuilt.bench.spec import AXES, BenchSpec, Command, case_id, expand, server_command
 from rebuilt.errors import InputError, Interrupted, StepFailed
 from rebuilt.util.fs import write_text
 
@@ -88,8 +88,6 @@ def _problem(proc, records: list[dict], log: str) -> tuple[str, str] | None:
 
 
 def _params_of(kind: str, record: dict) -> dict[str, Any]:
-    from rebuilt.bench.spec import AXES
-
     return {axis: record.get(axis) for axis in AXES[kind]}
 
 
@@ -181,8 +179,9 @@ def execute(
             _write_log(cmd, proc, seconds)
             records, source = _records_of(spec.kind, cmd) if proc.returncode == 0 else ([], "none")
             problem = _problem(proc, records, proc.stdout)
-            entry = {"label": cmd.label, "argv": list(cmd.argv), "env": cmd.env, "cwd": str(Path(cmd.cwd).relative_to(run_dir)),
-                     "repeat": cmd.repeat, "cases": [c.id for c in cmd.cases], "returncode": proc.returncode,
+            entry = {"label": cmd.label, "argv": list(cmd.argv), "env": cmd.env,
+                     "cwd": str(Path(cmd.cwd).relative_to(run_dir)), "repeat": cmd.repeat,
+                     "cases": [c.id for c in cmd.cases], "returncode": proc.returncode,
                      "seconds": round(seconds, 3), "log": str(Path(cmd.log_file).relative_to(run_dir)),
                      "results_from": source, "records": len(records), "artifacts": _artifacts(cmd, run_dir)}
             if problem and problem[0] == "skipped":

@@ -146,7 +146,8 @@ def plot(c, runs, output="bench.png", metrics=None, workdir=WORKDIR):
     from rebuilt.bench import plot as bplot
     from rebuilt.bench import store
 
-    loaded = [store.load_run(store.resolve(r.strip(), workdir)) for r in runs.replace(" ", ",").split(",") if r.strip()]
+    refs = [r for r in runs.replace(" ", ",").split(",") if r]
+    loaded = [store.load_run(store.resolve(ref, workdir)) for ref in refs]
     path = bplot.plot(loaded, output, metrics=[m.strip() for m in metrics.split(",")] if metrics else None)
     print(f"wrote {path}")
 
@@ -166,7 +167,8 @@ def health(c, python=None, json=False):
         message = proc.stderr.strip().splitlines()
         if proc.returncode == 2 and message:
             raise CheckFailed(message[-1])
-        raise StepFailed(f"gpu_health exited {proc.returncode}:\n" + "\n".join((proc.stdout + proc.stderr).splitlines()[-20:]))
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+        raise StepFailed(f"gpu_health exited {proc.returncode}:\n{tail}")
     report = jsonlib.loads(proc.stdout)
     print(jsonlib.dumps(report, indent=2) if json else gpu_health.format_text(report))
     if proc.returncode == 1:
