@@ -165,18 +165,35 @@ class StepResult:
     details: dict = field(default_factory=dict)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a member changed owner; treat as alive
+        return True
+    return True
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGINT, then SIGTERM, then SIGKILL to the child's whole process group."""
-    for sig, wait in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+    """SIGINT, then SIGTERM, then SIGKILL to the child's whole process group, until no member is left.
+
+    Background children of a non-interactive shell ignore SIGINT, so the group is
+    checked again after the child itself has exited.
+    """
+    pgid = proc.pid
+    for sig, grace in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(pgid, sig)
         except ProcessLookupError:
+            proc.poll()
             return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            proc.poll()
+            if not _group_alive(pgid):
+                return
+            time.sleep(0.1)
 
 
 def stream(
