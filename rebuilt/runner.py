@@ -68,14 +68,8 @@ def version_of_all(argv: Sequence[str], timeout: float = 15) -> str | None:
 
 def version_of(argv: Sequence[str], timeout: float = 15) -> str | None:
     """First line a tool prints for its version flag, or None when it is absent or fails."""
-    if not (os.path.isabs(argv[0]) or which(argv[0])):
-        return None
-    try:
-        proc = capture(argv, timeout=timeout)
-    except ToolMissing:
-        return None
-    text = (proc.stdout or proc.stderr).strip()
-    return text.splitlines()[0] if proc.returncode == 0 and text else None
+    text = (version_of_all(argv, timeout) or "").strip()
+    return text.splitlines()[0] if text else None
 
 
 # --------------------------------------------------------------------------- plan execution
