@@ -17,6 +17,7 @@ DOMAINS: list[tuple[str, str | None]] = [
     ("src", "src"),
     ("config", None),
     ("bench", "bench"),
+    ("torch", "torch"),
 ]
 
 

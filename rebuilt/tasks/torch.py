@@ -1,0 +1,64 @@
+"""`inv torch.backup|restore|check`: never lose the environment's torch."""
+
+from __future__ import annotations
+
+from invoke import Collection, task
+
+from rebuilt.tasks._entry import entry
+from rebuilt.tasks.common import BUILD_HELP, resolve
+
+H_PY = BUILD_HELP["python"]
+
+
+def _backups(settings):
+    from pathlib import Path
+
+    return Path(settings["backup_dir"]) if settings["backup_dir"] else settings.workdir() / "backups"
+
+
+@task(help={"dist": "distribution to back up (default torch)", "output": "folder for the wheel (default "
+            "<workdir>/backups or the backup_dir setting)", "fast": "compress less (zlib level 1) for speed",
+            "python": H_PY})
+@entry
+def backup(c, dist="torch", output=None, fast=False, python=None):
+    """Write a real wheel of the installed torch (or --dist) that pip can reinstall."""
+    import time
+
+    from rebuilt.wheel import backup as bk
+
+    settings = resolve(python=python)
+    start = time.monotonic()
+    path = bk.backup(settings.python(), dist, output or _backups(settings), fast=fast)
+    print(f"{path} ({path.stat().st_size / 1e6:.0f} MB in {time.monotonic() - start:.1f}s)")
+
+
+@task(positional=["wheel"], help={"wheel": "wheel to reinstall (default: the newest backup of --dist)", "dist": "distribution "
+            "(default torch)", "python": H_PY})
+@entry
+def restore(c, wheel=None, dist="torch", python=None):
+    """Verify a backup wheel, reinstall it (--no-deps --force-reinstall) and verify the result."""
+    from rebuilt.errors import InputError
+    from rebuilt.wheel import backup as bk, restore as rs
+
+    settings = resolve(python=python)
+    if not wheel:
+        found = bk.backups_of(_backups(settings), dist)
+        if not found:
+            raise InputError(f"no backup of {dist} in {_backups(settings)}", hint="inv torch.backup first")
+        wheel = str(found[0])
+    info = rs.restore(settings.python(), wheel)
+    print(f"restored {info.name} {info.version} from {wheel}; version and {len(info.record)} file hashes verified")
+
+
+@task(help={"dist": "distribution (default torch)", "python": H_PY})
+@entry
+def check(c, dist="torch", python=None):
+    """Show the environment's torch: version, CUDA, path, how it was installed, its backup."""
+    from rebuilt.wheel import identity
+
+    settings = resolve(python=python)
+    for field, value in identity.report(settings.python(), dist, _backups(settings)):
+        print(f"{field:<13} {value}")
+
+
+ns = Collection("torch", backup, restore, check)

@@ -1,0 +1,1 @@
+"""Wheels of installed distributions: pack (backup), verify, restore."""
