@@ -27,7 +27,7 @@ HOOKS: list[Callable] = []
 # Checks before a real build: (plan, machine, settings, console) -> None, raise CheckFailed to stop.
 PREFLIGHT: list[Callable] = []
 # Modules that register hooks or checks when imported (imported on the first real build).
-PLUGINS = ("rebuilt.protect",)
+PLUGINS = ("rebuilt.protect", "rebuilt.stamps")
 
 
 def _load_plugins() -> None:

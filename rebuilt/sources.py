@@ -57,6 +57,11 @@ def fetch(url: str, ref: str, dest: Path | str, submodules: bool, run: Run) -> d
             run(["git", "-C", str(dest), "remote", "add", "origin", url], cwd=str(dest))
         elif current != url:
             run(["git", "-C", str(dest), "remote", "set-url", "origin", url], cwd=str(dest))
+    if ref == "HEAD" and _git_dir(dest).exists():  # build the checkout as it is, local edits included
+        commit = git(dest, "rev-parse", "HEAD")[1]
+        state = {"url": shown, "ref": "HEAD", "commit": commit}
+        write_json(_git_dir(dest) / STATE_FILE, {**read_state(dest), **state})
+        return state
     is_pr = bool(re.fullmatch(r"pr/\d+", ref))
     commit = None if is_pr else _resolve_local(dest, ref)
     if commit is None:
