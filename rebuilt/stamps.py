@@ -42,7 +42,7 @@ def tree_state(src: str) -> dict:
         return {"head": None}
     rc, status = _git(src, "status", "--porcelain=v2", "-z", "--ignore-submodules=none")
     entries = [e for e in status.split("\0") if e]
-    tracked, untracked = [], []
+    tracked, paths, untracked = [], [], []
     for e in entries:
         kind = e[0]
         path = e.rsplit(" ", 1)[-1] if kind in "12u" else e[2:]
@@ -51,11 +51,13 @@ def tree_state(src: str) -> dict:
                 untracked.append(path)
         elif kind in "12u" and not _is_output(path):
             tracked.append(e)
+            paths.append(path)
     h = hashlib.sha256()
     for e in tracked:
         h.update(e.encode())
-    if tracked:
-        _, diff = _git(src, "diff", "HEAD", "--no-ext-diff", "--binary", "--submodule=short")
+    if tracked:  # the content of the changes, read only for the paths status named
+        limit = ["--", *paths] if len(paths) <= 2000 else []
+        _, diff = _git(src, "diff", "HEAD", "--no-ext-diff", "--binary", "--submodule=short", *limit)
         h.update(diff.encode())
     for rel in untracked:
         p = Path(src, rel)
