@@ -21,13 +21,13 @@ from rebuilt.util.fs import mark_cachedir, write_json
 from rebuilt.util.text import fmt_seconds, redact
 
 # Factories: (settings, workdir, console, options) -> hook object with optional methods:
-#   before_recipe(rp) -> str | None (a reason to skip: "up to date ..."), before_step(step, env),
-#   after_step(step, result), after_recipe(rp, status, manifest_dict)
+#   up_to_date(rp) -> str | None (a reason to skip the recipe; not asked with --force),
+#   before_recipe(rp), before_step(step, env), after_step(step, result), after_recipe(rp, status, manifest)
 HOOKS: list[Callable] = []
 # Checks before a real build: (plan, machine, settings, console) -> None, raise CheckFailed to stop.
 PREFLIGHT: list[Callable] = []
 # Modules that register hooks or checks when imported (imported on the first real build).
-PLUGINS = ("rebuilt.protect", "rebuilt.stamps")
+PLUGINS = ("rebuilt.protect", "rebuilt.stamps", "rebuilt.ccache")
 
 
 def _load_plugins() -> None:
@@ -69,6 +69,7 @@ def probe(settings: Settings) -> machine_mod.Machine:
 
 
 def make_plan(settings: Settings, names: list[str], machine=None) -> tuple[plan_mod.Plan, machine_mod.Machine]:
+    _load_plugins()  # their step features show in the plan
     machine = machine or probe(settings)
     workdir = settings.workdir()
     return plan_mod.make(settings, targets(settings, names), machine, workdir), machine
@@ -86,7 +87,6 @@ def build(settings: Settings, names: list[str], opts: Options, console: runner.C
         return Outcome(plan)
     for w in plan.warnings:
         console.say(f"! {w}")
-    _load_plugins()
     if opts.checks and not opts.source_only:
         for check in PREFLIGHT:
             check(plan, machine, settings, console)
@@ -100,12 +100,13 @@ def build(settings: Settings, names: list[str], opts: Options, console: runner.C
         steps_total = len(plan.steps)
         index = 0
         for rp in plan.recipes:
-            reason = None if opts.force else _skip_reason(hooks, rp, opts)
+            reason = None if opts.force else _skip_reason(hooks, rp)
             if reason:
                 console.say(f"{rp.recipe.name}: up to date ({reason}); --force rebuilds")
                 outcome.skipped[rp.recipe.name] = reason
                 index += len(rp.steps)
                 continue
+            _call(hooks, "before_recipe", rp)
             path = _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, steps_total, workdir,
                                write_manifest=not opts.source_only)
             if path:
@@ -114,9 +115,9 @@ def build(settings: Settings, names: list[str], opts: Options, console: runner.C
     return outcome
 
 
-def _skip_reason(hooks, rp, opts: Options) -> str | None:
+def _skip_reason(hooks, rp) -> str | None:
     for h in hooks:
-        fn = getattr(h, "before_recipe", None)
+        fn = getattr(h, "up_to_date", None)
         reason = fn(rp) if fn else None
         if reason:
             return reason

@@ -131,7 +131,7 @@ class Stamps:
             self.machine = builder.probe(self.settings)
         return inputs(rp, self.settings, self.machine)
 
-    def before_recipe(self, rp) -> str | None:
+    def up_to_date(self, rp) -> str | None:
         path = self.folder / f"{rp.recipe.name}.json"
         if not path.exists():
             if self.explain:

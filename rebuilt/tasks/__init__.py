@@ -18,6 +18,7 @@ DOMAINS: list[tuple[str, str | None]] = [
     ("config", None),
     ("bench", "bench"),
     ("torch", "torch"),
+    ("cache", "cache"),
 ]
 
 
