@@ -27,7 +27,9 @@ HOOKS: list[Callable] = []
 # Checks before a real build: (plan, machine, settings, console) -> None, raise CheckFailed to stop.
 PREFLIGHT: list[Callable] = []
 # Modules that register hooks or checks when imported (imported on the first real build).
-PLUGINS = ("rebuilt.protect", "rebuilt.stamps", "rebuilt.ccache")
+# Order matters for PATH: a feature registered later puts its folder first (ccache before the shim).
+PLUGINS = ("rebuilt.protect", "rebuilt.stamps", "rebuilt.shim", "rebuilt.ccache", "rebuilt.proxy",
+           "rebuilt.doctor.preflight")
 
 
 def _load_plugins() -> None:

@@ -19,6 +19,8 @@ DOMAINS: list[tuple[str, str | None]] = [
     ("bench", "bench"),
     ("torch", "torch"),
     ("cache", "cache"),
+    ("doctor", None),
+    ("proxy", "proxy"),
 ]
 
 

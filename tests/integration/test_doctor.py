@@ -1,0 +1,123 @@
+"""The doctor against fake toolchains (scripts on a temporary PATH printing real tools' version text)
+and against this machine; the pre-build checks stop a build in seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NVCC = "nvcc: NVIDIA (R) Cuda compiler driver\nCuda compilation tools, release {v}, V{v}.131\nBuild cuda_{v}\n"
+GCC = "gcc (GCC) {v}\nCopyright (C) 2024 Free Software Foundation, Inc.\n"
+PY313 = ('{"version": "3.13.0", "executable": "%s", "prefix": "/x", "base_prefix": "/x", "purelib": "/x", '
+         '"packages": {}, "torch": {"version": null}, "nvshmem": null}')
+
+
+def fake(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\ncat <<'EOF'\n" + text + "EOF\n")
+    path.chmod(0o755)
+    return path
+
+
+def toolchain(tmp_path, cuda="12.4", gcc="14.2.0", cmake="3.31.6") -> tuple[dict, Path]:
+    bin_ = tmp_path / "bin"
+    cuda_home = tmp_path / f"cuda-{cuda}"
+    fake(cuda_home / "bin", "nvcc", NVCC.format(v=cuda))
+    fake(bin_, "gcc", GCC.format(v=gcc))
+    fake(bin_, "g++", GCC.format(v=gcc).replace("gcc", "g++", 1))
+    fake(bin_, "cmake", f"cmake version {cmake}\n")
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+    return env, cuda_home
+
+
+def inv(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env or os.environ,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def rows(result) -> dict:
+    return {r["name"]: r for r in json.loads(result.stdout)}
+
+
+def test_cuda_12_4_with_gcc_14_fails_the_host_compiler(tmp_path):
+    env, cuda_home = toolchain(tmp_path, cuda="12.4", gcc="14.2.0")
+    r = inv("doctor", "--json", "--offline", "--set", f"cuda_home={cuda_home}", "--set", "cuda=12.4",
+            "--set", "host_compiler=", "--workdir", str(tmp_path / "wd"), env=env)
+    assert r.returncode == 3, r.stderr
+    hc = rows(r)["host compiler"]
+    assert hc["status"] == "fail" and "CUDA 12.4 accepts gcc <= 13" in hc["found"] and "gcc-13" in hc["todo"]
+    assert rows(r)["cuda"]["status"] == "ok"
+
+
+def test_cuda_12_9_accepts_gcc_14_and_old_cmake_fails_for_sgl_kernel(tmp_path):
+    env, cuda_home = toolchain(tmp_path, cuda="12.9", gcc="14.2.0", cmake="3.25.1")
+    r = inv("doctor", "--json", "--offline", "--set", f"cuda_home={cuda_home}", "--set", "host_compiler=",
+            "--workdir", str(tmp_path / "wd"), env=env)
+    got = rows(r)
+    assert got["host compiler"]["status"] == "ok" and got["cuda"]["status"] == "ok"
+    assert got["cmake"]["status"] == "fail" and "needs >= 3.26" in got["cmake"]["found"]
+
+
+def test_python_3_13_is_explained(tmp_path):
+    env, cuda_home = toolchain(tmp_path, cuda="12.9", gcc="12.3.0")
+    py = fake(tmp_path / "py", "python3.13", PY313 % (tmp_path / "py" / "python3.13") + "\n")
+    r = inv("doctor", "--json", "--offline", "--python", str(py), "--set", f"cuda_home={cuda_home}",
+            "--set", "host_compiler=", "--workdir", str(tmp_path / "wd"), env=env)
+    p = rows(r)["python"]
+    assert p["status"] == "fail" and "Rust compiler" in p["todo"]
+
+
+def test_stale_nvcc_in_cmake_cache_and_fix(tmp_path):
+    env, cuda_home = toolchain(tmp_path, cuda="12.9", gcc="12.3.0")
+    cache = tmp_path / "wd" / "src" / "pytorch" / "build" / "CMakeCache.txt"
+    cache.parent.mkdir(parents=True)
+    cache.write_text("CMAKE_BUILD_TYPE:STRING=Release\nCMAKE_CUDA_COMPILER:STRING=/usr/local/cuda-12.4/bin/nvcc\n")
+    args = ("doctor", "--json", "--offline", "--set", f"cuda_home={cuda_home}", "--set", "host_compiler=",
+            "--workdir", str(tmp_path / "wd"))
+    got = rows(inv(*args, env=env))["CMakeCache nvcc"]
+    assert got["status"] == "fail" and "/usr/local/cuda-12.4/bin/nvcc" in got["found"]
+    fixed = rows(inv(*args, "--fix", env=env))["CMakeCache nvcc"]
+    assert fixed["status"] == "ok" and "fixed" in fixed["found"]
+    assert f"CMAKE_CUDA_COMPILER:STRING={cuda_home}/bin/nvcc" in cache.read_text()
+
+
+def test_this_machine_table(tmp_path):
+    r = inv("doctor", "--offline", "--workdir", str(tmp_path / "wd"))
+    assert r.returncode in (0, 3) and "Traceback" not in r.stderr
+    for name in ("python", "host compiler", "cuda", "torch", "cmake", "ninja", "ccache", "libnuma", "disk", "gpu"):
+        assert name in r.stdout
+    assert "failed," in r.stdout
+
+
+def test_preflight_stops_the_build_in_seconds(tmp_path):
+    env, cuda_home = toolchain(tmp_path, cuda="12.4", gcc="14.2.0")
+    start = time.monotonic()
+    r = inv("build.sgl-kernel", "--set", f"cuda_home={cuda_home}", "--set", "cuda=12.4", "--set", "host_compiler=",
+            "--workdir", str(tmp_path / "wd"), env=env)
+    assert r.returncode == 3 and "pre-build checks failed" in r.stderr and "host compiler" in r.stderr
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "wd" / "src").exists() or not any((tmp_path / "wd" / "src").iterdir())
+
+
+def test_shim_puts_the_host_compiler_first(tmp_path):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "which-gcc.toml").write_text(
+        '[recipe]\nsummary = "prints gcc --version"\n[[steps]]\nname = "gcc"\n'
+        'shell = "gcc --version | head -1 && c++ --version | head -1 && echo CUDAHOSTCXX=$CUDAHOSTCXX"\n'
+        'cwd = "{workdir}"\n')
+    env, _ = toolchain(tmp_path, gcc="14.2.0")  # a gcc 14 first on the caller's PATH
+    env["REBUILT_RECIPES_DIR"] = f"{recipes}{os.pathsep}{ROOT / 'recipes'}"
+    r = inv("build.which-gcc", "--no-checks", "--verbose", "--set", "host_compiler=gcc-12",
+            "--workdir", str(tmp_path / "wd"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "gcc-12" in r.stdout.split("[1/1]")[1] and "14.2.0" not in r.stdout.split("[1/1]")[1]
+    assert "CUDAHOSTCXX=/usr/bin/g++-12" in r.stdout
+    assert os.readlink(tmp_path / "wd" / "state" / "shim" / "gcc-12" / "gcc") == "/usr/bin/gcc-12"
