@@ -245,9 +245,17 @@ def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: P
             warnings.append(f"{recipe.name}: {fill(text, ctx)}")
     steps = [features.apply(settings, recipe, s, ctx, workdir, machine) for s in steps]
     warnings += features.warnings(settings, recipe, steps, ctx, workdir, machine)
-    inputs = {"recipe": recipe.name, "options": opts, "jobs": choice.jobs,
-              "steps": [[s.name, s.command_text(), sorted((k, str(v)) for k, v in s.env.items())] for s in steps]}
+    inputs = {"recipe": recipe.name, "options": {k: redact(v) if isinstance(v, str) else v for k, v in opts.items()},
+              "jobs": choice.jobs,
+              "steps": [[s.name, redact(s.command_text()),
+                         sorted((k, redact(str(v))) for k, v in s.env.items() if not _transport(k))] for s in steps]}
     return RecipePlan(recipe, ctx, tuple(steps), tuple(warnings), choice, src, inputs)
+
+
+def _transport(name: str) -> bool:
+    """Env that changes how a build reaches the network or its cache, never what it builds."""
+    return name.lower() in ("http_proxy", "https_proxy", "no_proxy", "git_ssl_no_verify") or \
+        name.startswith("CCACHE_") or name.endswith("_COMPILER_LAUNCHER") or name == "TORCH_NO_COMPILER_WRAPPER"
 
 
 def _env_name(key: str) -> str:

@@ -35,7 +35,8 @@ def test_sgl_kernel_plan(resolve):
     assert rebuild.argv == ("make", "rebuild", f"nproc={jobs}")  # $(nproc) made real
     assert rebuild.env["MAX_JOBS"] == str(jobs) and rebuild.env["CMAKE_BUILD_PARALLEL_LEVEL"] == str(jobs)
     assert rebuild.env["CMAKE_ARGS"] == "-DSGL_KERNEL_COMPILE_THREADS=8 -DENABLE_BELOW_SM90=0"
-    assert rebuild.env["PATH"].startswith("/opt/env/bin:")
+    assert rebuild.env["PATH"] == f"{wd}/state/shim/gcc-12:/opt/env/bin:${{PATH}}"  # the stack's gcc-12, then pip3
+    assert rebuild.env["CUDAHOSTCXX"].endswith("g++-12")
     assert rebuild.env["UV_PYTHON"] == PY and rebuild.network and rebuild.installs
     assert st["install-wheel"].shell == f"{PY} -m pip install --no-deps --force-reinstall dist/*.whl"
     assert st["collect"].args["dest"] == str(wd / "wheels")
@@ -207,3 +208,18 @@ def test_every_recipe_plans_in_both_stacks(resolve):
                      "extras"):
             plan, _ = builder.make_plan(s, [name], fake_machine())
             assert plan.steps or name == "extras"
+
+
+def test_ccache_enabled_reaches_every_compiling_step(resolve):
+    s = resolve({"ccache.enabled": True, "ccache.remote": "redis://cache.example:6379"})
+    plan, st = steps_of(s, ["sgl-kernel"])
+    wd = Path(s.workdir())
+    rebuild = st["rebuild"]
+    assert rebuild.env["CCACHE_DIR"] == str(wd / "ccache")  # without it sgl-kernel's CMake ignores ccache
+    assert rebuild.env["CCACHE_BASEDIR"] == str(wd / "src" / "sglang")
+    assert rebuild.env["CCACHE_REMOTE_STORAGE"] == "redis://cache.example:6379"
+    assert rebuild.env["CMAKE_CUDA_COMPILER_LAUNCHER"] == "ccache"
+    assert rebuild.env["PATH"].startswith(f"{wd}/state/ccache-bin:{wd}/state/shim/gcc-12:")  # ccache, then gcc-12
+    assert "CCACHE_DIR" not in st["fetch"].env
+    _, st = steps_of(resolve(), ["sgl-kernel"])
+    assert "CCACHE_DIR" not in st["rebuild"].env
