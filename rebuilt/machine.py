@@ -135,15 +135,48 @@ def tool_version(name: str) -> str | None:
     return m.group(1) if m else line
 
 
-def cpus() -> int:
+def _read(path: str) -> str | None:
     try:
-        return len(os.sched_getaffinity(0))
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs allowed by a cgroup quota (v2 cpu.max, v1 cfs_quota/period), or None when unlimited."""
+    v2 = _read(f"{root}/cpu.max")
+    if v2 and not v2.startswith("max"):
+        quota, period = v2.split()[:2]
+        return int(quota) / int(period)
+    quota, period = _read(f"{root}/cpu/cpu.cfs_quota_us"), _read(f"{root}/cpu/cpu.cfs_period_us")
+    if quota and period and int(quota) > 0:
+        return int(quota) / int(period)
+    return None
+
+
+def cgroup_memory_gb(root: str = "/sys/fs/cgroup") -> float | None:
+    """Memory left under a cgroup limit (v2 memory.max, v1 limit_in_bytes) in GiB, or None when unlimited."""
+    for limit_f, usage_f in ((f"{root}/memory.max", f"{root}/memory.current"),
+                             (f"{root}/memory/memory.limit_in_bytes", f"{root}/memory/memory.usage_in_bytes")):
+        limit = _read(limit_f)
+        if limit and limit != "max" and int(limit) < 1 << 60:
+            usage = int(_read(usage_f) or 0)
+            return max(0.0, (int(limit) - usage) / 1024**3)
+    return None
+
+
+def cpus() -> int:
+    """CPUs this process may use: its affinity mask, lowered by a cgroup CPU quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    return max(1, min(n, int(quota))) if quota else n
 
 
 def meminfo() -> tuple[float, float]:
-    """(available GiB, total GiB) from /proc/meminfo; cgroup limits lower the total."""
+    """(available GiB, total GiB) from /proc/meminfo, the available part lowered by a cgroup limit."""
     avail = total = 0.0
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -153,6 +186,9 @@ def meminfo() -> tuple[float, float]:
                 avail, total = (gib, total) if key == "MemAvailable" else (avail, gib)
     except OSError:
         pass
+    limit = cgroup_memory_gb()
+    if limit is not None:
+        avail = min(avail, limit)
     return round(avail, 1), round(total, 1)
 
 
