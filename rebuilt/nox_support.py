@@ -18,7 +18,9 @@ from rebuilt import recipes, runner
 from rebuilt.errors import CheckFailed, ConfigError, RebuiltError
 
 EXISTING = os.environ.get("REBUILT_PYTHON", "")
-HEALTH_MIN = 0.70  # of the card's nominal bf16 TFLOP/s and HBM bandwidth: below it the GPU is suspect
+# Of the data-sheet bf16 TFLOP/s and HBM bandwidth. Healthy H200s here measured 68-80% (matmul) and 88-90% (copy)
+# of those figures on random data (docs/GPU.md); a card under 60% is throttled or misconfigured.
+HEALTH_MIN = 0.60
 
 
 def stacks() -> list[str]:
