@@ -17,6 +17,7 @@ DOMAINS: list[tuple[str, str | None]] = [
     ("src", "src"),
     ("config", None),
     ("bench", "bench"),
+    ("profile", "profile"),
     ("torch", "torch"),
     ("cache", "cache"),
     ("doctor", None),
