@@ -43,7 +43,7 @@ def env_for(settings, workdir: Path) -> dict[str, str]:
     return env
 
 
-@features.feature
+@features.feature(order=20)
 def ccache_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     if not settings["ccache.enabled"] or step.action:
         return {}

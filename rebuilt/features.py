@@ -13,19 +13,25 @@ from typing import Callable
 
 # A feature: (settings, recipe, step, ctx, workdir, machine) -> dict of env changes
 Feature = Callable[..., dict]
-FEATURES: list[Feature] = []
+# (order, feature): applied by order whatever the import order; a later one's PATH folders come first.
+FEATURES: list[tuple[int, Feature]] = []
 # A warning source: (settings, recipe, steps, ctx, workdir, machine) -> list of strings
 WARNINGS: list[Callable[..., list]] = []
 
 
-def feature(fn: Feature) -> Feature:
-    FEATURES.append(fn)
-    return fn
+def feature(order: int = 50):
+    """Register a step feature; ``order`` decides PATH precedence (higher = earlier on PATH)."""
+
+    def register(fn: Feature) -> Feature:
+        FEATURES.append((order, fn))
+        return fn
+
+    return register
 
 
 def apply(settings, recipe, step, ctx, workdir: Path, machine):
     env = dict(step.env)
-    for fn in FEATURES:
+    for _, fn in sorted(FEATURES, key=lambda f: f[0]):
         for name, value in fn(settings, recipe, step, ctx, workdir, machine).items():
             if name == "PATH" and env.get("PATH") and value:
                 # both prepend: keep the feature's dirs first
@@ -41,7 +47,7 @@ def warnings(settings, recipe, steps, ctx, workdir: Path, machine) -> list[str]:
     return out
 
 
-@feature
+@feature(order=0)
 def constraints(settings, recipe, step, ctx, workdir, machine) -> dict:
     """Installing steps run with a pip constraints file pinning the protected distributions."""
     if step.installs and settings["protected"]:

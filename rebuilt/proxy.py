@@ -79,7 +79,7 @@ def requests_proxies(settings) -> dict | None:
     return {"http": url, "https": url} if url else None
 
 
-@features.feature
+@features.feature(order=30)
 def proxy_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     env = env_for(settings)
     if not env:

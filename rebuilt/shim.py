@@ -28,7 +28,7 @@ def shim_dir(workdir: Path, host: str) -> Path:
     return Path(workdir) / "state" / "shim" / host
 
 
-@features.feature
+@features.feature(order=10)
 def host_compiler(settings, recipe, step, ctx, workdir, machine) -> dict:
     host = settings["host_compiler"]
     if not host or step.action:
