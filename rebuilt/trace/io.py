@@ -80,6 +80,8 @@ def _gunzip(raw: bytes) -> bytearray:
     twice while it joins its pieces). Raises EOFError when the stream ends early.
     """
     hint = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else 0
+    if hint > _MAX_RATIO * len(raw):  # a cut-off file ends in garbage, not in its size
+        hint = 0
     out = bytearray(hint)
     view = memoryview(raw)
     n = 0
@@ -103,6 +105,7 @@ def _gunzip(raw: bytes) -> bytearray:
 
 
 _CHUNK = 1 << 20
+_MAX_RATIO = 64  # trace JSON compresses 5-20x; a larger "size" is not a size
 
 
 def _put(out: bytearray, n: int, piece: bytes) -> int:
@@ -124,7 +127,7 @@ def loads(buf) -> object:
 
 
 def dumps(obj: object) -> bytes:
-    """Serialise one event compactly (orjson; the stdlib for NaN or huge ints)."""
+    """Serialise one event compactly (orjson: NaN/Infinity become null; the stdlib for huge ints)."""
     try:
         return orjson.dumps(obj)
     except TypeError:
@@ -495,15 +498,10 @@ def open_output(path: Path | str, *, compresslevel: int = 6) -> Iterator[IO[byte
 def default_output(src: Path, tag: str) -> Path:
     """``x.json.gz`` → ``x.<tag>.json.gz`` beside the input (``.json`` stays ``.json``)."""
     name = src.name
-    for ext in (".trace.json.gz", ".json.gz", ".trace.json", ".json", ".gz"):
+    for ext in (".json.gz", ".json", ".gz"):
         if name.endswith(ext):
-            stem, ext = name[: -len(ext)], ext
-            break
-    else:
-        stem, ext = name, ".json.gz"
-    if not ext.startswith(".trace"):
-        return src.with_name(f"{stem}.{tag}{ext}")
-    return src.with_name(f"{stem}.{tag}{ext}")
+            return src.with_name(f"{name[: -len(ext)]}.{tag}{ext}")
+    return src.with_name(f"{name}.{tag}.json.gz")
 
 
 def check_not_input(out: Path, inputs: list[Path]) -> None:

@@ -281,6 +281,7 @@ class RankMapper:
         self.rank = rank
         self.index = index
         self.label = rank.label
+        self.offset = index * RANK_STRIDE
         self.gpu_pids = gpu_pids
         self.fresh: dict = {}
         self.pids: dict[Hashable, Hashable] = {}  # original -> new, in first-seen order
@@ -290,9 +291,9 @@ class RankMapper:
 
     def _id(self, value: object) -> object:
         """pid/tid of this rank in the merged file."""
+        if type(value) is int and 0 <= value < RANK_STRIDE:
+            return value + self.offset
         if _is_num(value):
-            if 0 <= value < RANK_STRIDE:
-                return value + self.index * RANK_STRIDE
             key = ("n", value)
         elif isinstance(value, str):
             return f"[{self.label}] {value}" if value else value
@@ -331,8 +332,7 @@ class RankMapper:
             return None
         if self.m.window is not None and not self._in_window(ev):
             return None
-        ph = ev.get("ph")
-        if ph == "M":
+        if ev.get("ph") == "M":
             name = ev.get("name")
             args = ev.get("args")
             if name == "process_sort_index":
@@ -344,14 +344,19 @@ class RankMapper:
                 self.named.add(fixer.hashable(pid))
         else:
             self.m.kept += 1
-        if "pid" in ev:
-            key = fixer.hashable(pid)
-            new = self.pids.get(key)
+        if pid is not None or "pid" in ev:
+            new = self.pids.get(pid) if type(pid) is int or type(pid) is str else None
             if new is None:
-                new = self.pids[key] = self._id(pid)
+                key = fixer.hashable(pid)
+                new = self.pids.get(key)
+                if new is None:
+                    new = self.pids[key] = self._id(pid)
             ev["pid"] = new
-        if "tid" in ev:
-            ev["tid"] = self._id(ev["tid"])
+        tid = ev.get("tid")
+        if tid is not None:
+            ev["tid"] = tid + self.offset if type(tid) is int and 0 <= tid < RANK_STRIDE else self._id(tid)
+        elif "tid" in ev:
+            ev["tid"] = self._id(tid)
         if "id" in ev:
             ev["id"] = self._flow(ev["id"])
         if "bind_id" in ev:
@@ -365,9 +370,9 @@ class RankMapper:
                        key=lambda item: (self.sort.get(item[1][0], _NO_SORT), item[0]))
         for _, (orig, new) in order:
             if orig not in self.named and not isinstance(orig, str):
-                out.append({"ph": "M", "name": "process_name", "pid": new, "tid": 0,
+                out.append({"ph": "M", "name": "process_name", "pid": new, "tid": self.offset,
                             "args": {"name": f"[{self.label}] pid {orig}"}})
-            out.append({"ph": "M", "name": "process_sort_index", "pid": new, "tid": 0,
+            out.append({"ph": "M", "name": "process_sort_index", "pid": new, "tid": self.offset,
                         "args": {"sort_index": self.m.next_sort}})
             self.m.next_sort += 1
         return out
@@ -394,9 +399,6 @@ class Report:
         return text
 
 
-_BATCH = 2048
-
-
 def merge_group(group: Group, out: Path, opts: Options) -> Report:
     """Merge one group into ``out`` (atomically); the fast path, one rank in memory at a time."""
     out = Path(out)
@@ -411,10 +413,11 @@ def merge_group(group: Group, out: Path, opts: Options) -> Report:
             scan = RankScan()
             col = fixer.Collector() if opts.fix else None
             with io.no_gc():
-                for start, end, value in tf.events():
-                    scan.add(value)
+                for batch in tf.batches():
+                    for value in batch.values:
+                        scan.add(value)
                     if col is not None:
-                        col.add((start << 32) | (end - start), value)
+                        col.add_batch(batch.first, batch.values)
             if col is not None:
                 plans[rank.path] = fixer.plan(col)
             scans.append(scan)
@@ -433,28 +436,28 @@ def merge_group(group: Group, out: Path, opts: Options) -> Report:
                 report.fixes.append((rank.label, plan))
             changes = plan.changes if plan is not None else None
             mapper = merger.rank(rank)
-            batch: list[bytes] = []
-            for start, end, value in tf.events():
-                report.events_in += 1
-                if value is None:
-                    report.opaque += 1
-                    continue
-                if changes:
-                    change = changes.get((start << 32) | (end - start))
-                    if change is not None:
-                        change.apply(value)
-                mapped = mapper.map(value)
-                if mapped is not None:
-                    batch.append(dumps(mapped))
-                    if len(batch) >= _BATCH:
-                        sep = _flush(fp, batch, sep, report)
-            extra = list(plan.new_events) if plan is not None else []
-            for ev in extra:
+            pending: list = []
+            mapping = mapper.map
+            for batch in tf.batches():
+                report.events_in += len(batch.values)
+                for key, value in enumerate(batch.values, batch.first):
+                    if value is None:
+                        report.opaque += 1
+                        continue
+                    if changes:
+                        change = changes.get(key)
+                        if change is not None:
+                            change.apply(value)
+                    mapped = mapping(value)
+                    if mapped is not None:
+                        pending.append(mapped)
+                sep = _flush(fp, pending, sep, report)
+            for ev in plan.new_events if plan is not None else ():
                 mapped = mapper.map(ev)
                 if mapped is not None:
-                    batch.append(dumps(mapped))
-            batch.extend(dumps(ev) for ev in mapper.finish())
-            sep = _flush(fp, batch, sep, report)
+                    pending.append(mapped)
+            pending.extend(mapper.finish())
+            sep = _flush(fp, pending, sep, report)
             mapper.members = {k: tf.member(k) for k in tf.members}
             del tf
         merger.check_kept()
@@ -465,10 +468,11 @@ def merge_group(group: Group, out: Path, opts: Options) -> Report:
     return report
 
 
-def _flush(fp, batch: list[bytes], sep: bytes, report: Report) -> bytes:
-    report.events_out += len(batch)
-    if batch:
-        fp.write(sep + b",\n".join(batch))
-        batch.clear()
-        return b",\n"
-    return sep
+def _flush(fp, events: list, sep: bytes, report: Report) -> bytes:
+    """Write mapped events, one per line, and empty the list."""
+    if not events:
+        return sep
+    report.events_out += len(events)
+    fp.write(sep + b",\n".join(map(io.dumps, events)))
+    events.clear()
+    return b",\n"

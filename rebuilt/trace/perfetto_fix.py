@@ -41,12 +41,16 @@ def is_kernel(ev: dict) -> bool:
 
 
 def _ns(value: object) -> int | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    t = type(value)
+    if t is float or t is int:
         return round(value * 1000)
     return None
 
 
 def hashable(v: object) -> Hashable:
+    t = type(v)
+    if t is int or t is str or t is float:
+        return v
     return v if isinstance(v, (int, str, float)) and not isinstance(v, bool) else repr(v)
 
 
@@ -74,38 +78,54 @@ class Collector:
         self.opaque = 0
 
     def add(self, key: Hashable, ev: dict | None) -> None:
-        self.events += 1
-        if ev is None:
-            self.opaque += 1
+        self.add_batch(key, [ev])
+
+    def add_batch(self, first: int, values: list) -> None:
+        """Events with consecutive keys first, first + 1, ... (the hot loop: kept flat)."""
+        self.events += len(values)
+        tids = self.tids
+        add_tid = tids.add
+        for key, ev in enumerate(values, first):
+            if ev is None:
+                self.opaque += 1
+                continue
+            tid = ev.get("tid")
+            if tid is not None:
+                add_tid(tid if type(tid) is int or type(tid) is str else hashable(tid))
+            ph = ev.get("ph")
+            if ph == "X":
+                args = ev.get("args")
+                if type(args) is dict and "registers per thread" in args:
+                    self._kernel(key, ev, args)
+            elif ph == "f":
+                self._flow(key, ev)
+            elif ph == "M":
+                self._meta(key, ev)
+
+    def _kernel(self, key: Hashable, ev: dict, args: dict) -> None:
+        ts = ev.get("ts")
+        start, dur = _ns(ts), _ns(ev.get("dur", 0))
+        if start is not None and dur is not None:
+            corr = args.get("correlation")
+            self.kernels[track_of(ev)].append((start, start + max(dur, 0), key, corr, ts))
+
+    def _flow(self, key: Hashable, ev: dict) -> None:
+        ts = _ns(ev.get("ts"))
+        if ts is not None:
+            self.flows[track_of(ev)].append((ts, key, ev.get("id"), ev.get("bp") == "e"))
+
+    def _meta(self, key: Hashable, ev: dict) -> None:
+        name = ev.get("name")
+        args = ev.get("args")
+        if type(args) is not dict:
             return
-        tid = ev.get("tid")
-        if tid is not None:
-            self.tids.add(hashable(tid))
-        ph = ev.get("ph")
-        if ph == "X":
-            args = ev.get("args")
-            if type(args) is dict and "registers per thread" in args:
-                ts = ev.get("ts")
-                start, dur = _ns(ts), _ns(ev.get("dur", 0))
-                if start is not None and dur is not None:
-                    corr = args.get("correlation")
-                    self.kernels[track_of(ev)].append((start, start + max(dur, 0), key, corr, ts))
-        elif ph == "f":
-            ts = _ns(ev.get("ts"))
-            if ts is not None:
-                self.flows[track_of(ev)].append((ts, key, ev.get("id"), ev.get("bp") == "e"))
-        elif ph == "M":
-            name = ev.get("name")
-            args = ev.get("args")
-            if type(args) is not dict:
-                return
-            if name == "thread_name" and isinstance(args.get("name"), str):
-                self.thread_names[track_of(ev)] = (args["name"], ev.get("ts"))
-            elif name == "thread_sort_index" and isinstance(args.get("sort_index"), int):
-                track = track_of(ev)
-                keys = self.thread_sort[track][1] if track in self.thread_sort else []
-                keys.append(key)
-                self.thread_sort[track] = (args["sort_index"], keys)
+        if name == "thread_name" and isinstance(args.get("name"), str):
+            self.thread_names[track_of(ev)] = (args["name"], ev.get("ts"))
+        elif name == "thread_sort_index" and isinstance(args.get("sort_index"), int):
+            track = track_of(ev)
+            keys = self.thread_sort[track][1] if track in self.thread_sort else []
+            keys.append(key)
+            self.thread_sort[track] = (args["sort_index"], keys)
 
 
 @dataclass
@@ -339,18 +359,12 @@ def _sort_indices(col: Collector, pid: Hashable, extras: list[ExtraTrack], out: 
     return result
 
 
-def event_key(start: int, end: int) -> int:
-    """One int for an event's byte span (sorts by start): start << 32 | length."""
-    return (start << 32) | (end - start)
-
-
 def collect(tf: io.TraceFile) -> Collector:
-    """Pass 1 over a trace file's events (keys are byte spans, see ``event_key``)."""
+    """Pass 1 over a trace file's events; keys are event ordinals (0, 1, 2, ...)."""
     col = Collector()
-    add = col.add
     with io.no_gc():
-        for start, end, value in tf.events():
-            add((start << 32) | (end - start), value)
+        for batch in tf.batches():
+            col.add_batch(batch.first, batch.values)
     return col
 
 
@@ -359,14 +373,25 @@ class NoKernels(io.TraceInputError):
 
 
 def write_fixed(tf: io.TraceFile, result: Plan, fp) -> None:
-    """Copy the trace, rewriting only the changed events and appending the new metadata."""
+    """Copy the trace, rewriting only the changed events and appending the new metadata.
+
+    Needs ``tf.batch_table`` from ``collect``: changed events are found again by
+    their ordinal, batch by batch, without parsing the others.
+    """
     mv = memoryview(tf.data)
     pos = 0
-    for key in sorted(result.changes):
-        start, end = key >> 32, (key >> 32) + (key & 0xFFFFFFFF)
-        fp.write(mv[pos:start])
-        fp.write(io.dumps(result.changes[key].apply(io.loads(mv[start:end]))))
-        pos = end
+    changed = sorted(result.changes)
+    i = 0
+    for start, end, first, count in tf.batch_table:
+        if i >= len(changed) or changed[i] >= first + count:
+            continue
+        spans = tf.spans(start, end, count)
+        while i < len(changed) and changed[i] < first + count:
+            s, e = spans[changed[i] - first]
+            fp.write(mv[pos:s])
+            fp.write(io.dumps(result.changes[changed[i]].apply(io.loads(mv[s:e]))))
+            pos = e
+            i += 1
     if result.new_events:
         fp.write(mv[pos:tf.last_event_end])
         pos = tf.last_event_end

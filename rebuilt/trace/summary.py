@@ -123,8 +123,9 @@ def summarize(path: Path | str) -> Summary:
     tf = io.TraceFile(path)
     tracks = _Tracks()
     with io.no_gc():
-        for _, _, value in tf.events():
-            tracks.add(value)
+        for batch in tf.batches():
+            for value in batch.values:
+                tracks.add(value)
     del tf
     if not tracks.starts:
         raise NoKernels(f"{path}: no GPU kernels in this trace (a CPU-only profile?); nothing to summarise",

@@ -28,6 +28,8 @@ KERNEL_NAMES = [
     "rms_norm_kernel<c10::BFloat16> \u00e9\u4e2d\u6587",
     "triton_poi_fused_add_mul_0",
 ]
+WEIRD = KERNEL_NAMES[3]
+NAMES = [n for n in KERNEL_NAMES if n is not WEIRD]
 CPU_OPS = ["aten::mm", "aten::add", "aten::copy_", 'sglang::{"custom" op}', "aten::empty"]
 STREAMS = (7, 13, 20)
 
@@ -48,6 +50,7 @@ class SynthSpec:
     base_time_ns: int = 1_790_000_000_000_000_000
     start_us: float = 1_000_000.0
     style: str = "kineto"  # or "compact" (one json.dumps line per event)
+    weird_every: int = 8  # every n-th kernel (on average) gets the name with quotes and },{
     target_bytes: int | None = None  # keep generating kernels until the file is this big
 
 
@@ -126,7 +129,8 @@ def events(spec: SynthSpec) -> Iterator[dict]:
                    "args": {"External id": ext, "device": spec.device, "context": 1, "stream": stream,
                             "correlation": corr, "bytes": 4096, "memory bandwidth (GB/s)": 1.5}}
         else:
-            yield {"ph": "X", "cat": "kernel", "name": rng.choice(KERNEL_NAMES), "pid": spec.device,
+            name = WEIRD if rng.random() * spec.weird_every < 1 else rng.choice(NAMES)
+            yield {"ph": "X", "cat": "kernel", "name": name, "pid": spec.device,
                    "tid": stream, "ts": _us(start), "dur": _us(dur),
                    "args": {"External id": ext, "queued": 0, "device": spec.device, "context": 1,
                             "stream": stream, "correlation": corr, "registers per thread": 32,
