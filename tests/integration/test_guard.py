@@ -186,3 +186,17 @@ def test_a_torch_pinning_package_installs_through_the_protected_path(env, tmp_pa
     assert "dropped (protected): torch==2.8.0" in r.stdout and "torchaudio==2.8.0" in r.stdout
     assert run(env["python"], "-c", "import proj, pinned_helper; print(pinned_helper.OK)").stdout.strip() == "1"
     assert torch_in_venv(env) == "2.13.0+cpu"
+
+
+def test_editable_install_is_refused_with_how_to_make_a_wheel(env, tmp_path):
+    project = tmp_path / "edit"
+    (project / "editme").mkdir(parents=True)
+    (project / "editme" / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "editme"\nversion = "0.1"\n[tool.setuptools]\npackages = ["editme"]\n')
+    r = run(env["python"], "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", project)
+    assert r.returncode == 0, r.stderr
+    b = inv("torch.backup", "--dist", "editme", "--python", env["python"], "-o", tmp_path / "bk")
+    assert b.returncode == 2 and "editable" in b.stderr and "bdist_wheel" in b.stderr, b.stderr
+    assert not list((tmp_path / "bk").glob("*.whl")) if (tmp_path / "bk").exists() else True
