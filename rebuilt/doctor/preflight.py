@@ -11,14 +11,15 @@ def before_build(plan, machine, settings, console) -> None:
     ctx = checks.Context(settings=settings, machine=machine, recipes=[rp.recipe.name for rp in plan.recipes],
                          plan=plan, offline=True)
     rows = report.run(ctx, checks.PREFLIGHT)
-    failed = [r for r in rows if r.status == "fail"]
     for r in rows:
         if r.status == "warn":
             console.say(f"! {r.name}: {r.found}" + (f" ({r.todo})" if r.todo else ""))
+    failed = [r for r in rows if r.status == "fail"]
     if failed:
         detail = "\n".join(f"  {r.name}: {r.found}" + (f"\n    -> {r.todo}" if r.todo else "") for r in failed)
-        raise CheckFailed(f"pre-build checks failed:\n{detail}",
+        raise CheckFailed(f"pre-build checks failed ({report.summary(rows)}):\n{detail}",
                           hint="fix these (inv doctor shows every check), or --no-checks to build anyway")
+    console.say(f"checks: {report.summary(rows)}")
 
 
 builder.PREFLIGHT.append(before_build)

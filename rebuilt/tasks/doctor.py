@@ -7,22 +7,48 @@ from invoke import Collection, task
 from rebuilt.tasks._entry import entry
 from rebuilt.tasks.common import BUILD_HELP, resolve
 
+HELP = {
+    "stack": BUILD_HELP["stack"],
+    "recipe": "check for these recipes only (comma separated); default: every component of the stack",
+    "json": "print the rows as JSON (name, status, found, todo)",
+    "fix": "repair what can be repaired: a CMakeCache.txt remembering another nvcc, flashinfer JIT caches of "
+           "other versions; each row says what was done",
+    "python": BUILD_HELP["python"],
+    "offline": "skip the checks that reach the network (proxy port, source hosts)",
+    "workdir": BUILD_HELP["workdir"],
+    "set_": BUILD_HELP["set_"],
+}
 
-@task(help={"stack": BUILD_HELP["stack"], "json": "print JSON rows", "fix": "fix what can be fixed (a stale nvcc "
-            "in CMakeCache.txt, flashinfer JIT caches of other versions)", "python": BUILD_HELP["python"],
-            "offline": "skip the checks that reach the network (source hosts)", "workdir": BUILD_HELP["workdir"],
-            "set_": BUILD_HELP["set_"]}, iterable=["set_"])
+
+def _names(settings, recipe: str | None) -> list[str]:
+    """The recipes to check: those asked for, else the stack's components that have a source URL when
+    they need one (a private recipe without its URL is left out, as a build would refuse it)."""
+    from rebuilt import recipes
+
+    if recipe:
+        return [n.strip() for n in recipe.split(",") if n.strip()]
+    names = []
+    for n in settings.stack.components:
+        r = recipes.get(n)
+        owner = recipes.get(r.source.from_) if r.source and r.source.from_ else r
+        if not owner.source or settings.get(f"{owner.name}.url") or owner.source.when:
+            names.append(n)
+    return names
+
+
+@task(help=HELP, iterable=["set_"])
 @entry
-def doctor(c, stack=None, json=False, fix=False, python=None, offline=False, workdir=None, set_=None):
-    """Check the toolchain against the stack; exit non-zero when any check fails."""
+def doctor(c, stack=None, recipe=None, json=False, fix=False, python=None, offline=False, workdir=None, set_=None):
+    """Check the toolchain against the stack; what to fix."""
     from rebuilt import builder
     from rebuilt.doctor import checks, report
     from rebuilt.errors import CheckFailed
 
     settings = resolve(stack=stack, python=python, workdir=workdir, set_=set_)
-    names = [n for n in settings.stack.components if n != "speedgate" or settings["speedgate.url"]]
+    names = _names(settings, recipe)
     plan, machine = builder.make_plan(settings, names)
-    ctx = checks.Context(settings=settings, machine=machine, recipes=names, plan=plan, fix=fix, offline=offline)
+    ctx = checks.Context(settings=settings, machine=machine, recipes=[rp.recipe.name for rp in plan.recipes],
+                         plan=plan, fix=fix, offline=offline)
     rows = report.run(ctx, checks.ALL)
     print(report.as_json(rows) if json else report.table(rows))
     failed = [r.name for r in rows if r.status == "fail"]
