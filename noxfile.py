@@ -1,11 +1,17 @@
 """nox sessions: reproducible builds and benchmarks in isolated Python 3.11 environments, tests, lint.
 
-    nox -s "build-3.11(stack='sglang-0.5.4')"     build the stack into its own virtualenv
-    nox -s h200_bench -- --model-path /models/Llama-3.1-8B-Instruct
-    REBUILT_PYTHON=/usr/bin/python3 nox -s h200_bench -- ...   an existing environment (NGC), no build
+    nox -s "build(stack='sglang-0.5.4')"                      build the stack into its own virtualenv
+    nox -s h200_bench -- --model-path /models/Llama-3.1-8B-Instruct --cases 'bs=1,8;il=512'
+    nox -s h200_bench -- --dry-run                            every command, anywhere
+    REBUILT_PYTHON=/usr/bin/python3 nox -s h200_bench -- ...   an existing environment (NGC): no venv, no build
+
+The logic lives in rebuilt/nox_support.py; docs/NOX.md explains the sessions and their flags.
 """
 
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # rebuilt importable without installing it
 
 import nox
 
@@ -13,10 +19,13 @@ from rebuilt import nox_support as support
 
 nox.options.default_venv_backend = "virtualenv"
 nox.options.sessions = ["tests", "lint"]
+# h200_bench's chain is h200_preflight -> build -> h200_bench: a machine without a usable GPU
+# must stop at the preflight, in seconds, not after an hour of building.
+nox.options.stop_on_first_error = True
 
 PYTHON = False if support.EXISTING else os.environ.get("REBUILT_NOX_PYTHON", "3.11")
-BENCH_STACK = os.environ.get("REBUILT_NOX_STACK", "sglang-0.5.4")
-BUILD_OF_BENCH = f"build(stack='{BENCH_STACK}')"
+BENCH_STACK = support.bench_stack()
+BENCH_NEEDS = [] if support.EXISTING else ["h200_preflight", f"build(stack='{BENCH_STACK}')"]
 
 
 @nox.session(python=PYTHON, default=False, venv_params=support.venv_params())
@@ -26,7 +35,13 @@ def build(session, stack):
     support.build(session, stack)
 
 
-@nox.session(python=False, default=False, requires=[] if support.EXISTING else [BUILD_OF_BENCH])
+@nox.session(python=False, default=False)
+def h200_preflight(session):
+    """Check in seconds that this machine can run the bench (GPU, free memory, model) before building."""
+    support.preflight(session, BENCH_STACK)
+
+
+@nox.session(python=False, default=False, requires=BENCH_NEEDS)
 def h200_bench(session):
     """Benchmark the built stack on the GPU: checks, GPU health, the bench spec's cases, a stored run."""
     support.bench(session, BENCH_STACK)

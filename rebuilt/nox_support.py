@@ -1,9 +1,18 @@
 """What the nox sessions do, importable and testable; noxfile.py only declares the sessions.
 
-Existing-environment mode: ``REBUILT_PYTHON=/path/to/python nox -s h200_bench`` uses that
-interpreter, creates no virtualenv and does not build (an NGC container whose stack is
-installed). Otherwise ``build`` builds the stack into its own Python 3.11 virtualenv
-(reusing wheels whose inputs are unchanged) and ``h200_bench`` benchmarks that environment.
+Two modes (docs/NOX.md):
+
+* **Build mode** (default): ``build(stack=…)`` builds the stack into its own Python 3.11
+  virtualenv through the same planner and runner as ``inv`` (the session's interpreter is
+  the target), reusing wheels whose inputs are unchanged; ``h200_bench`` requires
+  ``h200_preflight`` (seconds, before anything is built) and that build.
+* **Existing-environment mode**: ``REBUILT_PYTHON=/usr/bin/python3 nox -s h200_bench`` uses
+  that interpreter (an NGC container whose stack is installed), creates no virtualenv and
+  builds nothing. An environment variable and not a posarg, because nox decides which
+  sessions a session requires (and whether to make venvs) before it reads posargs.
+
+Posargs pass through to every session of the chain; each takes the flags it knows
+(``FLAGS``) and an unknown flag is an error, not silently dropped.
 """
 
 from __future__ import annotations
@@ -11,20 +20,86 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+import time
 from pathlib import Path
 
 from rebuilt import recipes, runner
-from rebuilt.errors import CheckFailed, ConfigError, RebuiltError
+from rebuilt.errors import (
+    CheckFailed,
+    ConfigError,
+    Interrupted,
+    RebuiltError,
+    StepFailed,
+)
 
 EXISTING = os.environ.get("REBUILT_PYTHON", "")
-# Of the data-sheet bf16 TFLOP/s and HBM bandwidth. Healthy H200s here measured 68-80% (matmul) and 88-90% (copy)
-# of those figures on random data (docs/GPU.md); a card under 60% is throttled or misconfigured.
+DEFAULT_STACK = "sglang-0.5.4"
+GPU_HEALTH = Path(__file__).resolve().parent / "bench" / "gpu_health.py"
+# Of the data sheet's dense bf16 TFLOP/s and HBM bandwidth. Healthy cards here measured 68-81% (matmul)
+# and 88-90% (copy) of those on random data (docs/GPU.md): 60% is about 75% of the best matmul and
+# 68% of the copy measured on an H200, i.e. the "70% of the measured ceilings" a throttled card falls below.
 HEALTH_MIN = 0.60
+GPU_QUERIES = (
+    "nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version,memory.used,index,uuid --format=csv,noheader",
+    "nvidia-smi --query-compute-apps=pid,used_memory,gpu_uuid --format=csv,noheader",
+)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nox -s <session> --", add_help=False, allow_abbrev=False)
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--workdir")
+    # build
+    p.add_argument("--jobs")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--explain", action="store_true")
+    p.add_argument("--no-checks", action="store_true")
+    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--set", action="append", default=[], dest="set_")
+    # bench
+    p.add_argument("--spec")
+    p.add_argument("--model-path")
+    p.add_argument("--cases")
+    p.add_argument("--repeats")
+    p.add_argument("--cuda-visible-devices")
+    p.add_argument("--base-url")
+    p.add_argument("--allow-slow-gpu", action="store_true")
+    return p
+
+
+FLAGS = sorted(a.option_strings[0] for a in _parser()._actions)
+
+
+def parse_posargs(posargs: list[str]) -> argparse.Namespace:
+    """The flags of the build and bench sessions (both see the same posargs when chained)."""
+    args, unknown = _parser().parse_known_args(list(posargs))
+    if any(u == "--python" or u.startswith("--python=") for u in unknown):
+        raise ConfigError("--python is not a session flag: nox has chosen the sessions before it reads posargs",
+                          hint="REBUILT_PYTHON=/path/to/python nox -s h200_bench -- ... (no venv, no build)")
+    if unknown:
+        raise ConfigError(f"unknown argument(s) after --: {' '.join(unknown)}", hint=f"known: {' '.join(FLAGS)}")
+    if args.repeats is not None and not str(args.repeats).isdigit():
+        raise ConfigError(f"--repeats must be a whole number, not {args.repeats!r}")
+    return args
 
 
 def stacks() -> list[str]:
     return recipes.stack_names()
+
+
+def bench_stack() -> str:
+    """The stack h200_bench builds: REBUILT_NOX_STACK, else the `stack` setting (invoke.yaml, env, default)."""
+    if os.environ.get("REBUILT_NOX_STACK"):
+        return os.environ["REBUILT_NOX_STACK"]
+    from rebuilt import settings as settings_mod
+
+    try:
+        return settings_mod.resolve({})["stack"]
+    except RebuiltError:  # a broken config must not break `nox -l`; the sessions report it
+        return DEFAULT_STACK
 
 
 def venv_params() -> list[str]:
@@ -32,147 +107,265 @@ def venv_params() -> list[str]:
     return ["--system-site-packages"] if os.environ.get("REBUILT_NOX_SYSTEM_SITE") else []
 
 
+def existing_python() -> str:
+    """REBUILT_PYTHON as an absolute path (a name is looked up on PATH)."""
+    path = EXISTING if os.path.isabs(EXISTING) else runner.which(EXISTING)
+    if not path or not os.path.exists(path):
+        raise ConfigError(f"REBUILT_PYTHON={EXISTING}: no such interpreter")
+    return path
+
+
 def target_python(session) -> str:
     """The session's interpreter, or REBUILT_PYTHON in existing-environment mode."""
     if EXISTING:
-        return EXISTING
-    bin_dir = getattr(session, "bin", None)
-    return str(Path(bin_dir) / "python") if bin_dir else sys.executable
+        return existing_python()
+    try:
+        return str(Path(session.bin) / "python")
+    except ValueError:  # --no-venv: building into nox's own interpreter would be a surprise
+        raise ConfigError("this session has no environment of its own (--no-venv?)",
+                          hint="REBUILT_PYTHON=/path/to/python selects an existing environment") from None
 
 
-def _fail(session, err: RebuiltError):
-    session.error(err.render())
+def _settings(stack: str, args: argparse.Namespace, **flags):
+    from rebuilt import settings as settings_mod
 
-
-def _build_args(posargs: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="nox -s build --", add_help=False)
-    p.add_argument("--jobs")
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--no-checks", action="store_true")
-    p.add_argument("--workdir")
-    p.add_argument("--set", action="append", default=[], dest="set_")
-    args, _ = p.parse_known_args(posargs)  # the bench's flags pass through untouched
-    return args
+    return settings_mod.resolve({"stack": stack, "workdir": args.workdir, **flags,
+                                 **settings_mod.parse_assignments(args.set_)})
 
 
 def _state(settings, stack: str) -> Path:
     return settings.workdir() / "state" / f"nox-{stack}.json"
 
 
+def _guarded(session, fn, *args) -> None:
+    """A RebuiltError becomes one message and a failed session, never a traceback."""
+    try:
+        fn(*args)
+    except RebuiltError as err:
+        session.error(err.render())
+
+
+# --------------------------------------------------------------------------- build
+
+
 def build(session, stack: str) -> None:
     """Build ``stack`` into the session's environment through the same planner and runner as inv."""
-    from rebuilt import builder, settings as settings_mod
+    _guarded(session, _build, target_python(session) if not EXISTING else None, session.posargs, stack)
+
+
+def _build(python: str | None, posargs: list[str], stack: str) -> None:
+    from rebuilt import builder
     from rebuilt.util.fs import write_json
 
-    args = _build_args(session.posargs)
-    python = target_python(session)
-    try:
-        flags = {"stack": stack, "python": python, "jobs": args.jobs, "workdir": args.workdir,
-                 **settings_mod.parse_assignments(args.set_)}
-        s = settings_mod.resolve(flags)
-        opts = builder.Options(dry_run=args.dry_run, force=args.force, checks=s["checks"] and not args.no_checks)
-        builder.build(s, ["stack"], opts, runner.Console())
-        if not args.dry_run:
-            write_json(_state(s, stack), {"python": python, "stack": stack})
-    except RebuiltError as err:
-        _fail(session, err)
+    args = parse_posargs(posargs)
+    python = python or existing_python()
+    s = _settings(stack, args, python=python, jobs=args.jobs)
+    opts = builder.Options(dry_run=args.dry_run, force=args.force, explain=args.explain,
+                           checks=s["checks"] and not args.no_checks, verbose=args.verbose or s["verbose"])
+    outcome = builder.build(s, ["stack"], opts, runner.Console(verbose=opts.verbose))
+    if outcome.skipped:
+        print(f"build: {len(outcome.skipped)} of {len(outcome.plan.recipes)} component(s) not rebuilt: "
+              + "; ".join(f"{k}: {v}" for k, v in outcome.skipped.items()))
+    state = _state(s, stack)
+    old = json.loads(state.read_text()) if state.exists() else {}
+    built = not args.dry_run or (old.get("built") and old.get("python") == python)  # a dry run keeps a real build
+    write_json(state, {"python": python, "stack": stack, "built": bool(built),
+                       "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
-def _bench_args(posargs: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="nox -s h200_bench --", add_help=False)
-    p.add_argument("--spec")
-    p.add_argument("--model-path")
-    p.add_argument("--cases")
-    p.add_argument("--repeats")
-    p.add_argument("--cuda-visible-devices")
-    p.add_argument("--base-url")
-    p.add_argument("--workdir")
-    p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--allow-slow-gpu", action="store_true")
-    args, _ = p.parse_known_args(posargs)
-    return args
+# --------------------------------------------------------------------------- checks and GPU health
 
 
-def gpu_health(python: str) -> dict:
-    """Run the microbenchmark in the target environment; fail loudly on a slow GPU."""
-    script = Path(__file__).parent / "bench" / "gpu_health.py"
-    proc = runner.capture([python, str(script), "--json"], timeout=600)
+def _spec(args: argparse.Namespace, s):
+    from rebuilt.bench import spec as bspec
+
+    loaded = bspec.load(bspec.find(args.spec or s["bench.spec"]))
+    return bspec.override(loaded, cases=args.cases, repeats=int(args.repeats) if args.repeats else None)
+
+
+def _bench_target(args: argparse.Namespace, s) -> dict:
+    return {"model": args.model_path or s["bench.model_path"] or None,
+            "cvd": args.cuda_visible_devices or s["bench.cuda_visible_devices"] or None,
+            "base_url": args.base_url or s["bench.base_url"] or None}
+
+
+def machine_checks(spec, *, model_path: str | None, cuda_visible_devices: str | None) -> list:
+    """What can be checked before the environment exists: GPUs, their memory, the model, nsys."""
+    from rebuilt.bench import preflight
+
+    if spec.kind != "one_batch":
+        return []  # serving: the server runs the built stack; h200_bench checks it after the build
+    gpus = preflight.query_gpus()  # no GPU: CheckFailed here, in about a second
+    checks = preflight.raise_failures([preflight.check_gpus(gpus, cuda_visible_devices, preflight.tp_of(spec.server))])
+    checks += [preflight.check_gpu_free(gpus, cuda_visible_devices), preflight.check_model_path(model_path)]
+    if spec.wrappers.nsys:
+        checks.append(preflight.check_tool(spec.wrappers.nsys_program, "the spec wraps the bench in nsys profile"))
+    return preflight.raise_failures(checks)
+
+
+def preflight(session, stack: str) -> None:
+    """The h200_preflight session: the machine checks, before the build h200_bench requires."""
+    _guarded(session, _preflight, session.posargs, stack)
+
+
+def _preflight(posargs: list[str], stack: str) -> None:
+    args = parse_posargs(posargs)
+    s = _settings(stack, args)
+    spec, t = _spec(args, s), _bench_target(args, s)
+    if args.dry_run:
+        print("# h200_preflight: GPUs, free GPU memory, model path (no build has started yet)")
+        print("\n".join(GPU_QUERIES) if spec.kind == "one_batch" else "# serving spec: nothing before the build")
+        return
+    for check in machine_checks(spec, model_path=t["model"], cuda_visible_devices=t["cvd"]):
+        print(check.line())
+
+
+def gpu_health(python: str, env: dict | None = None, timeout: float = 900) -> dict:
+    """Run the microbenchmark by path with the target interpreter; its JSON report."""
+    proc = runner.capture([python, str(GPU_HEALTH), "--json"], env=env, timeout=timeout)
     try:
         report = json.loads(proc.stdout)
     except ValueError:
-        raise CheckFailed(f"the GPU health check failed in {python}: "
-                          f"{(proc.stderr or proc.stdout).strip()[-400:]}") from None
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise CheckFailed(f"GPU health check failed (exit {proc.returncode}): "
+                          f"{lines[-1] if lines else 'no output'}") from None
+    report["exit_status"] = proc.returncode
     return report
 
 
-def slow_parts(report: dict) -> list[str]:
+def health_problems(report: dict, minimum: float = HEALTH_MIN) -> list[str]:
+    """Why the figures say the GPU is throttled (or the timing is off); empty when healthy."""
     out = []
-    for key in ("matmul", "copy"):
+    for key, what in (("matmul", "bf16 matmul"), ("copy", "HBM copy")):
         frac = (report.get(key) or {}).get("fraction_of_nominal")
-        if frac is not None and frac < HEALTH_MIN:
-            out.append(f"{key} at {frac:.0%} of nominal (< {HEALTH_MIN:.0%})")
+        if frac is not None and frac < minimum:
+            out.append(f"{what} at {frac:.0%} of the data sheet (threshold {minimum:.0%})")
+    if report.get("harness_ok") is False:
+        out.append(f"the timing harness reached only {report['harness_ratio']:.0%} of a bare matmul loop "
+                   "(needs 90%): another process on the GPU?")
     return out
 
 
+def health_line(report: dict) -> str:
+    mm, cp = report["matmul"], report["copy"]
+    name = (report.get("device") or {}).get("name", "?")
+    frac = (lambda x: f" ({x:.0%} of data sheet)" if x is not None else " (no data-sheet figure for this card)")
+    return (f"GPU health, {name}: matmul {mm['tflops']:.0f} TFLOP/s{frac(mm['fraction_of_nominal'])}, "
+            f"copy {cp['gbps']:.0f} GB/s{frac(cp['fraction_of_nominal'])}, "
+            f"harness {report['harness_ratio']:.1%} of the bare loop")
+
+
+# --------------------------------------------------------------------------- bench
+
+
 def bench(session, stack: str) -> None:
-    """Checks in seconds, GPU health, then the spec's cases; results stored with the build manifests."""
-    from rebuilt import settings as settings_mod
-    from rebuilt.bench import preflight, run as brun, spec as bspec, store
+    """The h200_bench session: full preflight, GPU health, then the spec's commands, stored."""
+    _guarded(session, _bench, session.posargs, stack)
 
-    args = _bench_args(session.posargs)
+
+def bench_python(s, stack: str, dry_run: bool) -> str:
+    """REBUILT_PYTHON, else the environment the build session recorded for ``stack``."""
+    if EXISTING:
+        return existing_python()
+    state = _state(s, stack)
+    data = json.loads(state.read_text()) if state.exists() else {}
+    if data.get("python") and (data.get("built") or dry_run):
+        return data["python"]
+    raise ConfigError(f"no environment built for stack {stack} ({state} is missing)",
+                      hint="nox -s h200_bench builds it first; REBUILT_PYTHON=/path/to/python uses an existing one")
+
+
+def _bench(posargs: list[str], stack: str) -> None:
+    from rebuilt.bench import preflight as pre
+    from rebuilt.bench import run as brun
+
+    args = parse_posargs(posargs)
+    s = _settings(stack, args)
+    spec, t = _spec(args, s), _bench_target(args, s)
+    python, workdir = bench_python(s, stack, args.dry_run), s.workdir()
+    if args.dry_run:
+        model = t["model"] or "<model-path>"
+        planned = brun.plan(spec, python=python, model_path=model, workdir=workdir,
+                            cuda_visible_devices=t["cvd"], base_url=t["base_url"])
+        print(f"# preflight: nvidia-smi queries, then {python} -c <import probe> {' '.join(pre.IMPORTS)}")
+        print(f"# GPU health (fails below {HEALTH_MIN:.0%} of the data sheet unless --allow-slow-gpu):")
+        print(f"{python} {GPU_HEALTH} --json")
+        print(brun.dry_run_text(spec, planned, python=python, model_path=model, base_url=t["base_url"],
+                                cuda_visible_devices=t["cvd"]))
+        return
+    for check in pre.run(spec, python=python, model_path=t["model"], cuda_visible_devices=t["cvd"],
+                         base_url=t["base_url"]):
+        print(check.line())
+    report = measure_health(python, t["cvd"], args.allow_slow_gpu)
+    stored = run_and_store(spec, python=python, t=t, workdir=workdir, report=report,
+                           stack=stack_manifest(workdir, stack),
+                           settings={k: v for k, v in s.redacted().items() if k.startswith("bench.") or k == "stack"})
+    print(f"stored {stored}")
+
+
+def measure_health(python: str, cuda_visible_devices: str | None, allow_slow: bool) -> dict:
+    """GPU health on the card the benchmark will use; loud, and fatal unless allowed, when it is slow."""
+    env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": cuda_visible_devices} if cuda_visible_devices else {})}
+    print(f"GPU health: {python} {GPU_HEALTH} --json (about a minute) ...", flush=True)
+    report = gpu_health(python, env)
+    problems = health_problems(report)
+    print(health_line(report))
+    if problems:
+        banner = "!" * 78
+        print(f"{banner}\n!! SLOW GPU: " + "\n!! SLOW GPU: ".join(problems) + f"\n{banner}", flush=True)
+        if not allow_slow:
+            raise CheckFailed("the GPU looks throttled or busy: " + "; ".join(problems),
+                              hint="check clocks, power and other processes (nvidia-smi -q -d PERFORMANCE), "
+                                   "or pass --allow-slow-gpu to benchmark anyway")
+    return report
+
+
+def run_and_store(spec, *, python: str, t: dict, workdir: Path, report: dict, stack: dict, settings: dict) -> Path:
+    """run.execute, then the health report into run.json and the run folder (also for failed runs)."""
+    from rebuilt.bench import run as brun
+    from rebuilt.bench import store
+
+    def run_dirs() -> set[Path]:
+        return {d for d in store.bench_dir(workdir).glob("*") if d.is_dir()}
+
+    before = run_dirs()
     try:
-        s = settings_mod.resolve({"stack": stack, "workdir": args.workdir})
-        state = _state(s, stack)
-        python = EXISTING or (json.loads(state.read_text())["python"] if state.exists() else None)
-        if not python:
-            raise ConfigError(f"no built environment for stack {stack} ({state} is missing)",
-                              hint="run `nox -s build` first, or REBUILT_PYTHON=/path/to/python for an existing one")
-        if args.repeats is not None and not str(args.repeats).isdigit():
-            raise ConfigError(f"--repeats must be a whole number, not {args.repeats!r}")
-        loaded = bspec.override(bspec.load(bspec.find(args.spec or s["bench.spec"])), cases=args.cases,
-                                repeats=int(args.repeats) if args.repeats else None)
-        model = args.model_path or s["bench.model_path"]
-        cvd = args.cuda_visible_devices or s["bench.cuda_visible_devices"] or None
-        workdir = str(s.workdir())
-        if args.dry_run:
-            planned = brun.plan(loaded, python=python, model_path=model or "<model-path>", workdir=workdir,
-                                cuda_visible_devices=cvd, base_url=args.base_url)
-            print(f"[1] {python} {Path(__file__).parent / 'bench' / 'gpu_health.py'} --json")
-            print(brun.dry_run_text(loaded, planned, python=python, model_path=model or "<model-path>",
-                                    base_url=args.base_url, cuda_visible_devices=cvd))
-            return
-        for check in preflight.run(loaded, python=python, model_path=model, cuda_visible_devices=cvd,
-                                   base_url=args.base_url):
-            print(check.line())
-        report = gpu_health(python)
-        slow = slow_parts(report)
-        print(f"GPU health: matmul {report['matmul']['tflops']:.0f} TFLOP/s, copy {report['copy']['gbps']:.0f} GB/s"
-              + (f" -- SLOW: {'; '.join(slow)}" if slow else ""))
-        if slow and not args.allow_slow_gpu:
-            raise CheckFailed(f"the GPU looks throttled or misconfigured: {'; '.join(slow)}",
-                              hint="check clocks and other processes (nvidia-smi), or --allow-slow-gpu")
-        outcome = brun.execute(loaded, python=python, model_path=model, workdir=workdir, cuda_visible_devices=cvd,
-                               base_url=args.base_url, check=False, stack=_stack_manifest(s.workdir()),
-                               settings={k: v for k, v in s.redacted().items() if k.startswith(("bench.", "stack"))})
-        health = Path(outcome.run_dir) / "gpu_health.json"
-        health.write_text(json.dumps(report, indent=2))
-        store.attach(outcome.run_dir, [health])
-        print(f"stored {outcome.run_dir}")
-    except RebuiltError as err:
-        _fail(session, err)
+        outcome = brun.execute(spec, python=python, model_path=t["model"], workdir=workdir,
+                               cuda_visible_devices=t["cvd"], base_url=t["base_url"], stack=stack, settings=settings)
+        run_dir = Path(outcome.run_dir)
+    except (StepFailed, Interrupted):
+        new = sorted(run_dirs() - before)
+        if new:
+            attach_health(new[-1], report)
+        raise
+    attach_health(run_dir, report)
+    return run_dir
 
 
-def _stack_manifest(workdir: Path) -> dict:
-    """The newest build manifest of each recipe: version, commit, dirty, artifacts."""
+def attach_health(run_dir: Path, report: dict) -> None:
+    from rebuilt.bench import store
+    from rebuilt.util.fs import write_json
+
+    data = store.load_run(run_dir)
+    data.pop("_dir", None)
+    data.pop("schema_version", None)
+    data["gpu_health"] = report
+    store.write_run(run_dir, data)
+    write_json(Path(run_dir) / "gpu_health.json", report)
+
+
+def stack_manifest(workdir: Path, stack: str) -> dict:
+    """The newest build manifest of each recipe of ``stack``: version, commit, dirty, artifacts."""
     out: dict[str, dict] = {}
-    for path in sorted((workdir / "manifests").glob("*.json")):
+    for path in sorted((Path(workdir) / "manifests").glob("*.json")):
         try:
             m = json.loads(path.read_text())
         except ValueError:
             continue
+        if m.get("kind", "build") != "build" or m.get("status") != "done" or m.get("stack") not in (None, stack):
+            continue
         src = m.get("source") or {}
-        out[m["recipe"]] = {"run_id": m["run_id"], "status": m["status"], "commit": src.get("commit"),
-                            "ref": src.get("ref"), "dirty": src.get("dirty"),
+        out[m["recipe"]] = {"run_id": m["run_id"], "commit": src.get("commit"), "ref": src.get("ref"),
+                            "dirty": src.get("dirty"), "manifest": path.name,
                             "artifacts": [a["path"].rsplit("/", 1)[-1] for a in m.get("artifacts", [])]}
-    return out
+    return {"name": stack, "components": out} if out else {"name": stack}

@@ -9,19 +9,30 @@ from invoke import Collection, Exit, task
 
 from rebuilt.tasks._entry import entry
 
-WORKDIR = ".rebuilt"
-H_WORKDIR = "work directory holding bench/<run-id>/ (default .rebuilt)"
-H_PYTHON = "target interpreter (absolute path or a name on PATH; default: this one)"
-H_SPEC = "spec name in bench/specs/ or a path to a .toml (default one-batch-default)"
-H_MODEL = "model folder (later: settings bench.model_path)"
-H_CVD = "CUDA_VISIBLE_DEVICES for the benchmark (later: settings bench.cuda_visible_devices)"
-H_URL = "serving specs: the running sglang server (default http://127.0.0.1:30000)"
+H_WORKDIR = "work directory holding bench/<run-id>/ (default: setting workdir, .rebuilt)"
+H_PYTHON = "target interpreter (absolute path or a name on PATH; default: setting python, else this one)"
+H_SPEC = "spec name in bench/specs/ or a path to a .toml (default: setting bench.spec, one-batch-default)"
+H_MODEL = "model folder (default: setting bench.model_path)"
+H_CVD = "CUDA_VISIBLE_DEVICES for the benchmark (default: setting bench.cuda_visible_devices)"
+H_URL = "serving specs: the running sglang server (default: setting bench.base_url, else http://127.0.0.1:30000)"
 
 
-def _python(python: str | None) -> str:
+def _settings(workdir: str | None):
+    """Flags left at None fall back to the settings cascade ([bench] in rebuilt/defaults.toml and above)."""
+    from rebuilt.tasks.common import resolve
+
+    return resolve(workdir=workdir)
+
+
+def _bench_settings(s) -> dict:
+    return {k: v for k, v in s.redacted().items() if k.startswith("bench.") or k in ("workdir", "stack")}
+
+
+def _python(python: str | None, s=None) -> str:
     from rebuilt import runner
     from rebuilt.errors import ConfigError
 
+    python = python or (s["python"] if s is not None else None)
     if not python:
         return sys.executable
     if os.path.isabs(python):
@@ -51,14 +62,19 @@ def _spec(spec: str, cases: str | None = None, repeats: str | None = None):
     "skip-preflight": "do not check GPU, imports and model first",
 })
 @entry
-def run(c, spec="one-batch-default", python=None, model_path=None, dry_run=False, repeats=None, cases=None,
-        workdir=WORKDIR, cuda_visible_devices=None, base_url=None, skip_preflight=False):
+def run(c, spec=None, python=None, model_path=None, dry_run=False, repeats=None, cases=None,
+        workdir=None, cuda_visible_devices=None, base_url=None, skip_preflight=False):
     """Run a bench spec in an existing environment and store the results."""
     from rebuilt.bench import run as brun
     from rebuilt.errors import ConfigError
 
-    loaded = _spec(spec, cases, repeats)
-    target = _python(python)
+    s = _settings(workdir)
+    workdir = s.workdir()
+    model_path = model_path or s["bench.model_path"] or None
+    cuda_visible_devices = cuda_visible_devices or s["bench.cuda_visible_devices"] or None
+    base_url = base_url or s["bench.base_url"] or None
+    loaded = _spec(spec or s["bench.spec"], cases, repeats)
+    target = _python(python, s)
     if dry_run:
         model = model_path or "<model-path>"
         planned = brun.plan(loaded, python=target, model_path=model, workdir=workdir,
@@ -67,21 +83,24 @@ def run(c, spec="one-batch-default", python=None, model_path=None, dry_run=False
                                 cuda_visible_devices=cuda_visible_devices))
         return
     if not model_path:
-        raise ConfigError("no model path", hint="pass --model-path (later: settings bench.model_path)")
+        raise ConfigError("no model path", hint="pass --model-path or set bench.model_path")
     brun.execute(loaded, python=target, model_path=model_path, workdir=workdir,
                  cuda_visible_devices=cuda_visible_devices, base_url=base_url, check=not skip_preflight,
-                 settings={"workdir": workdir, "cuda_visible_devices": cuda_visible_devices, "base_url": base_url})
+                 settings=_bench_settings(s))
 
 
 @task(help={"spec": H_SPEC, "python": H_PYTHON, "model-path": H_MODEL, "cuda-visible-devices": H_CVD,
             "base-url": H_URL})
 @entry
-def preflight(c, spec="one-batch-default", python=None, model_path=None, cuda_visible_devices=None, base_url=None):
+def preflight(c, spec=None, python=None, model_path=None, cuda_visible_devices=None, base_url=None):
     """Check GPU, free GPU memory, target imports and model path in seconds."""
     from rebuilt.bench import preflight as pre
 
-    for check in pre.run(_spec(spec), python=_python(python), model_path=model_path,
-                         cuda_visible_devices=cuda_visible_devices, base_url=base_url):
+    s = _settings(None)
+    for check in pre.run(_spec(spec or s["bench.spec"]), python=_python(python, s),
+                         model_path=model_path or s["bench.model_path"] or None,
+                         cuda_visible_devices=cuda_visible_devices or s["bench.cuda_visible_devices"] or None,
+                         base_url=base_url or s["bench.base_url"] or None):
         print(check.line())
 
 
@@ -101,26 +120,36 @@ def parse(c, path, kind="auto"):
 
 @task(name="list", help={"workdir": H_WORKDIR})
 @entry
-def list_(c, workdir=WORKDIR):
+def list_(c, workdir=None):
     """List stored bench runs: date, spec, status, cases, GPU and stack."""
     from rebuilt.bench import store
 
-    print(store.format_list(store.runs(workdir)))
+    print(store.format_list(store.runs(_settings(workdir).workdir())))
 
 
 @task(help={
     "a": "baseline run: id, id prefix, path, latest or latest~N", "b": "run to judge against A",
-    "factor": "smallest ratio of medians that counts as a change (default 1.05)",
-    "alpha": "significance level of the test (default 0.05)", "metric": "comma-separated metrics (default: all)",
+    "factor": "smallest ratio of medians that counts as a change (default: setting bench.factor, 1.05)",
+    "alpha": "significance level of the test (default: setting bench.alpha, 0.05)",
+    "metric": "comma-separated metrics (default: all)",
     "workdir": H_WORKDIR, "fail-on-regression": "exit 1 when any metric got worse", "json": "print rows as JSON",
 })
 @entry
-def compare(c, a, b, factor=1.05, alpha=0.05, metric=None, workdir=WORKDIR, fail_on_regression=False, json=False):
+def compare(c, a, b, factor=None, alpha=None, metric=None, workdir=None, fail_on_regression=False, json=False):
     """Compare two runs per metric: medians, ratio, significance, better or worse."""
     import json as jsonlib
 
     from rebuilt.bench import compare as cmp
     from rebuilt.bench import store
+    from rebuilt.errors import ConfigError
+
+    s = _settings(workdir)
+    workdir = s.workdir()
+    try:
+        factor = float(factor if factor is not None else s["bench.factor"])
+        alpha = float(alpha if alpha is not None else s["bench.alpha"])
+    except ValueError:
+        raise ConfigError(f"--factor and --alpha take numbers, not {factor!r} / {alpha!r}") from None
 
     run_a = store.load_run(store.resolve(a, workdir))
     run_b = store.load_run(store.resolve(b, workdir))
@@ -141,11 +170,12 @@ def compare(c, a, b, factor=1.05, alpha=0.05, metric=None, workdir=WORKDIR, fail
 @task(help={"runs": "comma-separated runs (ids, paths, latest, latest~N)", "output": "PNG file to write",
             "metrics": "comma-separated metrics, one panel each (default by kind)", "workdir": H_WORKDIR})
 @entry
-def plot(c, runs, output="bench.png", metrics=None, workdir=WORKDIR):
+def plot(c, runs, output="bench.png", metrics=None, workdir=None):
     """Plot throughput and latency against batch size for several runs into a PNG."""
     from rebuilt.bench import plot as bplot
     from rebuilt.bench import store
 
+    workdir = _settings(workdir).workdir()
     refs = [r for r in runs.replace(" ", ",").split(",") if r]
     loaded = [store.load_run(store.resolve(ref, workdir)) for ref in refs]
     path = bplot.plot(loaded, output, metrics=[m.strip() for m in metrics.split(",")] if metrics else None)
@@ -162,7 +192,8 @@ def health(c, python=None, json=False):
     from rebuilt.bench import gpu_health
     from rebuilt.errors import CheckFailed, StepFailed
 
-    proc = runner.capture([_python(python), os.path.abspath(gpu_health.__file__), "--json"], timeout=900)
+    proc = runner.capture([_python(python, _settings(None)), os.path.abspath(gpu_health.__file__), "--json"],
+                          timeout=900)
     if proc.returncode not in (0, 1):
         message = proc.stderr.strip().splitlines()
         if proc.returncode == 2 and message:
