@@ -221,7 +221,7 @@ def stream(
 
     def pump():
         for raw in iter(proc.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace")
+            line = redact(raw.decode("utf-8", "replace"))  # a step that prints its env leaks no proxy password
             log.write(line)
             log.flush()
             if console.verbose:

@@ -7,79 +7,82 @@ from invoke import Collection, task
 from rebuilt.tasks._entry import entry
 from rebuilt.tasks.common import BUILD_HELP, resolve
 
-H = {"workdir": BUILD_HELP["workdir"]}
+H = {"workdir": BUILD_HELP["workdir"], "set_": BUILD_HELP["set_"]}
 
 
-@task(help={"url": "proxy URL without credentials (those belong in settings: proxy.url)", **H})
+@task(help={"url": "proxy URL without credentials, e.g. http://proxy.example:3128 (a URL with a password "
+                   "belongs in settings: proxy.url in invoke.yaml or INVOKE_REBUILT_PROXY_URL)", **H},
+      iterable=["set_"])
 @entry
-def on(c, url=None, workdir=None):
-    """Use the proxy for the steps that need the network, from now on."""
+def on(c, url=None, workdir=None, set_=None):
+    """Use the proxy for network steps from now on."""
     from rebuilt import proxy
 
-    settings = resolve(workdir=workdir)
+    settings = resolve(workdir=workdir, set_=set_)
     proxy.switch(settings, True, url)
     print(proxy.describe(settings))
 
 
-@task(help=H)
+@task(help=H, iterable=["set_"])
 @entry
-def off(c, workdir=None):
-    """Stop using the proxy."""
+def off(c, workdir=None, set_=None):
+    """Stop using the proxy for network steps."""
     from rebuilt import proxy
 
-    settings = resolve(workdir=workdir)
+    settings = resolve(workdir=workdir, set_=set_)
     proxy.switch(settings, False)
     print(proxy.describe(settings))
 
 
-@task(help=H)
+@task(help=H, iterable=["set_"])
 @entry
-def status(c, workdir=None):
-    """Say whether the proxy is on, and which (credentials redacted)."""
+def status(c, workdir=None, set_=None):
+    """Say whether the proxy is on, and which (redacted)."""
     from rebuilt import proxy
 
-    print(proxy.describe(resolve(workdir=workdir)))
+    print(proxy.describe(resolve(workdir=workdir, set_=set_)))
 
 
-@task(help=H)
+@task(help=H, iterable=["set_"])
 @entry
-def env(c, workdir=None):
-    """Print export/unset lines: eval "$(inv proxy.env)" in your shell."""
+def env(c, workdir=None, set_=None):
+    """Print export/unset lines: eval "$(inv proxy.env)"."""
     import shlex
 
     from rebuilt import proxy
 
-    values = proxy.env_for(resolve(workdir=workdir))
-    if values:
+    settings = resolve(workdir=workdir, set_=set_)
+    values = proxy.env_for(settings)
+    if values:  # the real URL, credentials included: this output is meant for eval, not for a log
         for k, v in values.items():
             print(f"export {k}={shlex.quote(v)}")
     else:
-        print("unset " + " ".join((*proxy.NAMES, *proxy.NO_PROXY)))
+        names = (*proxy.NAMES, *proxy.NO_PROXY) + ((proxy.INSECURE,) if settings["proxy.insecure"] else ())
+        print("unset " + " ".join(names))
 
 
-@task(help={"url": "a URL to reach through the proxy (default: each source host of the stack)", **H})
+@task(help={"url": "a URL to reach (repeatable); default: the source host of each stack component",
+            "stack": BUILD_HELP["stack"], **H}, iterable=["url", "set_"])
 @entry
-def check(c, url=None, workdir=None):
-    """Reach a URL (or the stack's source hosts) through the proxy, with a short time-out."""
-    import requests
+def check(c, url=None, stack=None, workdir=None, set_=None):
+    """Reach URLs as network steps would (3 s time-out)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from rebuilt import proxy
+    from rebuilt.doctor import network
     from rebuilt.errors import CheckFailed
+    from rebuilt.util.text import redact
 
-    settings = resolve(workdir=workdir)
-    targets = [url] if url else sorted({f"https://{u.split('/')[2]}" for n in settings.stack.components
-                                        if (u := settings.get(f"{n}.url") or "").startswith("http")})
-    bad = 0
-    for target in targets:
-        try:
-            r = requests.head(target, timeout=5, proxies=proxy.requests_proxies(settings), allow_redirects=False)
-            print(f"ok    {target} -> HTTP {r.status_code}")
-        except requests.RequestException as exc:
-            bad += 1
-            print(f"FAIL  {target}: {type(exc).__name__}")
+    settings = resolve(stack=stack, workdir=workdir, set_=set_)
+    targets = list(url or network.hosts(settings, list(settings.stack.components)))
     print(proxy.describe(settings))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda t: proxy.reach(t, settings), targets))
+    for target, (ok, detail) in zip(targets, answers):
+        print(f"{'ok  ' if ok else 'FAIL'}  {redact(target)}: {detail}")
+    bad = sum(not ok for ok, _ in answers)
     if bad:
-        raise CheckFailed(f"{bad} of {len(targets)} hosts did not answer")
+        raise CheckFailed(f"{bad} of {len(targets)} did not answer")
 
 
 ns = Collection("proxy", on, off, status, env, check)

@@ -6,7 +6,8 @@ import difflib
 import re
 from typing import Iterable, Mapping
 
-_URL_CREDS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*)(?::(?P<pw>[^@/\s]*))?@")
+# user[:password]@ up to the last @ before the path: a raw "@" in a password is redacted whole.
+_URL_CREDS = re.compile(r"""(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<creds>[^/\s"'<>]*)@""")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
