@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from rebuilt import builder, guard, runner
-from rebuilt.util.fs import write_json
+from rebuilt.util.fs import sha256_file, write_json
 
 OUTPUT_DIRS = {"build", "dist", "_skbuild", ".deps", "__pycache__"}
 TOOLS = ("gcc", "g++", "cmake", "ninja")
@@ -155,6 +155,11 @@ class Stamps:
         have = _installed(self.settings.python(), list(want))
         absent = [d for d, v in want.items() if have.get(d) != v]
         if absent and wheels:
+            changed_wheel = next((w["path"] for w in wheels
+                                  if w.get("sha256") and sha256_file(w["path"]) != w["sha256"]), None)
+            if changed_wheel:  # same size, other bytes: not the wheel this stamp built
+                self.console.say(f"{rp.recipe.name}: rebuilding, {changed_wheel} changed since it was built (sha256)")
+                return None
             for w in wheels:
                 runner.capture([self.settings.python(), "-m", "pip", "install", "--no-deps", "--force-reinstall",
                                 "--no-index", w["path"]], timeout=1800, check=True)

@@ -2,19 +2,27 @@
 
 The file list comes from the distribution's RECORD; byte-code caches and
 installer-only files are left out; RECORD is written anew with sha256 and sizes;
-the WHEEL tags are derived from the interpreter and the extension modules found
-(``cp311-cp311-linux_x86_64``, or the original manylinux tag). The version in
-the file name is exactly the installed one. The wheel is written under a
-temporary name and renamed when complete.
+the WHEEL tags are the installed WHEEL's when they are true for these files and
+this interpreter (``cp311-cp311-manylinux_2_28_x86_64``), else derived from the
+interpreter and the extension modules found (``cp311-cp311-linux_x86_64``). The
+version in the file name is exactly the installed one (``…nv25.06`` stays
+``…nv25.06``; pip compares versions normalised, so it installs and the restored
+METADATA reports the same string). The wheel is written under a temporary name
+and renamed when complete.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import itertools
 import os
 import re
+import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 from rebuilt.errors import InputError
 from rebuilt.util.fs import atomic_path, mark_cachedir, record_hash
@@ -22,95 +30,176 @@ from rebuilt.wheel.installed import Installed, query
 from rebuilt.wheel.zipwriter import ZipWriter
 
 SKIP_NAMES = {"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"}
+# zlib levels, measured on torch 2.13.0's 695 MB (one core, CPU seconds / MB): 1: 8.4 / 215.5,
+# 2: 9.0 / 209.2, 3: 11.5 / 204.5; zip -r at its default 6 spends ~29 s for 213.6 MB.
+LEVEL = 2
+FAST_LEVEL = 1  # --fast: ~7% less CPU for ~3% more bytes
+STALE_PART_S = 600  # a .part file untouched this long belongs to a backup that was killed
 
 
-def escape(name: str) -> str:
-    """Wheel file-name component: runs of non-alphanumerics (other than '.') become '_'."""
-    return re.sub(r"[^\w\d.]+", "_", name, flags=re.UNICODE)
+def escape_name(name: str) -> str:
+    """Distribution name as a wheel file name component: runs of ``-_.`` become ``_``, lower case."""
+    return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def wheel_tag(inst: Installed, files: list[str]) -> str:
-    """python-abi-platform from the extension modules present (pure -> py3-none-any)."""
-    exts = [f for f in files if f.endswith(".so") or ".so." in f or f.endswith(".pyd")]
-    if not exts:
-        return "py3-none-any"
+def escape_version(version: str) -> str:
+    """The installed version, exactly (only a ``-``, never valid in PEP 440 anyway, becomes ``_``)."""
+    return version.replace("-", "_")
+
+
+def _is_extension(name: str, suffixes: list[str]) -> bool:
+    return name.endswith(tuple(suffixes)) or name.endswith((".so", ".pyd", ".dylib")) or ".so." in name
+
+
+def _consistent(tag: str, inst: Installed, derived_platform: str) -> bool:
+    """Is a tag of the installed WHEEL true for these files on this interpreter?"""
+    from packaging.tags import parse_tag
+
+    family = derived_platform.split("_", 1)[0]
+    arch = derived_platform[len("linux_"):] if family == "linux" else derived_platform.rsplit("_", 1)[-1]
+    for t in parse_tag(tag):
+        if t.platform == "any" or not t.platform.endswith(arch):
+            return False
+        if family == "linux" and not t.platform.startswith(("linux", "manylinux", "musllinux")):
+            return False
+        if family != "linux" and not t.platform.startswith(family):
+            return False
+        if t.interpreter != inst.py and t.abi != "abi3":
+            return False
+    return True
+
+
+def wheel_tags(inst: Installed, files: list[str]) -> list[str]:
+    """The tags to write: the original ones when true, else python-abi-platform from what is here."""
+    exts = [f for f in files if _is_extension(f, inst.ext_suffixes)]
     original = [ln.split(":", 1)[1].strip() for ln in (inst.wheel or "").splitlines() if ln.startswith("Tag:")]
-    platform = inst.platform.replace("-", "_").replace(".", "_")
-    for tag in original:  # keep a true, more precise platform tag (manylinux_2_28_x86_64) if the wheel had one
-        py, abi, plat = tag.split("-")
-        if plat.endswith(platform.split("_", 1)[-1]) and py == inst.py:
-            platform = plat
-            break
-    versioned = [e for e in inst.ext_suffixes if e.startswith(".cpython")]
-    abi = inst.py if any(v in f for f in exts for v in versioned) else "abi3" if any(".abi3." in f for f in exts) \
-        else inst.py
-    return f"{inst.py}-{abi}-{platform}"
+    if not exts:
+        return original if original and all(t.endswith("-any") for t in original) else ["py3-none-any"]
+    platform = re.sub(r"[-.]", "_", inst.platform)
+    if original and all(_consistent(t, inst, platform) for t in original):
+        return original
+    versioned = [s for s in inst.ext_suffixes if s.startswith(".cpython")]
+    if any(f.endswith(tuple(versioned)) for f in exts) or not any(".abi3." in f for f in exts):
+        abi = inst.py  # a version-specific module, or libraries only: true for this interpreter
+    else:
+        abi = "abi3"
+    return [f"{inst.py}-{abi}-{platform}"]
 
 
-def _members(inst: Installed) -> list[tuple[str, Path]]:
-    """(archive name, file on disk) for each RECORD entry worth keeping."""
+def file_tag(tags: list[str]) -> tuple[str, list[str]]:
+    """(file-name tag, WHEEL tags): a compressed tag set when the tags are a full product, else the first."""
+    parts = [t.split("-") for t in tags]
+    sets = [sorted({p[i] for p in parts}) for i in range(3)]
+    if {tuple(p) for p in parts} == set(itertools.product(*sets)):
+        return "-".join(".".join(s) for s in sets), tags
+    return tags[0], tags[:1]
+
+
+def _members(inst: Installed) -> tuple[list[tuple[str, Path]], list[str], list[str]]:
+    """(archive name, file on disk) for each RECORD entry worth keeping; plus missing and skipped entries."""
     site = Path(inst.site)
     dist_info = Path(inst.meta_dir).name
     data_dir = f"{dist_info[:-len('.dist-info')]}.data"
-    out = []
+    scripts, data = Path(inst.scripts).resolve(), Path(inst.data).resolve()
+    out, missing, skipped = [], [], []
     for row in csv.reader(io.StringIO(inst.record or "")):
         if not row or not row[0]:
             continue
         rel = row[0]
-        if "__pycache__" in rel or rel.endswith(".pyc"):
+        if "__pycache__" in rel.split("/") or rel.endswith((".pyc", ".pyo")):
             continue
         if rel.startswith(dist_info + "/") and rel.split("/", 1)[1] in SKIP_NAMES:
             continue
-        path = (site / rel).resolve() if not os.path.isabs(rel) else Path(rel)
         if ".." in Path(rel).parts or os.path.isabs(rel):
-            scripts = Path(inst.scripts).resolve()
-            if path.parent == scripts:  # console scripts live outside site-packages
-                out.append((f"{data_dir}/scripts/{path.name}", path))
-            continue
+            path = Path(rel) if os.path.isabs(rel) else (site / rel).resolve()
+            if path.parent == scripts:  # console scripts (pip regenerates entry-point wrappers anyway)
+                arc = f"{data_dir}/scripts/{path.name}"
+            elif path.is_relative_to(data):  # anything else under the prefix: the data scheme puts it back
+                arc = f"{data_dir}/data/{path.relative_to(data).as_posix()}"
+            else:
+                skipped.append(rel)
+                continue
+        else:
+            arc, path = rel, site / rel
         if path.is_file():
-            out.append((rel, site / rel))
-    return out
+            out.append((arc, path))
+        else:
+            missing.append(rel)
+    out.sort(key=lambda m: m[0].startswith(dist_info + "/"))  # .dist-info last, as the wheel spec advises
+    return out, missing, skipped
 
 
-def backup(python: str, dist: str, outdir: Path | str, *, fast: bool = False, workers: int | None = None) -> Path:
-    """Write ``<dist>-<version>-<tag>.whl`` of the installed ``dist`` into ``outdir``; returns its path."""
-    inst = query(python, dist)
+def _refuse_editable(inst: Installed) -> None:
     if inst.editable:
         raise InputError(
-            f"{inst.name} {inst.version} is an editable (setup.py develop) install from {inst.editable}: "
-            f"its files live in the source tree, not in site-packages",
-            hint=f"make a wheel instead: cd {inst.editable} && python setup.py bdist_wheel "
-                 f"(or inv build.torch --set torch.mode=wheel)")
+            f"{inst.name} {inst.version} is an editable (pip install -e / setup.py develop) install "
+            f"({inst.editable}): its files live in the source tree, not in site-packages, so no backup "
+            f"of it can be made from the environment",
+            hint=f"make a wheel instead: cd <its source tree> && python setup.py bdist_wheel "
+                 f"(or pip wheel --no-deps --no-build-isolation .), and keep dist/*.whl")
     if not inst.record or not inst.meta_dir or not inst.meta_dir.endswith(".dist-info"):
-        raise InputError(f"{inst.name} {inst.version} has no RECORD; cannot know its files",
-                         hint="reinstall it with pip from a wheel, or build a wheel from its source")
-    members = _members(inst)
-    tag = wheel_tag(inst, [m[0] for m in members])
+        raise InputError(f"{inst.name} {inst.version} has no RECORD (an egg or distutils install): "
+                         f"its files are not listed anywhere",
+                         hint="reinstall it from a wheel with pip, or build a wheel from its source "
+                              "(python setup.py bdist_wheel)")
+
+
+def _clean_stale(folder: Path, stem: str) -> None:
+    now = time.time()
+    for part in folder.glob(f".{stem}-*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_S:
+                part.unlink()
+        except OSError:
+            pass
+
+
+def _warn(message: str) -> None:
+    print(f"rebuilt: warning: {message}", file=sys.stderr)
+
+
+def backup(python: str, dist: str, outdir: Path | str, *, fast: bool = False, workers: int | None = None,
+           warn: Callable[[str], None] = _warn) -> Path:
+    """Write ``<dist>-<version>-<tags>.whl`` of the installed ``dist`` into ``outdir``; returns its path."""
+    inst = query(python, dist)
+    _refuse_editable(inst)
+    members, missing, skipped = _members(inst)
+    if missing:
+        warn(f"{len(missing)} file(s) listed in {inst.name}'s RECORD are missing and not in the backup, "
+             f"e.g. {missing[0]}")
+    if skipped:
+        warn(f"{len(skipped)} file(s) outside the environment are not in the backup, e.g. {skipped[0]}")
+    tag, tags = file_tag(wheel_tags(inst, [m[0] for m in members]))
     dist_info = Path(inst.meta_dir).name
-    out = Path(mark_cachedir(outdir)) / f"{escape(inst.name)}-{inst.version.replace('-', '_')}-{tag}.whl"
+    stem = escape_name(inst.name)
+    folder = mark_cachedir(outdir)
+    _clean_stale(folder, stem)
+    out = folder / f"{stem}-{escape_version(inst.version)}-{tag}.whl"
     workers = workers or max(1, len(os.sched_getaffinity(0)))
+    wheel_text = "".join([f"Wheel-Version: 1.0\nGenerator: rebuilt backup\nRoot-Is-Purelib: "
+                          f"{'true' if tag.endswith('-any') else 'false'}\n"] + [f"Tag: {t}\n" for t in tags])
     records = []
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
-        zw = ZipWriter(fh, level=1 if fast else 3, workers=workers)
-        for arc, path in members:
-            if arc == f"{dist_info}/WHEEL":
-                continue
-            with open(path, "rb") as src:
-                digest, size = zw.add_file(arc, src, path.stat().st_mtime, path.stat().st_mode & 0o777)
-            records.append((arc, record_hash(digest), str(size)))
-        wheel_text = (f"Wheel-Version: 1.0\nGenerator: rebuilt backup\nRoot-Is-Purelib: "
-                      f"{'true' if tag.startswith('py3') else 'false'}\nTag: {tag}\n")
-        for arc, text in ((f"{dist_info}/WHEEL", wheel_text),):
-            data = text.encode()
-            zw.add_bytes(arc, data)
-            import hashlib
-
-            records.append((arc, record_hash(hashlib.sha256(data).digest()), str(len(data))))
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerows(records)
-        writer.writerow((f"{dist_info}/RECORD", "", ""))
-        zw.add_bytes(f"{dist_info}/RECORD", buf.getvalue().encode())
+        zw = ZipWriter(fh, level=FAST_LEVEL if fast else LEVEL, workers=workers)
+        try:
+            for arc, path in members:
+                if arc == f"{dist_info}/WHEEL":
+                    continue
+                with open(path, "rb") as src:
+                    st = os.fstat(src.fileno())
+                    digest, size = zw.add_file(arc, src, st.st_mtime, st.st_mode & 0o777)
+                records.append((arc, record_hash(digest), str(size)))
+            data = wheel_text.encode()
+            zw.add_bytes(f"{dist_info}/WHEEL", data)
+            records.append((f"{dist_info}/WHEEL", record_hash(hashlib.sha256(data).digest()), str(len(data))))
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerows(records)
+            writer.writerow((f"{dist_info}/RECORD", "", ""))
+            zw.add_bytes(f"{dist_info}/RECORD", buf.getvalue().encode())
+        except BaseException:
+            zw.abort()
+            raise
         zw.close()
         fh.flush()
         os.fsync(fh.fileno())
@@ -122,11 +211,11 @@ def backups_of(folder: Path | str, dist: str) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(folder.glob(f"{escape(dist)}-*.whl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return sorted(folder.glob(f"{escape_name(dist)}-*.whl"), key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 def find_backup(folder: Path | str, dist: str, version: str) -> Path | None:
-    """The newest backup of exactly ``dist==version`` (versions compared normalised)."""
+    """The newest backup of exactly ``dist==version`` (versions compared as pip compares them)."""
     from packaging.version import InvalidVersion, Version
 
     try:

@@ -1,16 +1,19 @@
-"""A streaming ZIP writer that deflates chunks on several threads (pigz-style) and hashes as it reads.
+"""A streaming ZIP writer that deflates on several threads (pigz-style) and hashes as it reads.
 
 Each member is split into chunks compressed in a thread pool (zlib releases the
 GIL); chunks end with a sync flush so their raw deflate streams concatenate into
-one, and each chunk is primed with the previous 32 KiB as a dictionary. The
-writer thread keeps members in order. At most ``inflight`` chunks are held in
-memory at once, so a 1 GB shared library is never held whole. Sizes and CRC
-come after the data (data descriptor, ZIP64 when needed).
+one, and each chunk is primed with the previous 32 KiB as a dictionary. One
+ordered queue holds headers, chunks and data descriptors of every member, so the
+small files of a package (thousands of headers and .py files) are compressed in
+parallel too, while the file is still written strictly in order. At most
+``inflight_bytes`` of input are held at once, so a 1 GB shared library is never
+held whole. Sizes and CRC come after the data (data descriptor, ZIP64).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 import time
 import zlib
@@ -27,12 +30,12 @@ ZIP64_LIMIT = 0xFFFFFFFF
 @dataclass
 class Member:
     name: str
-    crc: int
-    compressed: int
-    size: int
-    offset: int
     dostime: tuple[int, int]
     mode: int
+    crc: int = 0
+    size: int = 0
+    compressed: int = 0
+    offset: int = 0
 
 
 def _dos_time(ts: float) -> tuple[int, int]:
@@ -42,71 +45,98 @@ def _dos_time(ts: float) -> tuple[int, int]:
 
 
 def _deflate(data: bytes, zdict: bytes | None, last: bool, level: int) -> bytes:
+    if level == 0:
+        raise ValueError("level 0 is not supported: use deflate levels 1-9")
     c = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict) if zdict else \
         zlib.compressobj(level, zlib.DEFLATED, -15, 9)
     return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
 class ZipWriter:
-    """Write members in order; ``add_file`` streams from disk and returns (sha256 digest, size)."""
+    """Write members in order; ``add_file`` streams from a file and returns (sha256 digest, size)."""
 
-    def __init__(self, out: BinaryIO, level: int = 3, workers: int = 2, inflight: int = 8):
+    def __init__(self, out: BinaryIO, level: int = 3, workers: int = 2, inflight_bytes: int = 8 * CHUNK,
+                 max_items: int = 1024):
+        _deflate(b"", None, True, level)  # a bad level fails here, not in a worker
         self.out = out
         self.level = level
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers))
-        self.inflight = max(2, inflight)
+        self.inflight_bytes = max(CHUNK, inflight_bytes)
+        self.max_items = max(2, max_items)
         self.members: list[Member] = []
         self.offset = 0
+        self._queue: deque[tuple[str, Member, Future | None, int]] = deque()
+        self._pending_bytes = 0
 
     def _write(self, data: bytes) -> None:
         self.out.write(data)
         self.offset += len(data)
 
-    def _local_header(self, name: bytes, dostime: tuple[int, int]) -> None:
-        # flag 0x08: sizes and CRC follow the data; 0x800: UTF-8 names; zip64 extra reserves room
-        extra = struct.pack("<HHQQ", 0x0001, 16, 0, 0)
-        self._write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 45, 0x0808, 8, dostime[0], dostime[1],
-                                0, 0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra)) + name + extra)
+    def _emit(self, kind: str, m: Member, fut: Future | None) -> None:
+        if kind == "head":
+            # flag 0x08: sizes and CRC follow the data; 0x800: UTF-8 names; zip64 extra reserves room
+            m.offset = self.offset
+            name = m.name.encode("utf-8")
+            extra = struct.pack("<HHQQ", 0x0001, 16, 0, 0)
+            self._write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 45, 0x0808, 8, m.dostime[0], m.dostime[1],
+                                    0, 0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra)) + name + extra)
+        elif kind == "chunk":
+            data = fut.result()
+            m.compressed += len(data)
+            self._write(data)
+        else:  # "end": zip64 data descriptor
+            self._write(struct.pack("<4sIQQ", b"PK\x07\x08", m.crc, m.compressed, m.size))
+            self.members.append(m)
+
+    def _drain(self, everything: bool = False) -> None:
+        """Write what is ready at the front of the queue; block while too much is in flight."""
+        q = self._queue
+        while q:
+            kind, m, fut, nbytes = q[0]
+            must = everything or self._pending_bytes > self.inflight_bytes or len(q) > self.max_items
+            if kind == "chunk" and not fut.done() and not must:
+                return
+            q.popleft()
+            self._pending_bytes -= nbytes
+            self._emit(kind, m, fut)
 
     def add_file(self, name: str, src: BinaryIO, mtime: float, mode: int = 0o644) -> tuple[bytes, int]:
-        """Add one member read from ``src``; returns (sha256 digest, uncompressed size)."""
-        bname = name.encode("utf-8")
-        dostime = _dos_time(mtime)
-        start = self.offset
-        self._local_header(bname, dostime)
-        sha, crc, size, compressed = hashlib.sha256(), 0, 0, 0
-        pending: deque[Future] = deque()
+        """Queue one member read from ``src``; returns (sha256 digest, uncompressed size)."""
+        m = Member(name, _dos_time(mtime), mode)
+        self._queue.append(("head", m, None, 0))
+        sha = hashlib.sha256()
         prev_tail = b""
         chunk = src.read(CHUNK)
         while True:
             nxt = src.read(CHUNK) if chunk else b""
             sha.update(chunk)
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-            pending.append(self.pool.submit(_deflate, chunk, prev_tail or None, not nxt, self.level))
+            m.crc = zlib.crc32(chunk, m.crc)
+            m.size += len(chunk)
+            fut = self.pool.submit(_deflate, chunk, prev_tail or None, not nxt, self.level)
+            self._queue.append(("chunk", m, fut, len(chunk)))
+            self._pending_bytes += len(chunk)
             prev_tail = chunk[-WINDOW:]
-            while len(pending) >= self.inflight:
-                data = pending.popleft().result()
-                compressed += len(data)
-                self._write(data)
+            self._drain()
             if not nxt:
                 break
             chunk = nxt
-        while pending:
-            data = pending.popleft().result()
-            compressed += len(data)
-            self._write(data)
-        self._write(struct.pack("<4sIQQ", b"PK\x07\x08", crc, compressed, size))  # zip64 data descriptor
-        self.members.append(Member(name, crc, compressed, size, start, dostime, mode))
-        return sha.digest(), size
+        self._queue.append(("end", m, None, 0))
+        return sha.digest(), m.size
 
     def add_bytes(self, name: str, data: bytes, mtime: float | None = None) -> None:
-        import io
-
         self.add_file(name, io.BytesIO(data), mtime or time.time())
 
+    def abort(self) -> None:
+        """Stop the workers without writing the rest (the caller discards the file)."""
+        for _kind, _m, fut, _n in self._queue:
+            if fut is not None:
+                fut.cancel()
+        self._queue.clear()
+        self.pool.shutdown(wait=True)
+
     def close(self) -> None:
-        """Central directory (ZIP64 records always present: simple, and fine for every reader)."""
+        """Write every queued member, then the central directory (ZIP64 records always present)."""
+        self._drain(everything=True)
         self.pool.shutdown(wait=True)
         cd_start = self.offset
         for m in self.members:
