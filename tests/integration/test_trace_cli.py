@@ -1,9 +1,9 @@
-"""Trace tasks through the real CLI: merge of generated rank folders, a real torch.profiler CPU trace,
-summary, and bad input (one message, non-zero exit, input untouched, no partial output)."""
+"""profile.* through the real `inv`: outputs, and one clear message per bad input (no traceback)."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -12,129 +12,190 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.trace import synth
+from rebuilt.trace import reference, synth
 
 ROOT = Path(__file__).resolve().parents[2]
 
+TORCH_TRACE = """
+import sys, torch
+from torch.profiler import profile, ProfilerActivity, record_function
+with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+    with record_function("decode {step} 1"):
+        a = torch.randn(32, 32)
+        for _ in range(3):
+            a = torch.relu(a @ a)
+prof.export_chrome_trace(sys.argv[1])
+"""
 
-def inv(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+
+def inv(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
-def rank_file(folder: Path, name: str, device: int, seed: int) -> Path:
-    path = folder / name
-    with gzip.open(path, "wb") as fp:
-        synth.write(fp, synth.SynthSpec(device=device, seed=seed, n_kernels=150, overlap_prob=0.4,
-                                        cpu_pid=4000 + device))
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for w in words:
+        assert w in proc.stderr, (w, proc.stderr)
+
+
+def folder_listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def cpu_trace(tmp_path_factory) -> Path:
+    """A real trace from torch.profiler on this machine's CPU torch (no GPU kernels)."""
+    pytest.importorskip("torch")
+    path = tmp_path_factory.mktemp("torch") / "cpu.trace.json"
+    subprocess.run([sys.executable, "-c", TORCH_TRACE, str(path)], check=True, capture_output=True, timeout=300)
     return path
 
 
-def load(path: Path) -> dict:
-    return json.loads(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
+@pytest.fixture
+def gpu_trace(tmp_path: Path) -> Path:
+    path = tmp_path / "run.json.gz"
+    with gzip.open(path, "wb") as f:
+        synth.write(f, synth.SynthSpec(n_kernels=400, weird_every=3))
+    return path
 
 
-def test_merge_ranks_of_one_profile(tmp_path):
-    for tp in range(2):
-        for dp in range(2):
-            rank_file(tmp_path, f"1732000000-TP-{tp}-DP-{dp}-DECODE.trace.json.gz", tp * 2 + dp, tp * 10 + dp)
-    out = tmp_path / "merged.json.gz"
-    r = inv("profile.merge", str(tmp_path), "-o", str(out), "--fix")
-    assert r.returncode == 0, r.stderr
-    doc = load(out)
-    labels = [e["args"]["name"] for e in doc["traceEvents"] if e.get("name") == "process_name"]
-    assert any(lbl.startswith("[TP00-DP00]") for lbl in labels) and any(lbl.startswith("[TP01-DP01]") for lbl in labels)
-    sort = {}
-    for e in doc["traceEvents"]:
-        if e.get("name") == "process_sort_index":
-            sort[e["pid"]] = e["args"]["sort_index"]
-    assert len(set(sort.values())) == len(sort)  # unique per process across ranks
-    pids_by_rank = {}
-    for e in doc["traceEvents"]:
-        if e.get("name") == "process_name":
-            pids_by_rank.setdefault(e["args"]["name"].split("]")[0], set()).add(e["pid"])
-    all_pids = [p for s in pids_by_rank.values() for p in s]
-    assert len(all_pids) == len(set(all_pids))  # no two ranks share a pid
-    order = sorted(pids_by_rank, key=lambda r: min(sort[p] for p in pids_by_rank[r]))
-    assert order == ["[TP00-DP00", "[TP00-DP01", "[TP01-DP00", "[TP01-DP01"]
-    assert len(doc.get("deviceProperties", [])) >= 4
+def test_perfetto_fix_writes_beside_the_input(gpu_trace: Path) -> None:
+    before = digest(gpu_trace)
+    proc = inv("profile.perfetto-fix", str(gpu_trace))
+    assert proc.returncode == 0, proc.stderr
+    out = gpu_trace.with_name("run.perfetto.json.gz")
+    assert "moved" in proc.stdout and str(out) in proc.stdout
+    assert digest(gpu_trace) == before
+    names = {e["args"]["name"] for e in reference.load(out)["traceEvents"] if e.get("name") == "thread_name"}
+    assert "stream 7 (overlap 1)" in names
+    proc = inv("profile.perfetto-fix", str(gpu_trace), "-o", str(gpu_trace))
+    assert_clean_failure(proc, "refusing to overwrite")
+    assert digest(gpu_trace) == before
 
 
-def test_several_profiles_in_one_folder_are_told_apart(tmp_path):
-    for t in ("1732000000", "1732000999"):
+def test_summary_prints_a_table_and_csv(gpu_trace: Path, tmp_path: Path) -> None:
+    proc = inv("profile.summary", str(gpu_trace), "--csv", str(tmp_path / "s.csv"), "--top", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "GPU streams" in proc.stdout and "Top 3 of" in proc.stdout and "p90" in proc.stdout
+    assert (tmp_path / "s.csv").read_text().startswith("section,name,")
+
+
+def test_merge_folder_with_two_profiles(tmp_path: Path) -> None:
+    for time, stage in (("1790.5", "DECODE"), ("1790.5", "EXTEND")):
         for tp in range(2):
-            rank_file(tmp_path, f"{t}-TP-{tp}.trace.json.gz", tp, tp)
-    r = inv("profile.merge", str(tmp_path), "-o", str(tmp_path / "x.json"))
-    assert r.returncode == 2 and "1732000000" in r.stderr and "1732000999" in r.stderr
-    assert not (tmp_path / "x.json").exists()
-    r = inv("profile.merge", str(tmp_path))  # no -o: one merged file per profile
-    assert r.returncode == 0, r.stderr
-    assert len(list(tmp_path.glob("*.merged.trace.json.gz"))) == 2
+            with gzip.open(tmp_path / f"{time}-TP-{tp}-{stage}.trace.json.gz", "wb") as f:
+                synth.write(f, synth.SynthSpec(n_kernels=60, seed=tp, device=tp))
+    inputs = folder_listing(tmp_path)
+    proc = inv("profile.merge", str(tmp_path), "-o", str(tmp_path / "one.json.gz"))
+    assert_clean_failure(proc, "2 different profiles", "1790.5-DECODE: 2 rank file(s)", "--group")
+    assert folder_listing(tmp_path) == inputs
+    proc = inv("profile.merge", str(tmp_path), "--group", "1790.5-EXTEND", "-o", str(tmp_path / "one.json.gz"),
+               "--fix", "--gpu-only", "--window-ms", "1:")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 rank(s) of 1790.5-EXTEND" in proc.stdout and "perfetto fix moved" in proc.stdout
+    proc = inv("profile.merge", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert {"1790.5-DECODE.merged.trace.json.gz", "1790.5-EXTEND.merged.trace.json.gz"} <= set(folder_listing(tmp_path))
+    doc = reference.load(tmp_path / "1790.5-DECODE.merged.trace.json.gz")
+    assert {e["args"]["name"] for e in doc["traceEvents"] if e.get("name") == "process_name"} == \
+        {"[TP00] python", "[TP01] python"}
+    files = ",".join(str(p) for p in sorted(tmp_path.glob("1790.5-TP-*-DECODE.trace.json.gz")))
+    proc = inv("profile.merge", files, "-o", str(tmp_path / "two.json"))
+    assert proc.returncode == 0 and json.loads((tmp_path / "two.json").read_text())["traceEvents"]
 
 
-def test_real_cpu_trace_from_torch_profiler(tmp_path):
-    trace = tmp_path / "cpu.trace.json"
-    code = ("import torch\nfrom torch.profiler import profile, ProfilerActivity\n"
-            "with profile(activities=[ProfilerActivity.CPU]) as p:\n"
-            "    a = torch.randn(64, 64); (a @ a).sum().item()\n"
-            f"p.export_chrome_trace({str(trace)!r})\n")
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
-    before = trace.read_bytes()
-    r = inv("profile.perfetto-fix", str(trace))
-    assert r.returncode == 2 and "no GPU kernels" in r.stderr and "Traceback" not in r.stderr
-    assert trace.read_bytes() == before and not list(tmp_path.glob("*perfetto*"))
+def test_real_cpu_trace_from_torch_profiler(cpu_trace: Path, tmp_path: Path) -> None:
+    """No GPU kernels: the fix says so and writes nothing; merge passes every event through."""
+    before = digest(cpu_trace)
+    proc = inv("profile.perfetto-fix", str(cpu_trace))
+    assert_clean_failure(proc, str(cpu_trace), "no GPU kernels", "nothing to fix, no file written", "->")
+    assert proc.returncode == 2 and folder_listing(cpu_trace.parent) == ["cpu.trace.json"]
+    assert digest(cpu_trace) == before
     from rebuilt.trace import perfetto_fix
 
-    result = perfetto_fix.fix_file(trace, tmp_path / "same.json", require_kernels=False)
-    assert result.moved == 0
-    assert json.loads((tmp_path / "same.json").read_bytes())["traceEvents"] == \
-        json.loads(before.decode(errors="replace"))["traceEvents"]
-    s = inv("profile.summary", str(trace))
-    assert s.returncode != 0 and "no GPU" in (s.stdout + s.stderr)
+    plan = perfetto_fix.fix_file(cpu_trace, tmp_path / "same.json", require_kernels=False)
+    assert plan.kernels == 0 and plan.moved == 0
+    assert (tmp_path / "same.json").read_bytes() == cpu_trace.read_bytes()  # byte for byte
+    proc = inv("profile.summary", str(cpu_trace))
+    assert_clean_failure(proc, "no GPU kernels")
+    rank = tmp_path / "r" / "1790.1-TP-0.trace.json"
+    rank.parent.mkdir()
+    rank.write_bytes(cpu_trace.read_bytes())
+    proc = inv("profile.merge", str(rank.parent), "-o", str(tmp_path / "m.json"))
+    assert proc.returncode == 0, proc.stderr
+    from rebuilt.trace import io
+
+    n_in = sum(1 for _ in io.TraceFile(cpu_trace).events())
+    out = reference.load(tmp_path / "m.json")["traceEvents"]
+    n_opaque = sum(1 for e in io.TraceFile(cpu_trace).events() if e.value is None)
+    n_sort = sum(1 for e in io.TraceFile(cpu_trace).events() if e.value and e.value.get("name") == "process_sort_index")
+    n_procs = sum(1 for e in out if e.get("name") == "process_sort_index")
+    assert len(out) == n_in - n_opaque - n_sort + n_procs
+    assert any(e.get("name") == "aten::relu" for e in out)
+    proc = inv("profile.merge", str(rank.parent), "--gpu-only", "-o", str(tmp_path / "g.json"))
+    assert_clean_failure(proc, "no GPU events")
+    assert not (tmp_path / "g.json").exists()
 
 
-def test_fix_and_summary_through_the_cli(tmp_path):
-    src = rank_file(tmp_path, "trace.json.gz", 0, 3)
-    r = inv("profile.perfetto-fix", str(src))
-    assert r.returncode == 0, r.stderr
-    assert "moved" in r.stdout and "launch arrows moved" in r.stdout
-    [out] = [p for p in tmp_path.iterdir() if p != src]
-    assert "perfetto" in out.name and out.name.endswith(".json.gz")
-    s = inv("profile.summary", str(src), "--csv", str(tmp_path / "s.csv"))
-    assert s.returncode == 0, s.stderr
-    assert "busy" in s.stdout.lower() and "ncclKernel" in s.stdout or "kernel" in s.stdout.lower()
-    assert (tmp_path / "s.csv").exists()
-
-
-@pytest.mark.parametrize("kind", ["truncated-gzip", "not-a-trace", "no-gpu-events", "empty-folder"])
-def test_bad_input(tmp_path, kind):
-    if kind == "truncated-gzip":
-        full = rank_file(tmp_path, "t.json.gz", 0, 1).read_bytes()
-        target = tmp_path / "t.json.gz"
-        target.write_bytes(full[: len(full) // 2])
-        args = ("profile.perfetto-fix", str(target))
-        expect = "truncated"
-    elif kind == "not-a-trace":
-        target = tmp_path / "t.json"
-        target.write_text('{"hello": [1, 2, 3]}')
-        args = ("profile.perfetto-fix", str(target))
-        expect = "traceEvents"
-    elif kind == "no-gpu-events":
-        target = tmp_path / "t.json"
-        target.write_text(json.dumps({"traceEvents": [{"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 0,
-                                                        "dur": 1}]}))
-        args = ("profile.perfetto-fix", str(target))
-        expect = "no GPU kernels"
+@pytest.mark.parametrize("case", ["truncated-gzip", "not-a-trace", "json-without-events", "missing"])
+def test_bad_input_one_clear_message(tmp_path: Path, gpu_trace: Path, case: str) -> None:
+    src = tmp_path / "in" / "x.trace.json.gz"
+    src.parent.mkdir()
+    if case == "truncated-gzip":
+        src.write_bytes(gpu_trace.read_bytes()[:-2000])
+        words = ("truncated or corrupt", "copy it again")
+    elif case == "not-a-trace":
+        src = src.with_name("notes.json")
+        src.write_text("these are my notes, not a trace\n")
+        words = ("not a Chrome trace", "does not start with a JSON object")
+    elif case == "json-without-events":
+        src = src.with_name("x.json")
+        src.write_text(json.dumps({"schemaVersion": 1, "deviceProperties": []}))
+        words = ("no traceEvents",)
     else:
-        target = tmp_path / "empty"
-        target.mkdir()
-        args = ("profile.merge", str(target))
-        expect = "no"
-    before = sorted(p.name for p in tmp_path.rglob("*"))
-    snapshot = target.read_bytes() if target.is_file() else None
-    r = inv(*args)
-    assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert expect in r.stderr and str(target.name) in r.stderr
-    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no partial output
-    if snapshot is not None:
-        assert target.read_bytes() == snapshot
+        src = src.with_name("nope.json.gz")
+        words = ("no such file",)
+    before = digest(src) if src.exists() else None
+    listing = folder_listing(src.parent)
+    tasks = ("profile.perfetto-fix", "profile.summary") if case == "truncated-gzip" else ("profile.perfetto-fix",)
+    for task in tasks:  # both tasks read through the same code; one case through summary is enough
+        proc = inv(task, str(src))
+        assert_clean_failure(proc, str(src), *words)
+        assert proc.returncode == 2
+        assert folder_listing(src.parent) == listing  # no output, no temp file left
+        assert (digest(src) if src.exists() else None) == before
+
+
+def test_merge_of_an_empty_folder(tmp_path: Path) -> None:
+    proc = inv("profile.merge", str(tmp_path))
+    assert_clean_failure(proc, str(tmp_path), "no sglang rank traces", "it is empty", "SGLANG_TORCH_PROFILER_DIR")
+    assert proc.returncode == 2 and folder_listing(tmp_path) == []
+
+
+def test_merge_of_a_truncated_rank_leaves_no_output(tmp_path: Path) -> None:
+    for tp in range(2):
+        with gzip.open(tmp_path / f"1.5-TP-{tp}.trace.json.gz", "wb") as f:
+            synth.write(f, synth.SynthSpec(n_kernels=200, seed=tp, device=tp))
+    bad = tmp_path / "1.5-TP-1.trace.json.gz"
+    bad.write_bytes(bad.read_bytes()[:-500])
+    listing = folder_listing(tmp_path)
+    proc = inv("profile.merge", str(tmp_path))
+    assert_clean_failure(proc, str(bad), "truncated or corrupt")
+    assert folder_listing(tmp_path) == listing
+
+
+def test_tasks_are_listed_with_help() -> None:
+    proc = inv("--list")
+    assert proc.returncode == 0
+    for name in ("profile.perfetto-fix", "profile.merge", "profile.summary"):
+        assert name in proc.stdout
+    proc = inv("--help", "profile.merge")
+    for flag in ("--window-ms", "--gpu-only", "--fix", "--output", "--group"):
+        assert flag in proc.stdout
