@@ -52,7 +52,8 @@ print(json.dumps(info))
 """
 
 WATCHED = ("torch", "torchvision", "torchaudio", "triton", "flashinfer-python", "sgl-kernel", "sglang",
-           "vllm", "deep-ep", "uv", "scikit-build-core", "setuptools", "ninja", "nvidia-nvshmem-cu12")
+           "vllm", "deep-ep", "uv", "scikit-build-core", "setuptools", "ninja", "nvidia-nvshmem-cu12",
+           "nvidia-nvshmem-cu13")
 
 
 @dataclass
@@ -82,6 +83,9 @@ class Machine:
     mem_available_gb: float
     mem_total_gb: float
     gpus: list[dict]
+    # CUDA 13 keeps libcu++/CUB/Thrust (cuda/std/...) in $CUDA_HOME/include/cccl, which nvcc adds by
+    # itself and the host compiler does not; None where that folder does not exist (CUDA 12).
+    cuda_cccl: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -217,8 +221,10 @@ def probe(python: str, cuda: str = "12.9", cuda_home: str = "", host_compiler: s
     home = find_cuda_home(cuda, cuda_home)
     nvcc = str(Path(home) / "bin" / "nvcc") if home and (Path(home) / "bin" / "nvcc").exists() else runner.which("nvcc")
     avail, total = meminfo()
+    cccl = Path(home) / "include" / "cccl" if home else None
     return Machine(python=probe_python(python), tools=tools, cuda_home=home, nvcc_version=nvcc_version(nvcc),
-                   cpus=cpus(), mem_available_gb=avail, mem_total_gb=total, gpus=gpus())
+                   cpus=cpus(), mem_available_gb=avail, mem_total_gb=total, gpus=gpus(),
+                   cuda_cccl=str(cccl) if cccl and cccl.is_dir() else None)
 
 
 def disk_free_gb(path: Path) -> float:

@@ -20,11 +20,13 @@ from rebuilt.errors import ConfigError
 from rebuilt.machine import Machine
 from rebuilt.recipes import ROOT, Recipe, StepSpec
 from rebuilt.settings import Settings
+from rebuilt.util.fs import sha256_file
 from rebuilt.util.text import redact, render as fill
 
 PATCHES_DIR = Path(os.environ.get("REBUILT_PATCHES_DIR") or ROOT / "patches")
 RESERVED = {"python", "python_bin", "python_prefix", "cmake_prefix", "jobs", "workdir", "wheelhouse", "src",
             "build_dir", "cuda_home", "nvcc", "cuda", "arch_list", "nvshmem_dir", "recipe", "gpu", "nvshmem",
+            "nvshmem_pip", "cuda_cccl",
             "ccache", "offline", "python_version", "host_cxx", "host_cc", "version"}
 
 
@@ -89,7 +91,9 @@ def describe_action(step: Step) -> str:
         sub = "; git submodule sync --recursive; git submodule update --init --recursive" if a["submodules"] else ""
         return f"git fetch {redact(a['url'])} {a['ref']} -> {a['dest']} (checkout --detach){sub}"
     if step.action == "patches":
-        return "git apply, in order, skipping patches already applied: " + ", ".join(Path(p).name for p in a["patches"])
+        shas = a.get("sha256") or [""] * len(a["patches"])
+        return "git apply, in order, skipping patches already applied: " + ", ".join(
+            f"{Path(p).name}{f' ({h})' if h else ''}" for p, h in zip(a["patches"], shas))
     if step.action == "collect":
         return f"copy {', '.join(a['patterns'])} -> {a['dest']} (sha256 in the manifest)"
     if step.action == "pip-protected":
@@ -120,16 +124,20 @@ def _context(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path
     cuda_home = machine.cuda_home or ""
     src, _ = _source_dir(settings, recipe, workdir)
     build_dir = str(Path(src) / recipe.source.subdir) if src and recipe.source.subdir else (src or str(workdir))
-    nvshmem_dir = settings["nvshmem_dir"] or (machine.python.nvshmem or "")
+    # nvshmem_dir: a real NVSHMEM install named in settings (it has lib/libnvshmem_host.so); nvshmem_pip:
+    # the target environment's nvidia.nvshmem package, whose lib/ has only the soname (libnvshmem_host.so.3),
+    # so builds that link it by name must not be pointed at it (DeepEP v1.2.1 setup.py).
+    nvshmem_dir, nvshmem_pip = settings["nvshmem_dir"], machine.python.nvshmem or ""
     prefix = machine.python.prefix or str(Path(python).parent.parent)
     ctx: dict[str, Any] = {
         "recipe": recipe.name, "python": python, "python_bin": str(Path(python).parent), "python_prefix": prefix,
         "cmake_prefix": os.environ.get("CONDA_PREFIX") or prefix, "jobs": jobs, "workdir": str(workdir),
         "wheelhouse": str(workdir / "wheels"), "src": src or "", "build_dir": build_dir, "cuda_home": cuda_home,
         "nvcc": f"{cuda_home}/bin/nvcc" if cuda_home else "nvcc", "cuda": settings["cuda"],
-        "arch_list": settings["torch_cuda_arch_list"], "nvshmem_dir": nvshmem_dir,
+        "arch_list": settings["torch_cuda_arch_list"], "nvshmem_dir": nvshmem_dir, "nvshmem_pip": nvshmem_pip,
+        "cuda_cccl": machine.cuda_cccl or "",
         "python_version": settings["python_version"], "version": settings.get(f"{recipe.name}.version") or "",
-        "gpu": bool(machine.gpus), "nvshmem": bool(nvshmem_dir), "ccache": bool(settings["ccache.enabled"]),
+        "gpu": bool(machine.gpus), "nvshmem": bool(nvshmem_dir or nvshmem_pip), "ccache": bool(settings["ccache.enabled"]),
         "offline": False,
     }
     for opt in recipe.options:
@@ -142,10 +150,17 @@ def _context(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path
 
 
 def _env(table: dict, ctx: dict, where: str) -> dict[str, str | None]:
+    """``NAME = "..."`` or ``{value, when}`` (set when true; with ``otherwise = "unset"``, unset when false,
+    so a value exported by the caller cannot reach the step either)."""
     out: dict[str, str | None] = {}
     for name, value in table.items():
         if isinstance(value, dict):
+            otherwise = value.get("otherwise", "keep")
+            if otherwise not in ("keep", "unset"):
+                raise ConfigError(f"{where} env {name}: otherwise = {otherwise!r}; use \"unset\" or leave it out")
             if "when" in value and not conditions.evaluate(value["when"], ctx, f"{where} env {name}"):
+                if otherwise == "unset":
+                    out[name] = None
                 continue
             value = value.get("value", "")
         out[name] = fill(str(value), ctx, where=f"{where} env {name}: ").strip()
@@ -225,10 +240,13 @@ def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: P
             raise ConfigError(f"setting {owner.name}.ref is empty", hint="give --ref or set it in the stack")
         steps.append(Step(recipe.name, "fetch", cwd=str(workdir / "src"), action="fetch", network=True,
                           args={"url": url, "ref": ref, "dest": src, "submodules": owner.source.submodules}))
-        patches = sorted((PATCHES_DIR / owner.name).glob("*.patch")) if (PATCHES_DIR / owner.name).is_dir() else []
-        if patches:
+        from rebuilt import patches as patches_mod
+
+        patches = patches_mod.for_recipe(settings, owner.name)
+        if patches:  # the sha256 is part of the plan: a changed patch is a changed input
             steps.append(Step(recipe.name, "patches", cwd=src, action="patches",
-                              args={"patches": [str(p) for p in patches], "dest": src}))
+                              args={"patches": [str(p) for p in patches], "dest": src,
+                                    "sha256": [sha256_file(p)[:12] for p in patches]}))
     for spec in recipe.steps:
         if spec.when and not conditions.evaluate(spec.when, ctx, f"{recipe.path} step {spec.name}"):
             continue
