@@ -37,7 +37,7 @@ def fetch(step, ax: ActionEnv) -> dict:
 
 
 def patches(step, ax: ActionEnv) -> dict:
-    return {"patches": sources.apply_patches(step.args["dest"], step.args["patches"], ax.run)}
+    return {"patches": sources.apply_patches(step.args["dest"], step.args["patches"], ax.run, step.recipe)}
 
 
 def collect(step, ax: ActionEnv) -> dict:
@@ -116,6 +116,7 @@ def drop_requirements(step, ax: ActionEnv) -> dict:
                 dropped[os.path.relpath(path, step.cwd)] = gone
                 for g in gone:
                     ax.say(f"      dropped from {os.path.relpath(path, step.cwd)}: {g}")
+    sources.record_edits(step.cwd, list(dropped))  # rebuilt's edits: undone before another ref is checked out
     return {"dropped": dropped}
 
 

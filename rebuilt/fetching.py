@@ -31,7 +31,9 @@ def rows(settings: Settings) -> list[dict]:
     """One status row per checkout of the stack's components."""
     workdir = settings.workdir()
     out, seen = [], set()
-    for name in settings.stack.components:
+    others = [n for n, r in recipes.all_recipes().items() if n not in settings.stack.components and r.source
+              and (workdir / "src" / r.source.dir / ".git").exists()]  # fetched by hand, outside the stack
+    for name in [*settings.stack.components, *others]:
         src = recipes.get(name).source
         if not src:
             continue

@@ -45,6 +45,8 @@ class Step:
     gpu: bool = False
     replaces: tuple[str, ...] = ()
     note: str | None = None
+    needs: tuple[str, ...] = ()  # "cmake>=3.26", "nvcc", ...: what the pre-build checks look at for this step
+    provides: tuple[str, ...] = ()  # what it makes available to the steps after it ("torch", "uv")
 
     @property
     def title(self) -> str:
@@ -67,6 +69,7 @@ class RecipePlan:
     jobs: jobs_mod.JobChoice
     source_dir: str | None
     inputs: dict  # what reaches the plan, for stamps and manifests
+    unset: tuple[tuple[str, str], ...] = ()  # (setting, how to set it): a dry run shows a placeholder instead
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,19 @@ def _argv(spec: StepSpec, ctx: dict, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _needs(items, ctx: dict, where: str) -> tuple[str, ...]:
+    """A step's needs with their conditions evaluated (recipe-level first), each once."""
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, dict):
+            if not conditions.evaluate(item.get("when", "true"), ctx, where):
+                continue
+            item = item["need"]
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
 def _step(recipe: Recipe, spec: StepSpec, ctx: dict, build_dir: str) -> Step:
     where = f"{recipe.path} step {spec.name}: "
     env = _env({**recipe.env, **spec.env}, ctx, str(recipe.path))
@@ -198,6 +214,7 @@ def _step(recipe: Recipe, spec: StepSpec, ctx: dict, build_dir: str) -> Step:
         shell=fill(spec.shell, ctx, where=where) if spec.shell else None,
         action=spec.action, args=args, env=env, network=spec.network, installs=spec.installs,
         gpu=spec.gpu, replaces=tuple(replaces), note=fill(spec.note, ctx, where=where) if spec.note else None,
+        needs=_needs(recipe.needs + spec.needs, ctx, f"{where}needs"), provides=tuple(spec.provides),
     )
 
 
@@ -217,8 +234,12 @@ def _action_args(step: Step, ctx: dict, settings: Settings, machine: Machine) ->
     return Step(**{**step.__dict__, "args": args})
 
 
-def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path) -> RecipePlan:
-    """The steps for one recipe: fetch, patches, the recipe's own steps, collect."""
+def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path,
+                placeholders: bool = False) -> RecipePlan:
+    """The steps for one recipe: fetch, patches, the recipe's own steps, collect.
+
+    A required setting that is empty raises ConfigError, or with ``placeholders`` (a dry run) shows as
+    ``<name: not set>`` in the plan, with a warning, and is listed in ``RecipePlan.unset``."""
     opts = settings.recipe(recipe.name)
     threads = opts.get(recipe.nvcc_threads_option) if recipe.nvcc_threads_option else None
     per_job = jobs_mod.mem_per_job(recipe.mem_per_job_gb, threads)
@@ -229,24 +250,31 @@ def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: P
     src = src if ctx["src"] else None
     warnings = [w for w in [choice.warning] if w]
     steps: list[Step] = []
+    unset: list[tuple[str, str]] = []
     if src:
         url, ref = settings[f"{owner.name}.url"], settings[f"{owner.name}.ref"]
-        if not url:
-            raise ConfigError(
-                f"setting {owner.name}.url is empty: the {owner.name} source has no public URL",
-                hint=f"set it in invoke.yaml (rebuilt: {{{owner.name}: {{url: ...}}}}) "
-                     f"or export {_env_name(owner.name + '.url')}=<git url>")
-        if not ref:
-            raise ConfigError(f"setting {owner.name}.ref is empty", hint="give --ref or set it in the stack")
+        required = [(f"{owner.name}.url", url, f"the {owner.name} source has no public URL",
+                     f"set it in invoke.yaml (rebuilt: {{{owner.name}: {{url: ...}}}}), --set {owner.name}.url=<git url> "
+                     f"or export {_env_name(owner.name + '.url')}=<git url>"),
+                    (f"{owner.name}.ref", ref, "", "give --ref or set it in the stack")]
+        for key, value, why, hint in required:
+            if value:
+                continue
+            if not placeholders:
+                raise ConfigError(f"setting {key} is empty" + (f": {why}" if why else ""), hint=hint)
+            unset.append((key, hint))
+            warnings.append(f"setting {key} is not set: a real build stops here ({hint})")
+        url, ref = url or f"<{owner.name}.url: not set>", ref or f"<{owner.name}.ref: not set>"
         steps.append(Step(recipe.name, "fetch", cwd=str(workdir / "src"), action="fetch", network=True,
-                          args={"url": url, "ref": ref, "dest": src, "submodules": owner.source.submodules}))
+                          args={"url": url, "ref": ref, "dest": src, "submodules": owner.source.submodules},
+                          needs=("git",)))
         from rebuilt import patches as patches_mod
 
         patches = patches_mod.for_recipe(settings, owner.name)
         if patches:  # the sha256 is part of the plan: a changed patch is a changed input
             steps.append(Step(recipe.name, "patches", cwd=src, action="patches",
                               args={"patches": [str(p) for p in patches], "dest": src,
-                                    "sha256": [sha256_file(p)[:12] for p in patches]}))
+                                    "sha256": [sha256_file(p)[:12] for p in patches]}, needs=("git",)))
     for spec in recipe.steps:
         if spec.when and not conditions.evaluate(spec.when, ctx, f"{recipe.path} step {spec.name}"):
             continue
@@ -261,13 +289,15 @@ def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: P
     for when, text in recipe.warnings:
         if conditions.evaluate(when, ctx, f"{recipe.path} warning"):
             warnings.append(f"{recipe.name}: {fill(text, ctx)}")
+    if recipe.provides and steps:
+        steps[-1] = Step(**{**steps[-1].__dict__, "provides": steps[-1].provides + tuple(recipe.provides)})
     steps = [features.apply(settings, recipe, s, ctx, workdir, machine) for s in steps]
     warnings += features.warnings(settings, recipe, steps, ctx, workdir, machine)
     inputs = {"recipe": recipe.name, "options": {k: redact(v) if isinstance(v, str) else v for k, v in opts.items()},
               "jobs": choice.jobs,
               "steps": [[s.name, redact(s.command_text()),
                          sorted((k, redact(str(v))) for k, v in s.env.items() if not _transport(k))] for s in steps]}
-    return RecipePlan(recipe, ctx, tuple(steps), tuple(warnings), choice, src, inputs)
+    return RecipePlan(recipe, ctx, tuple(steps), tuple(warnings), choice, src, inputs, tuple(unset))
 
 
 def _transport(name: str) -> bool:
@@ -282,10 +312,11 @@ def _env_name(key: str) -> str:
     return name(key)
 
 
-def make(settings: Settings, recipes: list[Recipe], machine: Machine, workdir: Path) -> Plan:
-    """The plan for ``recipes`` (already in build order)."""
+def make(settings: Settings, recipes: list[Recipe], machine: Machine, workdir: Path,
+         placeholders: bool = False) -> Plan:
+    """The plan for ``recipes`` (already in build order); ``placeholders``: see ``plan_recipe``."""
     return Plan(stack=settings.stack.name, python=settings.python(), workdir=str(workdir),
-                recipes=tuple(plan_recipe(settings, r, machine, workdir) for r in recipes))
+                recipes=tuple(plan_recipe(settings, r, machine, workdir, placeholders) for r in recipes))
 
 
 def _env_line(name: str, value: str | None) -> str:

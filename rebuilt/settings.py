@@ -19,10 +19,13 @@ from typing import Any, Iterator, Mapping
 
 from rebuilt import recipes as recipes_mod
 from rebuilt.errors import ConfigError
+from rebuilt.util import secret as secret_mod
 from rebuilt.util.text import did_you_mean, redact
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 ENV_PREFIX = "INVOKE_REBUILT_"
+FILE_SUFFIX = "_FILE"  # INVOKE_REBUILT_PROXY_URL_FILE=/path: a secret setting read from a file
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ def _schema(recipes: Mapping[str, recipes_mod.Recipe]) -> dict[str, tuple[Any, t
         schema[f"{name}.url"] = (r.source.url if r.source else "", None)
         schema[f"{name}.ref"] = (r.source.ref if r.source else "", None)
         schema[f"{name}.version"] = ("", None)
+        if r.source and not r.source.from_:  # patches/<name>/*.patch: all on, or some turned off
+            schema[f"{name}.patches"] = (True, None)
+            schema[f"{name}.patches_skip"] = ([], None)
         for opt, default in r.options.items():
             schema[f"{name}.{opt}"] = (default, r.choices.get(opt))
     return schema
@@ -104,7 +110,53 @@ def _coerce(key: str, value: Any, default: Any, choices: tuple | None, source: s
         value = str(value)
     if choices and value not in choices:
         raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}")
+    kind = secret_mod.kind_of(key)
+    if kind and isinstance(value, str) and value:
+        _check_secret(key, value, kind, where)
+        value = secret_mod.Secret(value, kind)
     return value
+
+
+def _check_secret(key: str, value: str, kind: str, where: str) -> None:
+    """Reject credential-bearing values that would be stored or shown in clear, before anything is stored."""
+    if kind != "url":
+        return
+    if secret_mod.schemeless_credentials(value):
+        raise ConfigError(f"{where}: {redact(value)!r} has a user and password but no scheme",
+                          hint=f"write it as a URL, e.g. http://user:password@host:port")
+    if key == "proxy.url":
+        import urllib.parse
+
+        try:
+            parts = urllib.parse.urlsplit(value)
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError for a non-numeric port
+        except ValueError:
+            host = None
+        if parts.scheme not in PROXY_SCHEMES or not host:
+            raise ConfigError(f"{where}: {redact(value)!r} is not a proxy URL",
+                              hint="give scheme, host and port, e.g. http://proxy.example:3128")
+
+
+def _refuse_on_command_line(key: str, value: Any) -> None:
+    """Credentials never come from flags: they would sit in shell history and the process list."""
+    kind = secret_mod.kind_of(key)
+    if not kind or not isinstance(value, str) or not value:
+        return
+    if kind == "value" or secret_mod.carries_credentials(value):
+        raise ConfigError(
+            f"--set {key}: a credential does not go on the command line (shell history, process list)",
+            hint=f"put it in invoke.yaml (rebuilt: {{{key.split('.')[0]}: {{{key.split('.', 1)[1]}: ...}}}}), "
+                 f"export {_env_name(key)}, or write it to a file and export {_env_name(key)}{FILE_SUFFIX}=<path>")
+
+
+def _secret_from_file(name: str, path: str) -> str:
+    try:
+        return Path(os.path.expanduser(path)).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"environment variable {name}: cannot read {path}: {reason}",
+                          hint="point it at a readable file holding only the value") from None
 
 
 class Settings:
@@ -198,6 +250,10 @@ def resolve(
     env_layer: dict[str, Any] = {}
     for name, raw in environ.items():
         if name.startswith(ENV_PREFIX):
+            stem = name[: -len(FILE_SUFFIX)] if name.endswith(FILE_SUFFIX) else ""
+            if name not in env_names and stem in env_names and secret_mod.kind_of(env_names[stem]):
+                env_layer[env_names[stem]] = _secret_from_file(name, raw)
+                continue
             if name not in env_names:
                 raise ConfigError(f"unknown setting in environment variable {name}{did_you_mean(name, env_names)}")
             env_layer[env_names[name]] = raw
@@ -239,5 +295,6 @@ def parse_assignments(items: list[str] | None) -> dict[str, str]:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set sgl-kernel.nvcc_threads=8")
         key, _, value = item.partition("=")
+        _refuse_on_command_line(key.strip(), value.strip())
         out[key.strip()] = value.strip()
     return out

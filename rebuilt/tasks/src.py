@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from invoke import Collection, task
+from invoke import Collection, Exit, task
 
 from rebuilt.tasks._entry import entry
 from rebuilt.tasks.common import BUILD_HELP, resolve
@@ -21,14 +21,41 @@ def fetch(c, recipe=None, stack=None, ref=None, workdir=None, dry_run=False, ver
     fetching.fetch(settings, recipe or [], ref=ref, dry_run=dry_run, verbose=verbose)
 
 
-@task(help={"stack": BUILD_HELP["stack"], "workdir": BUILD_HELP["workdir"],
-            "json": "print JSON instead of a table"})
+@task(help={"stack": BUILD_HELP["stack"], "workdir": BUILD_HELP["workdir"], "set_": BUILD_HELP["set_"],
+            "json": "print JSON instead of a table"}, iterable=["set_"])
 @entry
-def status(c, stack=None, workdir=None, json=False):
+def status(c, stack=None, workdir=None, json=False, set_=None):
     """Show each checkout's ref, commit, dirty state and applied patches."""
     from rebuilt import fetching
 
-    fetching.status(resolve(stack=stack, workdir=workdir), as_json=json)
+    fetching.status(resolve(stack=stack, workdir=workdir, set_=set_), as_json=json)
 
 
-ns = Collection("src", fetch, status)
+PATCH_HELP = {"recipe": "recipe whose checkout holds the edits (sgl-kernel's is sglang's)",
+              "stack": BUILD_HELP["stack"], "workdir": BUILD_HELP["workdir"], "python": BUILD_HELP["python"],
+              "set_": BUILD_HELP["set_"]}
+
+
+@task(help={**PATCH_HELP, "name": "short name of the patch, e.g. fix-cuda13-include (numbered NNNN- in front)"},
+      iterable=["set_"])
+@entry
+def patch_new(c, recipe, name, stack=None, workdir=None, python=None, set_=None):
+    """Turn your uncommitted edits of a checkout into the next numbered patch, then re-apply it cleanly."""
+    from rebuilt import patch_tasks
+
+    patch_tasks.new(resolve(stack=stack, workdir=workdir, python=python, set_=set_), recipe, name)
+
+
+@task(help={**PATCH_HELP, "ref": "check against this tag, branch, commit or pr/NNNN (default: the pinned ref)"},
+      iterable=["set_"])
+@entry
+def patch_check(c, recipe, ref=None, stack=None, workdir=None, python=None, set_=None):
+    """Say which patches apply, which are already upstream, and which conflict (with the hunks)."""
+    from rebuilt import patch_tasks
+
+    code = patch_tasks.check(resolve(stack=stack, workdir=workdir, python=python, set_=set_), recipe, ref)
+    if code:
+        raise Exit(code=code)
+
+
+ns = Collection("src", fetch, status, patch_new, patch_check)
