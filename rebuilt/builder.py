@@ -15,7 +15,7 @@ from typing import Callable
 
 from rebuilt import machine as machine_mod, manifest, plan as plan_mod, recipes as recipes_mod, runner
 from rebuilt.actions import ACTIONS, ActionEnv
-from rebuilt.errors import Interrupted, RebuiltError, StepFailed
+from rebuilt.errors import ConfigError, Interrupted, RebuiltError, StepFailed
 from rebuilt.settings import Settings
 from rebuilt.util.fs import mark_cachedir, write_json
 from rebuilt.util.text import fmt_seconds, redact
@@ -24,7 +24,8 @@ from rebuilt.util.text import fmt_seconds, redact
 #   up_to_date(rp) -> str | None (a reason to skip the recipe; not asked with --force),
 #   before_recipe(rp), before_step(step, env), after_step(step, result), after_recipe(rp, status, manifest)
 HOOKS: list[Callable] = []
-# Checks before a real build: (plan, machine, settings, console) -> None, raise CheckFailed to stop.
+# Checks before a real build: (plan, machine, settings, console, dry_run=False) -> None, raise CheckFailed
+# to stop; with dry_run=True they print the verdict a real build would meet and never raise.
 PREFLIGHT: list[Callable] = []
 # Modules that register hooks or checks when imported (imported on the first real build).
 # Order matters for PATH: a feature registered later puts its folder first (ccache before the shim).
@@ -70,22 +71,34 @@ def probe(settings: Settings) -> machine_mod.Machine:
     return machine_mod.probe(settings.python(), settings["cuda"], settings["cuda_home"], settings["host_compiler"])
 
 
-def make_plan(settings: Settings, names: list[str], machine=None) -> tuple[plan_mod.Plan, machine_mod.Machine]:
+def make_plan(settings: Settings, names: list[str], machine=None,
+              placeholders: bool = False) -> tuple[plan_mod.Plan, machine_mod.Machine]:
     _load_plugins()  # their step features show in the plan
     machine = machine or probe(settings)
     workdir = settings.workdir()
-    return plan_mod.make(settings, targets(settings, names), machine, workdir), machine
+    return plan_mod.make(settings, targets(settings, names), machine, workdir, placeholders), machine
+
+
+def _check_python(machine: machine_mod.Machine, settings: Settings) -> None:
+    """--python must name an interpreter that runs: bad input (exit 2), also in a dry run."""
+    if not machine.python.version:
+        raise ConfigError(f"python {settings.python()} does not run: {machine.python.error}",
+                          hint="give --python (or the python setting) an interpreter that exists, by absolute path")
 
 
 def build(settings: Settings, names: list[str], opts: Options, console: runner.Console | None = None) -> Outcome:
     """Plan ``names``; print it (dry run) or run it."""
     console = console or runner.Console(verbose=opts.verbose)
-    plan, machine = make_plan(settings, names)
+    plan, machine = make_plan(settings, names, placeholders=opts.dry_run)
+    _check_python(machine, settings)
     if opts.source_only:
         plan = plan_mod.source_only(plan)
     if opts.dry_run:
         console.say(plan_mod.render(plan, machine))
         console.say("(dry run: nothing was executed)")
+        if opts.checks and not opts.source_only:  # the verdict a real build would meet, without failing
+            for check in PREFLIGHT:
+                check(plan, machine, settings, console, dry_run=True)
         return Outcome(plan)
     for w in plan.warnings:
         console.say(f"! {w}")

@@ -35,10 +35,24 @@ ACTIONS = ("collect", "pip-protected", "drop-requirements", "check-import", "kee
 FACTS = ("nvshmem", "gpu", "ccache", "offline")
 
 _RECIPE_KEYS = {"recipe", "source", "options", "choices", "env", "unset", "steps", "artifacts", "warnings"}
-_META_KEYS = {"name", "summary", "requires", "replaces", "mem_per_job_gb", "nvcc_threads_option"}
+_META_KEYS = {"name", "summary", "requires", "replaces", "mem_per_job_gb", "nvcc_threads_option", "needs", "provides"}
 _SOURCE_KEYS = {"url", "ref", "dir", "submodules", "from", "subdir", "when"}
 _STEP_KEYS = {"name", "run", "shell", "action", "with", "cwd", "env", "unset", "network", "installs",
-              "gpu", "when", "replaces", "note", "path_prepend"}
+              "gpu", "when", "replaces", "note", "path_prepend", "needs", "provides"}
+# What a step can need from the machine (or from an earlier step that `provides` it); the pre-build
+# checks are chosen from these. An entry is a name with an optional version ("cmake>=3.26"), or a table
+# {need = "nvcc", when = "<condition>"}. Recipe-level `needs` apply to each of the recipe's own steps.
+NEEDS = {
+    "nvcc": "the stack's CUDA nvcc and a host compiler it accepts",
+    "cxx": "a C/C++ host compiler",
+    "torch": "torch installed in the target environment",
+    "cmake": "cmake (the target environment's bin first, then PATH)",
+    "ninja": "ninja (the target environment's bin first, then PATH)",
+    "make": "GNU make",
+    "git": "git",
+    "uv": "uv (the target environment's bin first, then PATH)",
+    "libnuma": "libnuma's header and library (libnuma-dev)",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,8 @@ class StepSpec:
     replaces: tuple[str, ...] | None = None
     note: str | None = None
     path_prepend: tuple[str, ...] = ()
+    needs: tuple = ()  # "name[>=version]" strings or {need, when} tables (validated against NEEDS)
+    provides: tuple[str, ...] = ()  # NEEDS names this step makes available to the steps after it
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,8 @@ class Recipe:
     replaces: tuple[str, ...] = ()
     mem_per_job_gb: float = 2.0
     nvcc_threads_option: str = ""
+    needs: tuple = ()  # added to each of the recipe's own steps
+    provides: tuple[str, ...] = ()  # available after the recipe's last step
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,35 @@ def check_version(text: str, where: str) -> Version:
         raise ConfigError(f"{where}: invalid version {text!r}") from None
 
 
+def check_needs(value, where: str, option_names: set[str], *, provides: bool = False) -> tuple:
+    """Validate a `needs` (or `provides`) list: known names, a version specifier at most, conditions."""
+    items = _as_tuple(value, where)
+    for item in items:
+        cond = None
+        if isinstance(item, dict) and not provides:
+            _check_keys(item, {"need", "when"}, f"{where} needs")
+            text, cond = item.get("need"), item.get("when")
+        else:
+            text = item
+        if not isinstance(text, str) or not text:
+            raise ConfigError(f"{where}: {'provides' if provides else 'needs'} items are names like \"cmake>=3.26\""
+                              + ("" if provides else " or {need = \"nvcc\", when = \"...\"} tables")
+                              + f", not {item!r}")
+        req = check_requirement(text, f"{where} needs")
+        if req.name not in NEEDS:
+            raise ConfigError(f"{where}: unknown need {req.name!r}{did_you_mean(req.name, NEEDS)}",
+                              hint=f"known: {', '.join(sorted(NEEDS))}")
+        if req.extras or req.marker or req.url or (provides and str(req.specifier)):
+            raise ConfigError(f"{where}: {text!r}: a need is a name with an optional version specifier"
+                              + (" (provides: the name only)" if provides else ""))
+        if cond is not None:
+            unknown = conditions.names(cond, where) - option_names - set(FACTS)
+            if unknown:
+                u = sorted(unknown)[0]
+                raise ConfigError(f"{where}: condition names unknown {u!r}{did_you_mean(u, option_names | set(FACTS))}")
+    return items
+
+
 def _argv_item(item) -> bool:
     if isinstance(item, str):
         return True
@@ -175,6 +222,8 @@ def _step(raw: dict, where: str, option_names: set[str]) -> StepSpec:
         installs=bool(raw.get("installs", False)), gpu=bool(raw.get("gpu", False)), when=raw.get("when"),
         replaces=_as_tuple(raw["replaces"], where) if "replaces" in raw else None, note=raw.get("note"),
         path_prepend=_as_tuple(raw.get("path_prepend"), where),
+        needs=check_needs(raw.get("needs"), where, option_names),
+        provides=check_needs(raw.get("provides"), where, option_names, provides=True),
     )
 
 
@@ -225,6 +274,8 @@ def parse_recipe(path: Path) -> Recipe:
         requires=_as_tuple(meta.get("requires"), where), replaces=_as_tuple(meta.get("replaces"), where),
         mem_per_job_gb=float(meta.get("mem_per_job_gb", 2.0)),
         nvcc_threads_option=meta.get("nvcc_threads_option", ""),
+        needs=check_needs(meta.get("needs"), f"{where} [recipe]", set(options)),
+        provides=check_needs(meta.get("provides"), f"{where} [recipe]", set(options), provides=True),
     )
 
 

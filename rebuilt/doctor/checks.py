@@ -21,3 +21,13 @@ ALL = (python_version, host_compiler, cuda, torch_identity, companions, cmake_ca
 PREFLIGHT = (python_version, host_compiler, cuda, torch_identity, companions, cmake_caches, deepep_nvshmem,
              deepep_cccl, tools, ccache_check,
              libnuma, disk, proxy_state)
+# Before a build, a check named here runs only when a step of the plan needs one of these (the steps'
+# `needs` in recipes/*.toml): flashinfer's editable and index modes run no nvcc, so no CUDA check stops
+# them. A check not named here runs for every plan.
+APPLIES = {host_compiler: ("nvcc", "cxx"), cuda: ("nvcc",), cmake_caches: ("nvcc",), ccache_check: ("nvcc", "cxx"),
+           torch_identity: ("torch",), libnuma: ("libnuma",)}
+
+
+def for_plan(ctx: Context, checks=PREFLIGHT) -> tuple:
+    """The checks that apply to the plan's steps."""
+    return tuple(fn for fn in checks if fn not in APPLIES or any(ctx.needs.used(n) for n in APPLIES[fn]))

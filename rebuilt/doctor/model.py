@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rebuilt import machine as machine_mod, runner
-from rebuilt.doctor import tables
+from rebuilt.doctor import needs as needs_mod
 
 
 @dataclass
@@ -29,15 +29,28 @@ class Context:
     fix: bool = False
     offline: bool = False
     _versions: dict = field(default_factory=dict)
+    _needs: needs_mod.Needs | None = None
+
+    @property
+    def needs(self) -> needs_mod.Needs:
+        """What the plan's steps need from this machine (recipes' ``needs`` less what earlier steps provide)."""
+        if self._needs is None:
+            self._needs = needs_mod.of_plan(self.plan)
+        return self._needs
 
     @property
     def cuda_build(self) -> bool:
-        """Does any recipe run nvcc (so CUDA and the host compiler must fit)?"""
-        return bool(set(self.recipes) & tables.CUDA_RECIPES)
+        """Does a step of the plan run nvcc (so CUDA and the host compiler must fit)?"""
+        return bool(self.needs.steps("nvcc"))
 
-    def severity(self) -> str:
-        """``fail`` for what breaks a CUDA build, ``warn`` when nothing here compiles CUDA."""
-        return "fail" if self.cuda_build else "warn"
+    def severity(self, *names: str) -> str:
+        """``fail`` when a step needs one of ``names`` (default: nvcc) from this machine, else ``warn``."""
+        return "fail" if any(self.needs.steps(n) for n in names or ("nvcc",)) else "warn"
+
+    def needed_by(self, *names: str) -> str:
+        """`` (needed by sgl-kernel:rebuild, torch:develop)`` for the steps needing ``names``, or ''."""
+        who = [w for w in (self.needs.who(n) for n in names) if w]
+        return f" (needed by {'; '.join(dict.fromkeys(who))})" if who else ""
 
     def tool(self, name: str) -> str | None:
         """A tool's version: from the machine probe, else asked of the tool itself (once)."""

@@ -23,7 +23,7 @@ def memory(ctx: Context) -> list[Check]:
         if rp.jobs.warning:
             rows.append(Check(f"jobs {rp.recipe.name}", "warn", rp.jobs.warning,
                               "lower --jobs or the nvcc threads, or use --jobs auto"))
-        elif rp.recipe.name in tables.CUDA_RECIPES:
+        elif any("nvcc" in s.needs for s in rp.steps):
             rows.append(Check(f"jobs {rp.recipe.name}", "ok", f"{rp.jobs.jobs}: {rp.jobs.explanation}"))
     return rows or [Check("memory", "ok", f"{ctx.machine.mem_available_gb:.0f} GiB available, "
                                           f"{ctx.machine.cpus} CPUs")]

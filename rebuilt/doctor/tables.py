@@ -29,12 +29,8 @@ TORCH_PINS = {("sglang", "0.5.4"): "torch==2.8.0", ("vllm", "0.6.4.post1"): "tor
 # Free disk a recipe's build needs (checkout, build tree, wheel), GiB: rough upper figures.
 DISK_GB = {"torch": 40, "sgl-kernel": 25, "vllm": 20, "flashinfer": 10, "deepep": 5, "speedgate": 5, "sglang": 3,
            "torchvision": 2, "extras": 1}
-# Recipes that run nvcc (need a matching CUDA and host compiler).
-CUDA_RECIPES = {"torch", "sgl-kernel", "deepep", "vllm", "speedgate", "flashinfer"}
-# Recipes that need an installed torch to build (torch itself comes first when it is in the plan).
-NEEDS_TORCH = {"sgl-kernel", "deepep", "vllm", "speedgate", "flashinfer", "sglang", "torchvision"}
-# Minimum tool versions per recipe.
-CMAKE_MIN = {"sgl-kernel": "3.26"}
+# Which steps run nvcc, need torch or a tool (and how new) is data in the recipes: each step's `needs`
+# and `provides` (recipes/*.toml), read by rebuilt/doctor/needs.py.
 # DeepEP wants NVSHMEM >= 3.3.9 (nvidia-nvshmem-cu12 on the package index).
 NVSHMEM_MIN = "3.3.9"
 # Where libnuma's header lives (sgl-kernel's mscclpp includes <numa.h>).

@@ -50,8 +50,8 @@ def host_compiler(ctx: Context) -> list[Check]:
     versions = {n: ctx.tool(n) for n in (cc, cxx)}
     missing = [n for n, v in versions.items() if not v]
     if missing:
-        return [Check("host compiler", ctx.severity(), f"{' and '.join(missing)} not found",
-                      shim.package_hint(cc, cxx))]
+        return [Check("host compiler", ctx.severity("nvcc", "cxx"),
+                      f"{' and '.join(missing)} not found{ctx.needed_by('nvcc', 'cxx')}", shim.package_hint(cc, cxx))]
     if not re.match(r"\d", versions[cc]):
         return [Check("host compiler", "warn", f"{cc} printed no version: {versions[cc]!r}",
                       f"check `{cc} --version` by hand")]
@@ -70,7 +70,8 @@ def host_compiler(ctx: Context) -> list[Check]:
     if too_new:
         pick = f"clang-{limit - 1}" if clang else f"gcc-{limit}"
         cxx_pick = f"clang++-{limit - 1}" if clang else f"g++-{limit}"
-        return [Check("host compiler", ctx.severity(), f"{found}; CUDA {cuda} accepts {accepts}{guess}",
+        return [Check("host compiler", ctx.severity("nvcc"), f"{found}; CUDA {cuda} accepts {accepts}{guess}"
+                      f"{ctx.needed_by('nvcc')}",
                       f"nvcc would stop with 'unsupported {'clang' if clang else 'GNU'} version': set "
                       f"host_compiler = \"{pick}\" ({shim.package_hint(pick, cxx_pick)})")]
     return [Check("host compiler", "ok", f"{found}; CUDA {cuda} accepts {accepts}{guess}")]
@@ -80,12 +81,13 @@ def cuda(ctx: Context) -> list[Check]:
     """nvcc is the stack's CUDA, new enough for the GPU, and the driver runs it."""
     want, got = ctx.settings["cuda"], ctx.machine.nvcc_version
     if not got:
-        return [Check("cuda", ctx.severity(), "nvcc not found",
+        return [Check("cuda", ctx.severity(), f"nvcc not found{ctx.needed_by('nvcc')}",
                       f"install CUDA {want} (/usr/local/cuda-{want}) or set cuda_home")]
     rows = []
     where = ctx.machine.cuda_home
     if got != want:
-        rows.append(Check("cuda", ctx.severity(), f"nvcc {got} at {where}; the stack wants {want}",
+        rows.append(Check("cuda", ctx.severity(), f"nvcc {got} at {where}; the stack wants {want}"
+                          f"{ctx.needed_by('nvcc')}",
                           f"install CUDA {want} as /usr/local/cuda-{want}, set cuda_home, or --set cuda={got}"))
     else:
         rows.append(Check("cuda", "ok", f"nvcc {got} at {where}"))
@@ -95,7 +97,7 @@ def cuda(ctx: Context) -> list[Check]:
         sm = f"sm_{cap.replace('.', '')}"
         need = tables.ARCH_MIN_CUDA.get(cap)
         if need and version_key(got) < version_key(need):
-            rows.append(Check("cuda vs gpu", "fail", f"{gpu['name']} ({sm}) needs CUDA >= {need} for its own "
+            rows.append(Check("cuda vs gpu", ctx.severity(), f"{gpu['name']} ({sm}) needs CUDA >= {need} for its own "
                               f"kernels ({sm}a); nvcc is {got}", f"install CUDA >= {need}"))
         if ctx.cuda_build and cap and cap not in re.split(r"[;\s,]+", arch_list.replace("+PTX", "")):
             rows.append(Check("arch list vs gpu", "warn", f"torch_cuda_arch_list={arch_list!r} leaves out "
@@ -126,6 +128,12 @@ def _satisfies(version: str, pin: str) -> bool:
         return False
 
 
+def _tool_satisfies(version: str, spec) -> bool:
+    """``3.25.1`` against ``>=3.26``; a tool's odd version (``1.11.1.git.kitware.jobserver-1``) by its numbers."""
+    m = re.match(r"\d+(\.\d+)*", version.strip())
+    return bool(m) and spec.contains(Version(m.group(0)), prereleases=True)
+
+
 def _same(a: str, b: str) -> bool:
     """Equal as versions (``nv25.06`` == ``nv25.6``), else as text."""
     try:
@@ -146,16 +154,12 @@ def torch_identity(ctx: Context) -> list[Check]:
     py, opts = ctx.machine.python, ctx.settings.recipe("torch")
     version = py.torch.get("version")
     keep = opts.get("mode") == "keep"
-    built_here = "torch" in ctx.recipes and not keep
+    provider = ctx.needs.provider("torch")
+    built_here = provider is not None  # an earlier step of this plan installs it: the installed one is replaced
     if not version:
-        if built_here:
-            return [Check("torch", "ok", "not installed yet: this build makes it first")]
-        need = set(ctx.recipes) & tables.NEEDS_TORCH
-        return [Check("torch", "fail" if need or keep else "warn", "not installed",
-                      "inv build.torch (or inv torch.restore a backup)" +
-                      (f": {', '.join(sorted(need))} build against it" if need else ""))]
+        return _torch_missing(ctx, provider)
     rows = [Check("torch", "ok", f"{version} (CUDA {py.torch.get('cuda') or 'none: a CPU build'}) at "
-                                 f"{py.torch.get('path')}")]
+                                 f"{py.torch.get('path')}" + (f"; {provider} replaces it" if built_here else ""))]
     expect = opts.get("expect") or ""
     if keep and expect and not _same(version, expect):
         rows.append(Check("torch expected", "fail", f"the stack keeps torch {expect}; this environment has "
@@ -182,10 +186,25 @@ def torch_identity(ctx: Context) -> list[Check]:
     return rows
 
 
+def _torch_missing(ctx: Context, provider: str | None) -> list[Check]:
+    """No torch in the target environment: fine when the plan installs it before every step needing it."""
+    first = ctx.needs.steps("torch")
+    if not first:
+        if provider:
+            return [Check("torch", "ok", f"not installed yet: {provider} installs it before the steps that need it")]
+        return [Check("torch", "warn", "not installed; no step of this build needs it",
+                      "inv build.torch (or inv torch.restore a backup) before building anything against it")]
+    late = f"; {provider} installs it only after them" if provider else ""
+    return [Check("torch", "fail", f"not installed{ctx.needed_by('torch')}{late}",
+                  "inv build.torch (or inv torch.restore a backup), or put the torch recipe first in the build")]
+
+
 def companions(ctx: Context) -> list[Check]:
     """torchvision/torchaudio built for the installed torch (else pip pulls an official torch)."""
     pk = ctx.machine.python.packages
     torch = pk.get("torch")
+    if ctx.needs.provider("torch"):  # the build replaces torch: compare with the one it builds
+        torch = ctx.settings.get("torch.version") or ""
     if not torch:
         return []
     tmm = major_minor(torch)
@@ -230,25 +249,28 @@ def nvshmem(ctx: Context) -> list[Check]:
 
 
 def tools(ctx: Context) -> list[Check]:
-    recipes = set(ctx.recipes)
-    need = {"git": bool(recipes), "make": "sgl-kernel" in recipes, "uv": False, "ninja": ctx.cuda_build,
-            "cmake": ctx.cuda_build}
+    """git, make, cmake, ninja, uv: needed (and how new) by the plan's steps, unless an earlier step installs them."""
     rows = []
     for tool in ("git", "make", "cmake", "ninja", "uv"):
         v, where = ctx.env_tool(tool) if tool in ("cmake", "ninja", "uv") else (ctx.tool(tool), tool)
-        wants = [(r, m) for r, m in tables.CMAKE_MIN.items() if r in recipes] if tool == "cmake" else []
+        provider, needed = ctx.needs.provider(tool), ctx.needs.steps(tool)
         if not v:
+            if provider and not needed:
+                rows.append(Check(tool, "ok", f"not installed yet: {provider} installs it"))
+                continue
             hint = {"uv": "pip install uv (the sgl-kernel recipe installs it)",
                     "ninja": "pip install ninja (without it sgl-kernel's CMake falls back to Makefiles, 1 job)",
                     "cmake": "pip install 'cmake>=3.26'"}.get(tool, f"apt-get install {tool}")
-            rows.append(Check(tool, "fail" if need.get(tool) else "warn", "not found", hint))
+            rows.append(Check(tool, "fail" if needed else "warn", f"not found{ctx.needed_by(tool)}", hint))
             continue
-        old = [(r, m) for r, m in wants if version_key(v) < version_key(m)]
+        old = [(step, spec) for step, spec in ctx.needs.minimums(tool) if not _tool_satisfies(v, spec)]
         if old:
-            r, m = old[0]
-            rows.append(Check(tool, "fail", f"{v} ({where}); {r} needs >= {m}",
-                              f"pip install 'cmake>={m}' into the target environment (its bin comes first on "
+            step, spec = old[0]
+            rows.append(Check(tool, "fail", f"{v} ({where}); {step} needs {tool}{spec}",
+                              f"pip install '{tool}{spec}' into the target environment (its bin comes first on "
                               f"PATH in the build steps)"))
+        elif provider and not needed:
+            rows.append(Check(tool, "ok", f"{v} ({where}); {provider} installs its own for the steps after it"))
         else:
             rows.append(Check(tool, "ok", v if where == tool else f"{v} ({where})"))
     return rows
@@ -273,7 +295,7 @@ def ccache_check(ctx: Context) -> list[Check]:
 
 
 def libnuma(ctx: Context) -> list[Check]:
-    if "sgl-kernel" not in ctx.recipes:
+    if not ctx.needs.steps("libnuma"):
         return []
     prefix = ctx.machine.python.prefix
     headers = list(tables.NUMA_HEADERS) + ([f"{prefix}/include/numa.h"] if prefix else [])
@@ -285,4 +307,5 @@ def libnuma(ctx: Context) -> list[Check]:
         proc = runner.capture([runner.which("ldconfig") or "/sbin/ldconfig", "-p"], timeout=10)
         lib = next((ln.split("=>")[-1].strip() for ln in proc.stdout.splitlines() if "libnuma.so" in ln), "")
     found = f"{lib} but no numa.h" if lib else "neither numa.h nor libnuma.so"
-    return [Check("libnuma", "fail", found, "apt-get install libnuma-dev (sgl-kernel's mscclpp includes numa.h)")]
+    return [Check("libnuma", "fail", f"{found}{ctx.needed_by('libnuma')}",
+                  "apt-get install libnuma-dev (sgl-kernel's mscclpp includes numa.h)")]

@@ -28,7 +28,8 @@ def no_processes(monkeypatch):
 def ctx_for(settings, names, machine=None, **kw) -> Context:
     machine = machine or fake_machine(**GCC12)
     plan, _ = builder.make_plan(settings, names, machine)
-    return Context(settings=settings, machine=machine, recipes=names, plan=plan, offline=True, **kw)
+    return Context(settings=settings, machine=machine, recipes=[rp.recipe.name for rp in plan.recipes], plan=plan,
+                   offline=True, **kw)
 
 
 def one(rows, name):
@@ -79,7 +80,7 @@ def test_the_stacks_gcc_12_is_checked_through_the_shim(resolve):
 def test_a_missing_compiler_names_its_packages(resolve):
     m = fake_machine(**{"gcc-12": "12.3.0", "g++-12": None})  # gcc-12 without g++-12: a common half install
     row = toolchain.host_compiler(ctx_for(resolve(), ["sgl-kernel"], m))[0]
-    assert row.status == "fail" and row.found == "g++-12 not found"
+    assert row.status == "fail" and row.found == "g++-12 not found (needed by sgl-kernel:rebuild)"
     assert "apt-get install gcc-12 g++-12" in row.todo and "gxx_linux-64=12" in row.todo
     # nothing compiles CUDA (sglang is pure Python): only a warning
     assert toolchain.host_compiler(ctx_for(resolve(), ["sglang"], m))[0].status == "warn"
@@ -144,7 +145,7 @@ def test_torch_missing(resolve):
     m.python.torch = {"version": None}
     assert toolchain.torch_identity(ctx_for(resolve(), ["sgl-kernel"], m))[0].status == "fail"
     built = toolchain.torch_identity(ctx_for(resolve(), ["torch", "sgl-kernel"], m))[0]
-    assert built.status == "ok" and "makes it first" in built.found
+    assert built.status == "ok" and "torch:develop installs it before the steps that need it" in built.found
 
 
 def test_kept_torch_must_be_the_expected_one(resolve):
@@ -183,11 +184,13 @@ def test_nvshmem(resolve, tmp_path):
 def test_cmake_too_old_for_sgl_kernel_and_missing_tools(resolve):
     rows = toolchain.tools(ctx_for(resolve(), ["sgl-kernel"], fake_machine(cmake="3.25.1", **GCC12)))
     cmake = one(rows, "cmake")
-    assert cmake.status == "fail" and "needs >= 3.26" in cmake.found
+    assert cmake.status == "fail" and "sgl-kernel:rebuild needs cmake>=3.26" in cmake.found
     rows = toolchain.tools(ctx_for(resolve(), ["torch"], fake_machine(cmake="3.25.1", **GCC12)))
     assert one(rows, "cmake").status == "ok"  # torch has no such minimum here
     rows = toolchain.tools(ctx_for(resolve(), ["sgl-kernel"], fake_machine(ninja=None, uv=None, **GCC12)))
-    assert one(rows, "ninja").status == "fail" and one(rows, "uv").status == "warn"
+    assert one(rows, "ninja").status == "fail" and "needed by sgl-kernel:rebuild" in one(rows, "ninja").found
+    uv = one(rows, "uv")  # the plan's sgl-kernel:install-uv step installs it before sgl-kernel:rebuild needs it
+    assert uv.status == "ok" and uv.found == "not installed yet: sgl-kernel:install-uv installs it"
 
 
 def test_ccache_and_ccache_dir(resolve, monkeypatch):
@@ -263,3 +266,107 @@ def test_preflight_stops_on_a_failure_and_prints_warnings(resolve, monkeypatch, 
     plan, _ = builder.make_plan(resolve(), ["sgl-kernel"], m)
     preflight.before_build(plan, m, resolve(), Console())
     assert said[-1].startswith("checks: 0 failed")
+
+
+# ---------------------------------------------------------------- checks judge the plan, step by step
+
+
+@pytest.fixture
+def roomy(monkeypatch, tmp_path):
+    """A machine with libnuma's header and plenty of disk, so the rows under test are the only failures."""
+    (tmp_path / "numa.h").write_text("")
+    monkeypatch.setattr(toolchain.tables, "NUMA_HEADERS", (str(tmp_path / "numa.h"),))
+    monkeypatch.setattr(resources.machine_mod, "disk_free_gb", lambda path: 5000.0)
+
+
+def preflight_rows(settings, names, machine):
+    from rebuilt.doctor import preflight
+
+    plan, _ = builder.make_plan(settings, names, machine)
+    return preflight.run(plan, machine, settings)
+
+
+def fails(rows):
+    return {r.name: r.found for r in rows if r.status == "fail"}
+
+
+def test_a_fresh_environment_builds_the_stack_torch_first(resolve, roomy):
+    """A new venv has no torch, torchvision or uv: the plan's torch:develop and sgl-kernel:install-uv
+    provide them before any step needs them, so nothing fails."""
+    m = fake_machine(torch=None, **GCC12)
+    m.python.torch, m.python.packages = {"version": None}, {}
+    rows = preflight_rows(resolve(), ["stack"], m)
+    assert fails(rows) == {}
+    assert one(rows, "torch").found == "not installed yet: torch:develop installs it before the steps that need it"
+
+
+def test_torch_needed_before_the_step_that_provides_it_fails(resolve, roomy):
+    m = fake_machine(torch=None, **GCC12)
+    m.python.torch, m.python.packages = {"version": None}, {}
+    row = one(preflight_rows(resolve({"torch.mode": "keep"}), ["stack"], m), "torch")  # keep: nothing builds it
+    assert row.status == "fail" and "needed by torch:keep, torchvision" not in row.found
+    assert row.found.startswith("not installed (needed by torch:keep, flashinfer:verify, sgl-kernel:rebuild")
+
+
+def test_flashinfer_editable_and_index_modes_run_no_nvcc_so_no_cuda_check_stops_them(resolve, roomy):
+    """nvcc 13.0 where the stack wants 12.9, and a gcc 16 newer than it accepts: nothing in these modes
+    compiles, so neither stops them; AOT compiles, so there it does."""
+    m = fake_machine(gcc="16.1.0", **{"g++": "16.1.0"})
+    m.nvcc_version = "13.0"
+    for mode in ("editable", "index"):
+        rows = preflight_rows(resolve({"flashinfer.mode": mode, "host_compiler": ""}), ["flashinfer"], m)
+        assert fails(rows) == {}, mode
+        assert not [r for r in rows if r.name in ("cuda", "host compiler")], mode
+    rows = preflight_rows(resolve({"flashinfer.aot": True, "host_compiler": ""}), ["flashinfer"], m)
+    assert "needed by flashinfer:aot" in fails(rows)["cuda"] and "host compiler" in fails(rows)
+
+
+def test_vllm_build_requirements_provide_cmake_and_ninja(resolve, roomy):
+    """vLLM's requirements-build.txt installs cmake>=3.26 and ninja before the wheel step needs them."""
+    s = resolve({"stack": "aiak"})
+    m = fake_machine(torch="2.8.0a0+5228986c39.nv25.6", cmake=None, ninja=None, **GCC12)
+    m.python.version = "3.12.3"
+    rows = toolchain.tools(ctx_for(s, ["vllm"], m))
+    assert one(rows, "ninja").found == "not installed yet: vllm:build-requirements installs it"
+    assert one(rows, "cmake").status == "ok"
+    assert "ninja" not in fails(preflight_rows(s, ["vllm"], m))
+    # sgl-kernel has no step that installs cmake: an old one on PATH fails, naming the step and the need
+    row = one(toolchain.tools(ctx_for(s, ["sgl-kernel"], fake_machine(cmake="3.25.1", **GCC12))), "cmake")
+    assert row.status == "fail" and "sgl-kernel:rebuild needs cmake>=3.26" in row.found
+
+
+def test_a_dry_run_ends_with_the_verdict_and_does_not_fail(resolve, roomy):
+    from rebuilt.doctor import preflight
+
+    said = []
+
+    class Console:
+        def say(self, text):
+            said.append(text)
+
+    m = fake_machine(**GCC12)
+    m.nvcc_version = "13.0"
+    s = resolve()
+    plan, _ = builder.make_plan(s, ["sgl-kernel"], m)
+    preflight.before_build(plan, m, s, Console(), dry_run=True)  # no CheckFailed
+    text = "\n".join(said)
+    assert "would stop the build (exit 3):\n  cuda: nvcc 13.0" in text
+    assert text.splitlines()[-1].startswith("verdict: a real build would stop at the checks")
+
+
+def test_needs_in_recipes_are_validated(tmp_path):
+    from rebuilt import recipes
+    from rebuilt.errors import ConfigError
+
+    base = '[recipe]\nname = "x"\nsummary = "s"\n[[steps]]\nname = "a"\nrun = ["true"]\n'
+    for extra, message in (('needs = ["nvc"]', "unknown need 'nvc'.*nvcc"),
+                           ('needs = ["cmake[x]>=3"]', "a name with an optional version"),
+                           ('needs = [{ need = "nvcc", when = "fast" }]', "condition names unknown 'fast'"),
+                           ('provides = ["cmake>=3.26"]', "provides: the name only")):
+        path = tmp_path / "x.toml"
+        path.write_text(base + extra + "\n")
+        with pytest.raises(ConfigError, match=message):
+            recipes.parse_recipe(path)
+    path.write_text(base + 'needs = ["cmake>=3.26", { need = "nvcc", when = "gpu" }]\nprovides = ["torch"]\n')
+    step = recipes.parse_recipe(path).steps[0]
+    assert step.needs == ("cmake>=3.26", {"need": "nvcc", "when": "gpu"}) and step.provides == ("torch",)
