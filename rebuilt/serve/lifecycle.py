@@ -1,0 +1,323 @@
+"""Start, watch, query and stop a profile's roles; their state in ``<workdir>/serve/<profile>/``.
+
+``state.json`` (mode 0600) records per role the pid (= process group = session), its start
+time, port, URL, log, start time and the resolved, redacted argv and env. Logs are
+``logs/<role>.log``, written by ``rebuilt.serve.logpipe`` with secrets masked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+from rebuilt import runner
+from rebuilt.errors import CheckFailed, ConfigError, InputError, StepFailed
+from rebuilt.serve import health, procs
+from rebuilt.serve import profile as profile_mod
+from rebuilt.serve.logpipe import ENV as REDACT_ENV
+from rebuilt.serve.secrets import Redactor, from_settings, secret_env
+from rebuilt.util.fs import atomic_path, mark_cachedir
+from rebuilt.util.text import fmt_seconds
+
+TAIL = 30
+POLL_S = 0.5
+
+
+def serve_dir(workdir: Path, profile: str) -> Path:
+    """``<workdir>/serve/<profile>`` (a profile given as a path: its file name without .toml)."""
+    return Path(workdir) / "serve" / (Path(profile).stem if profile.endswith(".toml") else profile)
+
+
+def load_state(workdir: Path, profile: str) -> dict:
+    path = serve_dir(workdir, profile) / "state.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})", hint="remove it after checking nothing runs") from None
+
+
+def save_state(workdir: Path, profile: str, state: dict, red: Redactor) -> Path:
+    path = serve_dir(workdir, profile) / "state.json"
+    state["updated"] = now()
+    with atomic_path(path, mode=0o600) as tmp:
+        tmp.write_text(json.dumps(red.deep(state), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def last_started(workdir: Path) -> str | None:
+    """The profile whose state file changed last in this work directory, or None."""
+    states = sorted((Path(workdir) / "serve").glob("*/state.json"), key=lambda p: p.stat().st_mtime)
+    return states[-1].parent.name if states else None
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def running(entry: dict) -> bool:
+    return bool(entry.get("pid")) and procs.alive(entry["pid"], entry.get("start_ticks"))
+
+
+def choose_python(settings, flag: str | None) -> str:
+    """--python, else setting python, else the environment `nox -s build` made for the stack, else this one."""
+    python = flag or settings["python"]
+    if not python:
+        state = settings.workdir() / "state" / f"nox-{settings['stack']}.json"
+        try:
+            data = json.loads(state.read_text()) if state.exists() else {}
+        except ValueError:
+            data = {}
+        python = data.get("python") if data.get("built") else None
+    python = python or sys.executable
+    found = python if os.path.isabs(python) else runner.which(python)
+    if not found or not os.path.exists(found):
+        raise ConfigError(f"interpreter {python} does not exist", hint="pass --python /path/to/env/bin/python")
+    return found
+
+
+def dry_run_text(res: profile_mod.Resolved) -> str:
+    import shlex
+
+    red = res.redactor
+    lines = [f"# profile {res.profile.name} ({res.profile.path}): {res.profile.summary}",
+             f"# python {res.python}; host_ip {res.host_ip}; entry {res.profile.entry}"]
+    for r in res.roles:
+        lines += ["", f"# role {r.name}: port {r.port}, health {r.health or '-'} then "
+                      f"{' or '.join(r.ready) or '-'}" + (f", after {', '.join(r.after)}" if r.after else "")]
+        lines.append(f"cd {shlex.quote(r.cwd)}")
+        for k, v in red.env(r.env).items():
+            lines.append(f"unset {k}" if v is None else f"export {k}={shlex.quote(v)}")
+        lines.append(red(shlex.join(r.argv)))
+    return "\n".join(lines)
+
+
+def _tail(path: str, n: int = TAIL) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(deque(f, maxlen=n))
+    except OSError:
+        return "(no log)"
+
+
+def _check_ports(roles: list[profile_mod.Role], red: Redactor) -> None:
+    seen: dict[int, str] = {}
+    for r in roles:
+        if r.port in seen:
+            raise ConfigError(f"roles {seen[r.port]} and {r.name} both use port {r.port} on this host",
+                              hint="start one role per host with --role, or give them different ports "
+                                   "(serve.prefill_port, serve.decode_port, ...)")
+        seen[r.port] = r.name
+        holder = procs.port_holder(r.port)
+        if holder:
+            raise ConfigError(f"port {r.port} (role {r.name}) is already in use by {red(holder)}",
+                              hint="stop that process (inv serve.down if it is a profile), or choose another "
+                                   "port with --set serve.<role>_port=N")
+
+
+def _start(res: profile_mod.Resolved, r: profile_mod.Role, logs: Path, red: Redactor):
+    log = logs / f"{r.name}.log"
+    if log.exists():
+        os.replace(log, logs / f"{r.name}.log.1")
+    env = runner.step_environment(os.environ, r.env)
+    for k in r.env:
+        if env.get(k) and secret_env(k):
+            red.add(env[k])  # a secret taken from the caller's environment (${NAME})
+    env[REDACT_ENV] = json.dumps(red.values())
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.close(fd)
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"# rebuilt serve.up {res.profile.name}/{r.name} at {now()}\n# cwd {r.cwd}\n"
+                f"# $ {red(' '.join(r.argv))}\n")
+    proc = runner.spawn_detached([sys.executable, "-m", "rebuilt.serve.logpipe", "--", *r.argv],
+                                 cwd=r.cwd, env=env, log=log)
+    return proc, str(log)
+
+
+def up(settings, name: str, *, role: str | None = None, python: str | None = None, timeout: float | None = None,
+       dry_run: bool = False, echo: Callable[[str], None] = print) -> dict:
+    """Start the roles (all, or one) in order; return once every one is ready, or stop them and fail."""
+    prof = profile_mod.load(name)
+    py = choose_python(settings, python)
+    workdir = settings.workdir()
+    res = profile_mod.resolve(prof, settings, python=py, workdir=str(workdir), only=role)
+    red = res.redactor
+    if dry_run:
+        echo(dry_run_text(res))
+        echo("(dry run: nothing was started)")
+        return {}
+    for r in res.roles:
+        empty = [a for a, b in zip(r.argv, r.argv[1:]) if a.startswith("--") and b == ""]
+        if empty:
+            raise ConfigError(f"role {r.name}: {empty[0]} is empty in {prof.path}",
+                              hint="set the setting it takes its value from, e.g. serve.model_path in invoke.yaml")
+    timeout = float(timeout if timeout is not None else settings["serve.timeout"])
+    state = load_state(workdir, prof.name)
+    for r in res.roles:
+        entry = state.get("roles", {}).get(r.name)
+        if entry and running(entry):
+            raise ConfigError(f"role {r.name} of profile {prof.name} is already running (pid {entry['pid']})",
+                              hint=f"inv serve.down {prof.name} --role {r.name} first")
+    _check_ports(res.roles, red)
+    logs = mark_cachedir(serve_dir(workdir, prof.name) / "logs")
+    described = res.describe()
+    state.update({k: described[k] for k in ("profile", "path", "entry", "python", "host_ip")}, model=res.model)
+    state.setdefault("roles", {})
+    state["order"] = [n for n in state.get("order", []) if n not in {r.name for r in res.roles}] + \
+        [r.name for r in res.roles]
+    procs_by_role: dict[str, object] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        for r in res.roles:
+            waits = [d for d in r.after if d in procs_by_role]
+            if waits:
+                _wait(res, waits, procs_by_role, state, deadline, echo)
+            proc, log = _start(res, r, logs, red)
+            procs_by_role[r.name] = proc
+            state["roles"][r.name] = {**described["roles"][r.name], "pid": proc.pid, "pgid": proc.pid,
+                                      "start_ticks": procs.start_ticks(proc.pid), "log": log, "started": now(),
+                                      "started_epoch": time.time(), "health": r.health, "ready": list(r.ready),
+                                      "status": "starting"}
+            save_state(workdir, prof.name, state, red)
+            echo(f"started {r.name}: pid {proc.pid}, port {r.port}, log {log}")
+        _wait(res, [r.name for r in res.roles], procs_by_role, state, deadline, echo)
+    except (StepFailed, KeyboardInterrupt):
+        echo("stopping the roles started ...")
+        for r in reversed(res.roles):
+            if r.name in procs_by_role:
+                procs.stop(procs_by_role[r.name].pid, grace=float(settings["serve.stop_grace"]))
+                state["roles"][r.name]["status"] = "stopped"
+        save_state(workdir, prof.name, state, red)
+        raise
+    for r in res.roles:
+        state["roles"][r.name]["status"] = "ready"
+    path = save_state(workdir, prof.name, state, red)
+    echo(f"{prof.name} is ready: {res.role(prof.entry).url if prof.entry in procs_by_role else res.roles[-1].url} "
+         f"(state {path})")
+    return state
+
+
+def _wait(res, names: list[str], procs_by_role: dict, state: dict, deadline: float, echo) -> None:
+    """Poll until each named role answers its health endpoints; fail on exit or deadline with its log tail."""
+    red = res.redactor
+    pending = list(names)
+    s = health.session()
+    last: dict[str, str] = {}
+    t0 = time.monotonic()
+    while pending:
+        for name in list(pending):
+            if state["roles"][name].get("status") == "ready":
+                pending.remove(name)
+                continue
+            r, proc = res.role(name), procs_by_role[name]
+            code = proc.poll()
+            if code is not None:
+                log = state["roles"][name]["log"]
+                state["roles"][name]["status"] = f"exited {code}"
+                raise StepFailed(f"role {name} exited with status {code} before it was ready; "
+                                 f"last lines of {log}:\n{red(_tail(log))}")
+            p = health.check(s, r.url, r.health, r.ready, timeout=5)
+            last[name] = p.detail
+            if p.ok:
+                pending.remove(name)
+                state["roles"][name]["status"] = "ready"
+                echo(f"ready {name} after {fmt_seconds(time.monotonic() - t0)} ({p.detail})")
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            name = pending[0]
+            log = state["roles"][name]["log"]
+            raise StepFailed(f"role {name} was not ready before the deadline ({last.get(name)}); "
+                             f"last lines of {log}:\n{red(_tail(log))}")
+        time.sleep(POLL_S)
+
+
+def _state_or_fail(workdir: Path, name: str) -> dict:
+    state = load_state(workdir, name)
+    if not state.get("roles"):
+        raise ConfigError(f"profile {name} was never started in {workdir}", hint=f"inv serve.up {name}")
+    return state
+
+
+def down(settings, name: str, *, role: str | None = None, echo: Callable[[str], None] = print) -> None:
+    """Stop each role's whole session (SIGINT, SIGTERM, SIGKILL) in reverse start order."""
+    workdir = settings.workdir()
+    state = _state_or_fail(workdir, name)
+    order = [n for n in state.get("order", list(state["roles"])) if n in state["roles"]]
+    if role and role not in state["roles"]:
+        raise ConfigError(f"profile {name} has no started role {role!r}", hint=f"started: {', '.join(order)}")
+    for n in reversed([role] if role else order):
+        entry = state["roles"][n]
+        if not running(entry) and not procs.members(entry["pgid"]):
+            echo(f"{n}: not running")
+        else:
+            how = procs.stop(entry["pgid"], grace=float(settings["serve.stop_grace"]), say=echo)
+            echo(f"stopped {n} (pid {entry['pid']}): {how}")
+        entry["status"] = "stopped"
+    save_state(workdir, name, state, from_settings((k, v.value) for k, v in settings.items()))
+
+
+def status(settings, name: str, echo: Callable[[str], None] = print) -> bool:
+    """Print every role's pid, port, health and uptime; True when all are running and healthy."""
+    state = _state_or_fail(settings.workdir(), name)
+    s = health.session()
+    rows = [("role", "pid", "port", "state", "health", "uptime", "log")]
+    good = True
+    for n in state.get("order", list(state["roles"])):
+        e = state["roles"].get(n)
+        if not e:
+            continue
+        alive = running(e)
+        probe = health.check(s, e["url"], e.get("health", "/health"), tuple(e.get("ready", ())), timeout=3) \
+            if alive else None
+        good = good and alive and probe.ok
+        uptime = fmt_seconds(time.time() - e.get("started_epoch", time.time())) if alive else "-"
+        rows.append((n, str(e["pid"]), str(e["port"]), "running" if alive else e.get("status", "stopped"),
+                     probe.detail if probe else "-", uptime, e.get("log", "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    echo(f"profile {name} (entry {state.get('entry')}, python {state.get('python')})")
+    for r in rows:
+        echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return good
+
+
+def logs(settings, name: str, *, role: str | None = None, lines: int = 50, follow: bool = False,
+         echo: Callable[[str], None] = print, red: Redactor | None = None) -> None:
+    """The last lines of each role's log; with ``follow``, new lines until the roles exit (or Ctrl-C)."""
+    state = _state_or_fail(settings.workdir(), name)
+    red = red or Redactor()
+    names = [role] if role else state.get("order", list(state["roles"]))
+    if role and role not in state["roles"]:
+        raise ConfigError(f"profile {name} has no started role {role!r}",
+                          hint=f"started: {', '.join(state['roles'])}")
+    files = {}
+    for n in names:
+        path = state["roles"][n]["log"]
+        if len(names) > 1:
+            echo(f"==> {n} ({path}) <==")
+        echo(red(_tail(path, lines)).rstrip("\n"))
+        files[n] = open(path, encoding="utf-8", errors="replace") if os.path.exists(path) else None
+        if files[n]:
+            files[n].seek(0, os.SEEK_END)
+    try:
+        while follow:
+            for n, f in files.items():
+                chunk = f.read() if f else ""
+                if chunk:
+                    echo(red(chunk).rstrip("\n") if len(names) == 1 else
+                         "\n".join(f"{n}| {line}" for line in red(chunk).rstrip("\n").splitlines()))
+            if not any(running(state["roles"][n]) for n in names):
+                echo("(every role followed has exited)")
+                return
+            time.sleep(POLL_S)
+    finally:
+        for f in files.values():
+            if f:
+                f.close()
