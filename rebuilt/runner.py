@@ -264,3 +264,43 @@ def step_environment(base: Mapping[str, str], changes: Mapping[str, str | None])
         else:
             env[name] = expand_env(value, base)
     return env
+
+
+# --------------------------------------------------------------------------- long-running servers
+
+
+def spawn_detached(argv: Sequence[str], *, cwd: str | Path, env: Mapping[str, str], log: Path | str) -> subprocess.Popen:
+    """Start a long-running program (a server) in its own session and return at once.
+
+    stdin is closed; stdout and stderr go to ``log`` (appended). Its pid is its process
+    group and session id, so ``os.killpg(pid, sig)`` reaches every process it starts.
+    """
+    argv = [str(a) for a in argv]
+    with open(log, "ab") as out:
+        try:
+            return subprocess.Popen(argv, cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError:
+            raise ToolMissing(f"{argv[0]} is not installed or not on PATH") from None
+        except NotADirectoryError:
+            raise StepFailed(f"working directory {cwd} does not exist") from None
+
+
+def pipe_lines(argv: Sequence[str], *, env: Mapping[str, str], sink: Callable[[bytes], None]) -> int:
+    """Run ``argv`` in this process group, each output line (stdout and stderr) to ``sink``; its exit code.
+
+    SIGINT, SIGTERM and SIGHUP sent to this process reach the child through the group; this
+    process keeps reading until the child's output ends, so no line is lost on the way down.
+    """
+    argv = [str(a) for a in argv]
+    try:
+        proc = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, bufsize=0)
+    except FileNotFoundError:
+        sink(f"rebuilt: {argv[0]} is not installed or not on PATH\n".encode())
+        return 127
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: None)  # the group signal reaches the child; keep draining its output
+    for raw in iter(proc.stdout.readline, b""):
+        sink(raw)
+    return proc.wait()
