@@ -22,6 +22,7 @@ DOMAINS: list[tuple[str, str | None]] = [
     ("cache", "cache"),
     ("doctor", None),
     ("proxy", "proxy"),
+    ("serve", "serve"),
 ]
 
 
