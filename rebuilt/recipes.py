@@ -22,7 +22,9 @@ from rebuilt.util.text import did_you_mean
 
 import os  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+from rebuilt.project import data_root  # noqa: E402
+
+ROOT = data_root()  # the checkout, or <prefix>/share/rebuilt when installed (pipx)
 # REBUILT_RECIPES_DIR points rebuilt at other recipe folders (each with its stacks/ inside), searched
 # in order, e.g. "~/private-recipes:/path/to/rebuilt/recipes" for private recipes beside the shipped
 # ones, or the fixture recipes the integration tests build.
@@ -34,7 +36,9 @@ ACTIONS = ("collect", "pip-protected", "drop-requirements", "check-import", "kee
 # Machine facts a `when` condition may use besides the recipe's options.
 FACTS = ("nvshmem", "gpu", "ccache", "offline")
 
-_RECIPE_KEYS = {"recipe", "source", "options", "choices", "env", "unset", "steps", "artifacts", "warnings"}
+_RECIPE_KEYS = {"recipe", "source", "options", "choices", "env", "unset", "steps", "artifacts", "warnings",
+                "bisect"}
+_BISECT_KEYS = {"clear"}  # [bisect] clear: folders holding state across commits, removed between candidates
 _META_KEYS = {"name", "summary", "requires", "replaces", "mem_per_job_gb", "nvcc_threads_option", "needs", "provides"}
 _SOURCE_KEYS = {"url", "ref", "dir", "submodules", "from", "subdir", "when"}
 _STEP_KEYS = {"name", "run", "shell", "action", "with", "cwd", "env", "unset", "network", "installs",
@@ -107,6 +111,7 @@ class Recipe:
     nvcc_threads_option: str = ""
     needs: tuple = ()  # added to each of the recipe's own steps
     provides: tuple[str, ...] = ()  # available after the recipe's last step
+    bisect_clear: tuple[str, ...] = ()  # `inv bisect` removes these (~ and ${VAR} expanded) between commits
 
 
 @dataclass(frozen=True)
@@ -265,6 +270,11 @@ def parse_recipe(path: Path) -> Recipe:
             raise ConfigError(f"{where}: two steps are named {s.name!r}")
         seen.add(s.name)
     warnings = tuple((w.get("when", "true"), w["text"]) for w in data.get("warnings", []))
+    bisect = data.get("bisect", {})
+    _check_keys(bisect, _BISECT_KEYS, f"{where} [bisect]")
+    clear = _as_tuple(bisect.get("clear"), f"{where} [bisect] clear")
+    if not all(isinstance(c, str) and c.strip() for c in clear):
+        raise ConfigError(f"{where} [bisect] clear: expected a list of folder paths (strings)")
     return Recipe(
         name=name, path=path, summary=meta["summary"].strip().splitlines()[0], source=source,
         options=options, choices=choices, env=dict(data.get("env", {})),
@@ -276,6 +286,7 @@ def parse_recipe(path: Path) -> Recipe:
         nvcc_threads_option=meta.get("nvcc_threads_option", ""),
         needs=check_needs(meta.get("needs"), f"{where} [recipe]", set(options)),
         provides=check_needs(meta.get("provides"), f"{where} [recipe]", set(options), provides=True),
+        bisect_clear=clear,
     )
 
 

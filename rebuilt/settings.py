@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from rebuilt import recipes as recipes_mod
+from rebuilt import project, recipes as recipes_mod
 from rebuilt.errors import ConfigError
 from rebuilt.util import secret as secret_mod
 from rebuilt.util.text import did_you_mean, redact
@@ -190,9 +190,11 @@ class Settings:
         """The target interpreter, absolute."""
         return self["python"] or sys.executable
 
+    base: Path | None = None  # the project folder (rebuilt/project.py) the settings were resolved in
+
     def workdir(self, cwd: Path | None = None) -> Path:
         wd = Path(os.path.expanduser(self["workdir"]))
-        return wd if wd.is_absolute() else (cwd or Path.cwd()) / wd
+        return wd if wd.is_absolute() else (cwd or self.base or Path.cwd()) / wd
 
     def redacted(self) -> dict[str, Any]:
         """All values with credentials in URLs replaced by ``***`` (for logs and manifests)."""
@@ -239,8 +241,8 @@ def resolve(
     stacks_dir: Path | None = None,
 ) -> Settings:
     """Resolve all layers into Settings. ``flags`` maps keys to values; None values are ignored."""
-    cwd = Path(cwd or Path.cwd())
     environ = os.environ if environ is None else environ
+    cwd = Path(cwd or project.root(environ=environ))  # invoke.yaml and relative paths: the project's
     home = Path(home or Path.home())
     recipes = recipes_mod.all_recipes(recipes_dir)
     schema = _schema(recipes)
@@ -285,7 +287,9 @@ def resolve(
                 raise ConfigError(f"unknown setting {key!r} in {source}{did_you_mean(key, schema)}")
             default, choices = schema[key]
             values[key] = Value(_coerce(key, raw, default, choices, source), source)
-    return Settings(values, stack)
+    settings = Settings(values, stack)
+    settings.base = cwd  # a relative workdir is relative to the project, not the current folder
+    return settings
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:

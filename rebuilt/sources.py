@@ -256,7 +256,7 @@ def undo_own_edits(dest: Path | str, head: str, ref: str) -> list[str]:
     if users:
         shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
         raise SourceError(f"{dest} has uncommitted changes of yours ({shown}) and is at {head[:12]}, not {ref}",
-                          hint="keep them as a patch (inv src.patch-new <recipe> <name>), commit or stash them, "
+                          hint="keep them as a patch (inv src.patch-new <recipe> --name <name>), commit or stash them, "
                                "or build the current state with --ref HEAD")
     if ours:
         rc, out = git(dest, "checkout", "-q", "--", *ours)

@@ -53,7 +53,7 @@ SHORT = {
     "max_concurrency": "conc", "num_prompts": "n", "random_input_len": "in", "random_output_len": "out",
 }
 TOP_KEYS = ("schema_version", "name", "kind", "description", "repeats", "process", "timeout_s",
-            "matrix", "server", "client", "env", "wrappers")
+            "matrix", "server", "client", "env", "wrappers", "profile")
 NSYS_KEYS = ("enabled", "program", "args", "output")
 TORCH_KEYS = ("enabled",)
 NSYS_ARGS = ("--trace=cuda", "--sample=process-tree", "--cudabacktrace=kernel:0")
@@ -86,6 +86,7 @@ class BenchSpec:
     timeout_s: float = 3600.0
     description: str = ""
     path: str | None = None
+    profile: str = ""  # serving: the serve profile (recipes/serve/<name>.toml) the run talks to
 
     def cases(self) -> list["Case"]:
         """Every combination of the matrix, in upstream's itertools.product order."""
@@ -275,6 +276,10 @@ def parse(data: Mapping, path: str = "<spec>", text: str = "") -> BenchSpec:
     timeout = data.get("timeout_s", 3600)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigError(f"{_where(path, text, 'timeout_s')}: timeout_s must be a positive number of seconds")
+    profile = data.get("profile", "")
+    if profile and (kind != "serving" or not isinstance(profile, str)):
+        raise ConfigError(f"{_where(path, text, 'profile')}: profile names a serving profile "
+                          "(recipes/serve/<name>.toml) and only serving specs take one")
     env = data.get("env", {})
     for k, v in env.items():
         if not isinstance(v, str):
@@ -292,6 +297,7 @@ def parse(data: Mapping, path: str = "<spec>", text: str = "") -> BenchSpec:
         timeout_s=float(timeout),
         description=str(data.get("description", "")),
         path=path,
+        profile=profile,
     )
 
 
@@ -315,7 +321,9 @@ def load(path: Path | str) -> BenchSpec:
 
 def spec_dirs(cwd: Path | None = None) -> list[Path]:
     """Where spec names are looked up: ``./bench/specs`` then the checkout's ``bench/specs``."""
-    here = Path(__file__).resolve().parents[2] / "bench" / "specs"
+    from rebuilt.project import data_root
+
+    here = data_root() / "bench" / "specs"
     dirs = [Path(cwd or Path.cwd()) / "bench" / "specs", here]
     return list(dict.fromkeys(d.resolve() for d in dirs))
 

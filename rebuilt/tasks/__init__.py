@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from invoke import Collection
+from invoke import Collection, Task
 
 # (module, name in the root namespace or None to merge its tasks at the top level)
 DOMAINS: list[tuple[str, str | None]] = [
@@ -22,8 +22,33 @@ DOMAINS: list[tuple[str, str | None]] = [
     ("cache", "cache"),
     ("doctor", None),
     ("proxy", "proxy"),
+    ("bisect", None),
     ("serve", "serve"),
 ]
+
+
+# One flag, one letter, in every task; every other flag is long only (invoke would otherwise give
+# each task's flags the first free letter, so -t meant --set in one task and something else in another).
+SHORT_FLAGS = {"stack": "s", "jobs": "j", "python": "p", "workdir": "w", "verbose": "v", "dry_run": "n",
+               "force": "f", "set_": "D", "ref": "r", "output": "o", "out": "o"}
+
+
+class FixedShortFlags(Task):
+    """A task whose short flags come from SHORT_FLAGS only."""
+
+    def arg_opts(self, name, default, taken_names):
+        self.auto_shortflags = False
+        opts = super().arg_opts(name, default, taken_names)
+        if name in SHORT_FLAGS and name not in self.positional:
+            opts["names"] = [*opts["names"], SHORT_FLAGS[name]]
+        return opts
+
+
+def _fixed_short_flags(coll: Collection) -> None:
+    for task in coll.tasks.values():
+        task.__class__ = FixedShortFlags
+    for sub in coll.collections.values():
+        _fixed_short_flags(sub)
 
 
 def namespace() -> Collection:
@@ -37,4 +62,5 @@ def namespace() -> Collection:
         else:
             root.add_collection(mod.ns, name=name)
     root.configure({"rebuilt": {}})
+    _fixed_short_flags(root)
     return root

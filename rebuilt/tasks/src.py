@@ -39,10 +39,14 @@ PATCH_HELP = {"recipe": "recipe whose checkout holds the edits (sgl-kernel's is 
 @task(help={**PATCH_HELP, "name": "short name of the patch, e.g. fix-cuda13-include (numbered NNNN- in front)"},
       iterable=["set_"])
 @entry
-def patch_new(c, recipe, name, stack=None, workdir=None, python=None, set_=None):
+def patch_new(c, recipe, name=None, stack=None, workdir=None, python=None, set_=None):
     """Turn your uncommitted edits of a checkout into the next numbered patch, then re-apply it cleanly."""
     from rebuilt import patch_tasks
+    from rebuilt.errors import ConfigError
 
+    if not name:
+        raise ConfigError("src.patch-new needs --name, the patch's short name", hint=f"inv src.patch-new {recipe} "
+                          "--name fix-cuda13-include")
     patch_tasks.new(resolve(stack=stack, workdir=workdir, python=python, set_=set_), recipe, name)
 
 

@@ -61,7 +61,7 @@ def test_patch_new_then_fresh_build_applies_it(tmp_path, cli):
     (checkout / "tool.py").write_text((checkout / "tool.py").read_text().replace("return 41", "return 42"))
     (checkout / "NEWS").write_text("answer fixed\n")
 
-    r = ok(cli("src.patch-new", "patched-tool", "fix answer"))
+    r = ok(cli("src.patch-new", "patched-tool", "--name", "fix answer"))
     patch = tmp_path / "patches" / "patched-tool" / "0001-fix-answer.patch"
     assert patch.exists() and f"wrote {patch}" in r.stdout
     text = patch.read_text()
@@ -74,7 +74,7 @@ def test_patch_new_then_fresh_build_applies_it(tmp_path, cli):
 
     # a second edit becomes 0002, holding only the new edit
     (checkout / "README").write_text("tool, patched\n")
-    ok(cli("src.patch-new", "patched-tool", "readme"))
+    ok(cli("src.patch-new", "patched-tool", "--name", "readme"))
     second = (tmp_path / "patches" / "patched-tool" / "0002-readme.patch").read_text()
     assert "README" in second and "tool.py" not in second
 
@@ -96,7 +96,7 @@ def test_patch_check_verdicts_and_a_conflict_stops_the_build(tmp_path, cli):
     ok(cli("src.fetch", "--recipe", "patched-tool"))
     checkout = tmp_path / "wd" / "src" / "patched_tool"
     (checkout / "tool.py").write_text((checkout / "tool.py").read_text().replace("return 41", "return 42"))
-    ok(cli("src.patch-new", "patched-tool", "fix"))
+    ok(cli("src.patch-new", "patched-tool", "--name", "fix"))
 
     assert "applies" in ok(cli("src.patch-check", "patched-tool")).stdout
     up = ok(cli("src.patch-check", "patched-tool", "--ref", "v1.1"))
