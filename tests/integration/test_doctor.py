@@ -62,7 +62,7 @@ def test_cuda_12_9_accepts_gcc_14_and_old_cmake_fails_for_sgl_kernel(tmp_path):
             "--workdir", str(tmp_path / "wd"), env=env)
     got = rows(r)
     assert got["host compiler"]["status"] == "ok" and got["cuda"]["status"] == "ok"
-    assert got["cmake"]["status"] == "fail" and "needs >= 3.26" in got["cmake"]["found"]
+    assert got["cmake"]["status"] == "fail" and "sgl-kernel:rebuild needs cmake>=3.26" in got["cmake"]["found"]
 
 
 def test_python_3_13_is_explained(tmp_path):
@@ -121,3 +121,54 @@ def test_shim_puts_the_host_compiler_first(tmp_path):
     assert "gcc-12" in r.stdout.split("[1/1]")[1] and "14.2.0" not in r.stdout.split("[1/1]")[1]
     assert "CUDAHOSTCXX=/usr/bin/g++-12" in r.stdout
     assert os.readlink(tmp_path / "wd" / "state" / "shim" / "gcc-12" / "gcc") == "/usr/bin/gcc-12"
+
+
+# ---------------------------------------------------------------- checks judge the plan (and dry runs end with them)
+
+
+def test_a_fresh_venv_builds_the_stack_torch_first(tmp_path):
+    """A new virtualenv has no torch: the plan's torch:develop makes it before any step needs it, so the
+    checks pass and a real build starts (its first step, the checkout, fails on a URL that is not there)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    env, cuda_home = toolchain(tmp_path, cuda="12.9", gcc="12.3.0")
+    args = ["build.stack", "--python", str(venv / "bin" / "python"), "--workdir", str(tmp_path / "wd"),
+            "--set", f"cuda_home={cuda_home}"]
+    dry = inv(*args, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "torch: not installed" not in dry.stdout and "verdict: a real build would pass the checks" in dry.stdout
+    real = inv(*args, "--set", f"torch.url=file://{tmp_path}/no-such-repo", env=env)
+    assert "pre-build checks failed" not in real.stderr and "checks: 0 failed" in real.stdout, real.stderr
+    assert real.returncode == 2 and "ref 'v2.8.0' does not exist in file://" in real.stderr  # past the checks
+
+
+def test_flashinfer_editable_runs_no_nvcc_so_a_wrong_cuda_does_not_stop_it(tmp_path):
+    env, cuda_home = toolchain(tmp_path, cuda="13.0", gcc="16.1.0")  # neither fits the stack's CUDA 12.9
+    args = ["build.flashinfer", "--dry-run", "--workdir", str(tmp_path / "wd"), "--set", f"cuda_home={cuda_home}",
+            "--set", "host_compiler="]
+    r = inv(*args, env=env)
+    assert r.returncode == 0 and "verdict: a real build would pass the checks" in r.stdout, r.stdout[-2000:]
+    r = inv(*args, "--set", "flashinfer.aot=true", env=env)  # AOT compiles: now the checks would stop it
+    verdict = r.stdout.split("(dry run: nothing was executed)")[1]
+    assert r.returncode == 0 and "cuda: nvcc 13.0" in verdict and "(needed by flashinfer:aot)" in verdict
+    assert "host compiler" in verdict and verdict.rstrip().splitlines()[-1].startswith(
+        "verdict: a real build would stop at the checks")
+
+
+def test_a_dry_run_shows_an_unset_url_as_a_placeholder_and_a_real_run_stops(tmp_path):
+    r = inv("build.stack", "--stack", "aiak", "--dry-run", "--workdir", str(tmp_path / "wd"))
+    assert r.returncode == 0, r.stderr
+    assert "git fetch <speedgate.url: not set> main" in r.stdout
+    assert "! setting speedgate.url is not set: a real build stops here" in r.stdout
+    assert "  settings: speedgate.url is not set\n    -> set it in invoke.yaml" in r.stdout
+    r = inv("build.stack", "--stack", "aiak", "--workdir", str(tmp_path / "wd"))
+    assert r.returncode == 2 and "setting speedgate.url is empty" in r.stderr
+    assert "INVOKE_REBUILT_SPEEDGATE_URL=<git url>" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "wd" / "logs").exists()
+
+
+def test_a_python_that_does_not_run_is_bad_input_also_in_a_dry_run(tmp_path):
+    for extra in (["--dry-run"], []):
+        r = inv("build.sgl-kernel", "--python", "/nonexistent/bin/python", "--workdir", str(tmp_path / "wd"), *extra)
+        assert r.returncode == 2 and "python /nonexistent/bin/python does not run" in r.stderr, r.stderr
+        assert "--python" in r.stderr and "Traceback" not in r.stderr and "[1/" not in r.stdout
