@@ -17,11 +17,54 @@ CACHEDIR_TAG = (
 )
 
 
+PRIVATE_FILE = 0o600  # state, logs, manifests: they may hold settings, env and tool output
+PRIVATE_DIR = 0o700
+
+
+def private_dir(folder: Path | str) -> Path:
+    """Create ``folder`` and any missing parent as 0700 (existing folders keep their mode)."""
+    folder = Path(folder)
+    missing = []
+    probe = folder
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for part in reversed(missing):
+        try:
+            part.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            pass
+        else:
+            os.chmod(part, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+    if not folder.is_dir():
+        folder.mkdir()  # raises FileExistsError / NotADirectoryError naming the path
+    return folder
+
+
+def open_private(path: Path | str, mode: str = "w", encoding: str | None = "utf-8"):
+    """``open()`` for a file only its owner may read (0600 from the start, no window)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    if "+" in mode:
+        flags = (flags & ~os.O_WRONLY & ~os.O_TRUNC) | os.O_RDWR
+    fd = os.open(path, flags, PRIVATE_FILE)
+    return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
+
+
 @contextlib.contextmanager
-def atomic_path(final: Path | str, mode: int = 0o644) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it onto ``final`` only on success."""
+def atomic_path(final: Path | str, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it onto ``final`` only on success.
+
+    The file gets ``mode``; by default the mode of the file it replaces, else 0600.
+    """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(final.parent)
+    if mode is None:
+        try:
+            mode = final.stat().st_mode & 0o7777
+        except OSError:
+            mode = PRIVATE_FILE
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -35,22 +78,21 @@ def atomic_path(final: Path | str, mode: int = 0o644) -> Iterator[Path]:
         raise
 
 
-def write_text(path: Path | str, text: str) -> Path:
-    """Write text atomically (temp file + rename)."""
-    with atomic_path(path) as tmp:
+def write_text(path: Path | str, text: str, mode: int = PRIVATE_FILE) -> Path:
+    """Write text atomically (temp file + rename), 0600 unless ``mode`` says otherwise."""
+    with atomic_path(path, mode) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
-def write_json(path: Path | str, data: object) -> Path:
-    """Write JSON atomically, sorted and indented for diffs."""
-    return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def write_json(path: Path | str, data: object, mode: int = PRIVATE_FILE) -> Path:
+    """Write JSON atomically, sorted and indented for diffs (0600)."""
+    return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", mode)
 
 
 def mark_cachedir(folder: Path | str) -> Path:
-    """Create ``folder`` and a CACHEDIR.TAG in it (idempotent)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Create ``folder`` (0700) and a CACHEDIR.TAG in it (idempotent)."""
+    folder = private_dir(folder)
     tag = folder / "CACHEDIR.TAG"
     if not tag.exists():
         write_text(tag, CACHEDIR_TAG)

@@ -8,6 +8,31 @@ from typing import Iterable, Mapping
 
 # user[:password]@ up to the last @ before the path: a raw "@" in a password is redacted whole.
 _URL_CREDS = re.compile(r"""(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<creds>[^/\s"'<>]*)@""")
+# user:password@host without a scheme (a mistyped proxy URL, an export line): the userinfo is masked too.
+_BARE_CREDS = re.compile(r"""(?<![\w.%+\-/:@])[\w.%+\-]+:[^\s/"'<>]*@(?=[\w\[])""")
+_MIN_SECRET = 4  # shorter values would mask ordinary words; their URL form is still masked
+_secrets: set[str] = set()
+_secret_re: re.Pattern | None = None
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` (and its percent-encoded form) wherever ``redact`` sees it from now on."""
+    global _secret_re
+    import urllib.parse
+
+    value = str.__str__(value) if isinstance(value, str) else ""
+    forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value, safe="")}
+    new = {f for f in forms if len(f) >= _MIN_SECRET} - _secrets
+    if new:
+        _secrets.update(new)
+        _secret_re = re.compile("|".join(re.escape(v) for v in sorted(_secrets, key=len, reverse=True)))
+
+
+def forget_secrets() -> None:
+    """Drop every registered value (tests)."""
+    global _secret_re
+    _secrets.clear()
+    _secret_re = None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -17,10 +42,17 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def redact(text: str) -> str:
-    """Replace credentials in every URL of ``text``: ``http://u:p@h`` -> ``http://***@h``."""
-    if not isinstance(text, str) or "@" not in text:
+    """Mask credentials: the whole userinfo of every URL (``http://u:p@h`` -> ``http://***@h``), a
+    ``user:password@host`` without scheme, and every registered secret value (``register_secret``)."""
+    if not isinstance(text, str):
         return text
-    return _URL_CREDS.sub(lambda m: f"{m.group('scheme')}***@", text)
+    text = str.__str__(text)
+    if "@" in text:
+        text = _URL_CREDS.sub(lambda m: f"{m.group('scheme')}***@", text)
+        text = _BARE_CREDS.sub("***@", text)
+    if _secret_re is not None:
+        text = _secret_re.sub("***", text)
+    return text
 
 
 def fmt_seconds(seconds: float) -> str:
