@@ -17,7 +17,7 @@ from rebuilt import machine as machine_mod, manifest, plan as plan_mod, recipes 
 from rebuilt.actions import ACTIONS, ActionEnv
 from rebuilt.errors import ConfigError, Interrupted, RebuiltError, StepFailed
 from rebuilt.settings import Settings
-from rebuilt.util.fs import mark_cachedir, write_json
+from rebuilt.util.fs import mark_cachedir, open_private, private_dir, write_json
 from rebuilt.util.text import fmt_seconds, redact
 
 # Factories: (settings, workdir, console, options) -> hook object with optional methods:
@@ -107,7 +107,7 @@ def build(settings: Settings, names: list[str], opts: Options, console: runner.C
             check(plan, machine, settings, console)
     workdir = settings.workdir()
     for sub in ("logs", "wheels", "manifests", "state", "src"):
-        mark_cachedir(workdir / sub) if sub != "src" else (workdir / sub).mkdir(parents=True, exist_ok=True)
+        mark_cachedir(workdir / sub) if sub != "src" else private_dir(workdir / sub)
     outcome = Outcome(plan)
     with runner.workdir_lock(workdir):
         hooks = [] if opts.source_only else [factory(settings, workdir, console, opts) for factory in HOOKS]
@@ -149,7 +149,7 @@ def _call(hooks, name: str, *args) -> None:
 def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, total, workdir,
                 write_manifest=True) -> Path | None:
     logdir = workdir / "logs" / run_id
-    logdir.mkdir(parents=True, exist_ok=True)
+    private_dir(logdir)
     started = time.time()
     results: list[runner.StepResult] = []
     status_file = logdir / f"{rp.recipe.name}.status.json"
@@ -204,16 +204,17 @@ def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
         console.say(f"      env {line}")
     _call(hooks, "before_step", step, env)
     t0 = time.monotonic()
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open_private(log_path, "w") as log:  # 0600: step output may hold what the tools print
         log.write(f"# step {step.title}\n# cwd {step.cwd}\n# {redact(step.command_text())}\n")
         for name, value in step.env.items():
             log.write(f"# env {name}={redact(env.get(name, '')) if value is not None else '(unset)'}\n")
         log.flush()
 
-        def run(argv, cwd=step.cwd, check=True, shell=False):
+        def run(argv, cwd=step.cwd, check=True, shell=False, env_extra=None):
             log.write(f"+ {redact(argv if isinstance(argv, str) else ' '.join(map(str, argv)))}\n")
             log.flush()
-            rc = runner.stream(argv, cwd=cwd, env=env, log=log, console=console, label=label, shell=shell)
+            rc = runner.stream(argv, cwd=cwd, env={**env, **(env_extra or {})}, log=log, console=console,
+                               label=label, shell=shell)
             if check and rc != 0:
                 raise StepFailed(f"step {step.title} failed: `{redact(str(argv[0]) if not shell else 'bash')}` "
                                  f"exited {rc}")

@@ -96,8 +96,9 @@ _lock_files: dict[str, TextIO] = {}
 @contextlib.contextmanager
 def workdir_lock(workdir: Path):
     """One build at a time per work directory; re-entrant within this process (chained tasks)."""
-    state = Path(workdir) / "state"
-    state.mkdir(parents=True, exist_ok=True)
+    from rebuilt.util.fs import private_dir
+
+    state = private_dir(Path(workdir) / "state")  # 0700: the lock and state files are the user's only
     key = str(state.resolve())
     if _lock_depth.get(key, 0) == 0:
         f = open(state / "build.lock", "a+")
