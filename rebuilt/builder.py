@@ -1,7 +1,7 @@
 """From settings to a finished build: plan, checks, run under the lock and the guard, manifest.
 
 Tasks (inv) and sessions (nox) call ``build()``; this is the data flow the
-design card describes. Other modules plug in through ``HOOKS`` (objects with
+README describes. Other modules plug in through ``HOOKS`` (objects with
 optional methods) and ``PREFLIGHT`` (checks run before a real build).
 """
 
@@ -30,7 +30,7 @@ PREFLIGHT: list[Callable] = []
 # Modules that register hooks or checks when imported (imported on the first real build).
 # Order matters for PATH: a feature registered later puts its folder first (ccache before the shim).
 PLUGINS = ("rebuilt.protect", "rebuilt.stamps", "rebuilt.shim", "rebuilt.ccache", "rebuilt.proxy",
-           "rebuilt.doctor.preflight")
+           "rebuilt.offline", "rebuilt.doctor.preflight")
 
 
 def _load_plugins() -> None:
@@ -162,13 +162,15 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
             results.append(result)
             write_json(status_file, {"recipe": rp.recipe.name, "steps": [r.__dict__ for r in results]})
         status = "done"
-    except Interrupted as exc:
+    except (Interrupted, KeyboardInterrupt) as exc:  # Ctrl-C, SIGTERM, SIGHUP
         results.append(runner.StepResult(step.name, "interrupted", log=str(_log_path(logdir, i, step))))
-        status, error = "interrupted", exc
+        status, error = _ended(hooks, step, results[-1], "interrupted", _interrupted(exc, step))
     except RebuiltError as exc:
         if step is not None and (not results or results[-1].name != step.name):
             results.append(runner.StepResult(step.name, "failed", log=str(_log_path(logdir, i, step))))
         error = exc
+        if step is not None:
+            status, error = _ended(hooks, step, results[-1], status, error)
     finally:
         write_json(status_file, {"recipe": rp.recipe.name, "steps": [r.__dict__ for r in results]})
     if not write_manifest:
@@ -180,15 +182,35 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
         from rebuilt import sources
 
         source = sources.status(rp.source_dir)
-    data = manifest.build_manifest(run_id=run_id, recipe_plan=rp, plan=plan, machine=machine, settings=settings,
-                                   status=status, results=results, source=source, started=started,
-                                   finished=time.time())
-    path = manifest.write(workdir, f"{run_id}-{rp.recipe.name}", data)
+    with runner.deferred_signals():  # the manifest is written whatever arrives meanwhile
+        data = manifest.build_manifest(run_id=run_id, recipe_plan=rp, plan=plan, machine=machine,
+                                       settings=settings, status=status, results=results, source=source,
+                                       started=started, finished=time.time())
+        path = manifest.write(workdir, f"{run_id}-{rp.recipe.name}", data)
     _call(hooks, "after_recipe", rp, status, data)
     if error:
         raise error
     console.say(f"{rp.recipe.name}: built in {fmt_seconds(time.time() - started)}; manifest {path}")
     return path
+
+
+def _interrupted(exc: BaseException, step) -> Interrupted:
+    if isinstance(exc, Interrupted):
+        return exc
+    by = exc.args[0] if isinstance(exc, runner.Terminated) else "Ctrl-C"
+    return Interrupted(f"interrupted during {step.title if step else 'the build'} ({by})")
+
+
+def _ended(hooks, step, result, status: str, error):
+    """A step failed or was interrupted: the hooks see that ending too (the guard restores torch)."""
+    try:
+        _call(hooks, "after_step", step, result)
+    except RebuiltError as exc:  # e.g. a restore that failed: more urgent than the step's own error
+        return status, exc
+    except KeyboardInterrupt as exc:
+        result.status = "interrupted"
+        return "interrupted", _interrupted(exc, step)
+    return status, error
 
 
 def _log_path(logdir: Path, i: int, step) -> Path:

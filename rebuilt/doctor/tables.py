@@ -1,10 +1,10 @@
-"""Facts the checks compare against (shared/UPSTREAM.md, CUDA's host_config.h and release notes).
+"""Facts the checks compare against (CUDA's host_config.h and release notes, the upstream projects' setup files).
 
-Entries not read from UPSTREAM.md are marked as assumptions where the checks use them.
+Entries not read from an upstream file are marked as assumptions where the checks use them.
 """
 
 # Newest gcc major each CUDA's host_config.h accepts (nvcc: "unsupported GNU version! gcc versions
-# later than N are not supported!"). 12.4-12.9 from UPSTREAM.md; 12.0-12.3 and 12.5 from the same
+# later than N are not supported!"). 12.4-12.9 from each CUDA's include/crt/host_config.h; 12.0-12.3 and 12.5 from the same
 # headers; 13.0 accepting gcc 15 is an assumption.
 CUDA_MAX_GCC = {"12.0": 12, "12.1": 12, "12.2": 12, "12.3": 12, "12.4": 13, "12.5": 13, "12.6": 13,
                 "12.8": 14, "12.9": 14, "13.0": 15}
@@ -24,7 +24,7 @@ CUDA_DRIVER = {"12.4": ("550.54.14", "525.60.13"), "12.6": ("560.28.03", "525.60
 # 2.5-2.10 are releases; 2.11 and later follow the same step and are assumptions.
 TORCHVISION_FOR = {"2.5": "0.20", "2.6": "0.21", "2.7": "0.22", "2.8": "0.23", "2.9": "0.24", "2.10": "0.25",
                    "2.11": "0.26", "2.12": "0.27", "2.13": "0.28"}
-# (recipe, version) -> the torch pin its install metadata carries (UPSTREAM.md).
+# (recipe, version) -> the torch pin its install metadata carries (its setup.py / pyproject.toml at that version).
 TORCH_PINS = {("sglang", "0.5.4"): "torch==2.8.0", ("vllm", "0.6.4.post1"): "torch==2.5.1"}
 # Free disk a recipe's build needs (checkout, build tree, wheel), GiB: rough upper figures.
 DISK_GB = {"torch": 40, "sgl-kernel": 25, "vllm": 20, "flashinfer": 10, "deepep": 5, "speedgate": 5, "sglang": 3,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run on the lent GPU machine (H100/H200), from the repository root, with .whl/ carried (invoke).
+# Run on a GPU host (H100/H200), from the repository root, with .whl/ carried (invoke).
 # 1. the GPU health microbenchmark through the nox session's code (rebuilt.nox_support.gpu_health);
 # 2. the fixture CUDA torch extension built through the recipe machinery with TORCH_CUDA_ARCH_LIST=9.0a;
 # 3. cuobjdump: the binary holds sm_90a code; 4. its kernel runs and matches torch on random data.

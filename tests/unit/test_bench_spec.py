@@ -27,15 +27,15 @@ def expand(s, **kw):
     return bspec.expand(s, **kw)
 
 
-def test_default_spec_reproduces_the_seed_run():
+def test_default_spec_reproduces_the_hand_run_command():
     s = bspec.load(bspec.find("one-batch-default"))
     cmds = expand(s, cuda_visible_devices="1")
     assert len(cmds) == s.repeats == 3
     first = cmds[0]
-    seed = ("-m sglang.bench_one_batch --model-path /models/Llama-3.1-8B-Instruct --batch-size 64 "
+    hand_run = ("-m sglang.bench_one_batch --model-path /models/Llama-3.1-8B-Instruct --batch-size 64 "
             "--input-len 512 --mem-fraction-static 0.6 --disable-cuda-graph").split()
-    assert list(first.argv[: 1 + len(seed)]) == [PY, *seed]
-    assert list(first.argv[1 + len(seed):]) == [
+    assert list(first.argv[: 1 + len(hand_run)]) == [PY, *hand_run]
+    assert list(first.argv[1 + len(hand_run):]) == [
         "--run-name", "one-batch-default.bs64-il512-ol16.r1",
         "--result-filename", "/runs/r1/bs64-il512-ol16/r1/result.jsonl"]
     assert first.env == {"CUDA_VISIBLE_DEVICES": "1"}

@@ -1,4 +1,4 @@
-"""The doctor's toolchain checks against fake machines: each rule of UPSTREAM.md gives the status it should.
+"""The doctor's toolchain checks against fake machines: each upstream rule gives the status it should.
 
 No process starts here: the machine is faked, and runner.capture refuses to run anything.
 """

@@ -1,4 +1,4 @@
-"""The plan of every recipe in both stacks, checked against the upstream facts (shared/UPSTREAM.md).
+"""The plan of every recipe in both stacks, checked against the upstream facts (the upstream files cited in each recipe).
 
 Plans are pure: these tests use a fake machine and start no process.
 """

@@ -1,0 +1,35 @@
+"""Environments the tests make: exactly what they need, whatever interpreter runs the tests.
+
+``make_venv`` creates a virtualenv with pip whose only view beyond itself is the site-packages of
+the interpreter running the tests (a ``.pth`` file), which the test extra fills: torch 2.13.0
+(CPU), uv, wheel, setuptools, scikit-build-core, ninja. It works the same when the tests run in
+nox's own virtualenv (``nox -s tests``) or in any other interpreter; ``system_site_packages``
+would instead expose the *base* interpreter, which holds none of those inside a virtualenv.
+A package installed into the new environment (a torch a test replaces) shadows the parent's.
+"""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+import venv
+from pathlib import Path
+
+
+def parent_site() -> list[str]:
+    paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    return list(dict.fromkeys(p for p in paths if os.path.isdir(p)))
+
+
+def make_venv(path: Path, with_pip: bool = True) -> Path:
+    """Create ``path`` as a virtualenv that sees this interpreter's packages; returns its python."""
+    venv.EnvBuilder(system_site_packages=False, with_pip=with_pip, symlinks=True).create(path)
+    py = path / "bin" / "python"
+    site = next((path / "lib").glob("python3*/site-packages"))
+    (site / "_rebuilt_tests_parent.pth").write_text("\n".join(parent_site()) + "\n")
+    return py
+
+
+def pythonpath_env() -> dict[str, str]:
+    """PYTHONPATH for environments a tool makes itself (nox's): this interpreter's packages."""
+    return {"PYTHONPATH": os.pathsep.join(parent_site())}
