@@ -1,0 +1,229 @@
+"""serve.* through the real `inv` CLI: profiles of the loopback stand-in (tests/fixtures/serve/fake_sglang.py)
+started by serve.up, checked, smoke-tested, followed and stopped, with the Mooncake password masked everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rebuilt.serve import procs
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = ROOT / "tests" / "fixtures" / "serve"
+PASSWORD = "Zq9-mooncake-pw"
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Box:
+    """A work directory, ports and the environment every `inv serve.*` of one test runs with."""
+
+    def __init__(self, tmp_path: Path):
+        self.work = tmp_path / "work"
+        self.ports = dict(zip(("port", "prefill_port", "decode_port", "router_port"), free_ports(4)))
+        self.env = {**os.environ, "REBUILT_RECIPES_DIR": os.pathsep.join([str(FIX / "recipes"), str(ROOT / "recipes")]),
+                    "INVOKE_REBUILT_SERVE_MOONCAKE_PASSWORD": PASSWORD,
+                    "INVOKE_REBUILT_SERVE_MOONCAKE_URL": f"redis://:{PASSWORD}@127.0.0.1:6379"}
+        self.outputs: list[str] = []
+
+    def inv(self, task: str, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        sets = [a for k, v in self.ports.items() for a in ("--set", f"serve.{k}={v}")]
+        argv = [sys.executable, "-m", "invoke", task, *args, "--workdir", str(self.work),
+                "--set", "serve.model_path=/models/fake-llama", "--set", "serve.stop_grace=2", *sets]
+        proc = subprocess.run(argv, cwd=ROOT, env={**self.env, **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout)
+        self.outputs.append(proc.stdout + proc.stderr)
+        return proc
+
+    def state(self, profile: str) -> dict:
+        return json.loads((self.work / "serve" / profile / "state.json").read_text())
+
+    def sessions(self, profile: str) -> dict[str, list[int]]:
+        return {n: procs.members(e["pgid"]) for n, e in self.state(profile)["roles"].items()}
+
+    def leaks(self) -> list[str]:
+        """Every output and every file under the work directory that shows the password."""
+        found = [f"output {i}" for i, text in enumerate(self.outputs) if PASSWORD in text]
+        for p in self.work.rglob("*"):
+            if p.is_file() and PASSWORD in p.read_text(errors="replace"):
+                found.append(str(p))
+        return found
+
+
+@pytest.fixture
+def box(tmp_path):
+    b = Box(tmp_path)
+    yield b
+    for state in b.work.glob("serve/*/state.json"):  # never leave a server behind, whatever failed
+        for entry in json.loads(state.read_text())["roles"].values():
+            procs.stop(entry["pgid"], grace=1)
+
+
+def test_pd_profile_up_status_smoke_logs_down(box):
+    up = box.inv("serve.up", "fake-pd")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "fake-pd is ready" in up.stdout
+    assert up.stdout.index("started prefill") < up.stdout.index("ready decode") < up.stdout.index("started router")
+    state_file = box.work / "serve" / "fake-pd" / "state.json"
+    assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
+    state = box.state("fake-pd")
+    assert state["order"] == ["prefill", "decode", "router"]
+    router = state["roles"]["router"]
+    assert router["argv"][-6:] == ["--decode", f"http://127.0.0.1:{box.ports['decode_port']}", "--host",
+                                   "127.0.0.1", "--port", str(box.ports["router_port"])]
+    assert f"http://127.0.0.1:{box.ports['prefill_port']}" in router["argv"]
+    assert state["roles"]["prefill"]["env"]["MOONCAKE_META_SERVER_PASSWORD"] == "***"
+    assert state["roles"]["prefill"]["env"]["MOONCAKE_META_SERVER_URL"] == "redis://***@127.0.0.1:6379"
+    sessions = box.sessions("fake-pd")
+    assert len(sessions["prefill"]) >= 3  # the log pipe, the server and its scheduler-like child
+
+    st = box.inv("serve.status")
+    assert st.returncode == 0, st.stdout + st.stderr
+    for role in ("prefill", "decode", "router"):
+        assert f"{role} " in st.stdout and "running" in st.stdout
+
+    smoke = box.inv("serve.smoke", "--expect", "paris")
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "answer: 'Paris'" in smoke.stdout and "time to first byte" in smoke.stdout and "total" in smoke.stdout
+    assert f":{box.ports['router_port']}/v1/chat/completions" in smoke.stdout
+
+    logs = box.inv("serve.logs", "--role", "prefill", "--lines", "200")
+    assert "env MOONCAKE_META_SERVER_PASSWORD=***" in logs.stdout
+    assert "redis://***@127.0.0.1:6379" in logs.stdout
+    router_log = box.inv("serve.logs", "--role", "router")
+    assert "POST /v1/chat/completions" in router_log.stdout
+
+    down = box.inv("serve.down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    order = [line.split()[1] for line in down.stdout.splitlines() if line.startswith("stopped ")]
+    assert order == ["router", "decode", "prefill"]
+    assert "SIGTERM" in down.stdout  # decode ignores SIGINT: the stop escalated
+    every_pid = [pid for pids in sessions.values() for pid in pids]
+    assert [pid for pid in every_pid if procs.alive(pid)] == []
+    assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-pd")["roles"].values())
+
+    after = box.inv("serve.status")
+    assert after.returncode == 3 and "stopped" in after.stdout
+    assert box.leaks() == []
+
+
+def test_dry_run_shows_env_and_commands_and_starts_nothing(box):
+    out = box.inv("serve.up", "fake-pd", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "export MOONCAKE_META_SERVER_PASSWORD='***'" in out.stdout
+    assert f"--port {box.ports['router_port']}" in out.stdout and "# role router" in out.stdout
+    assert "(dry run: nothing was started)" in out.stdout
+    assert not (box.work / "serve").exists()
+    assert box.leaks() == []
+
+
+def test_a_port_in_use_is_refused_naming_its_holder(box):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", box.ports["port"]))
+    holder.listen()
+    try:
+        out = box.inv("serve.up", "fake-single")
+    finally:
+        holder.close()
+    assert out.returncode == 2
+    assert f"port {box.ports['port']} (role server) is already in use by pid {os.getpid()}" in out.stderr
+    assert not (box.work / "serve" / "fake-single" / "state.json").exists()
+
+
+def test_a_role_that_crashes_at_start_fails_up_with_its_log_and_stops_the_others(box):
+    out = box.inv("serve.up", "fake-pd", env={"FAKE_DECODE_CRASH": "1"})
+    assert out.returncode == 1
+    assert "role decode exited with status 1 before it was ready" in out.stderr
+    assert "CUDA error: out of memory (fake)" in out.stderr
+    assert "env MOONCAKE_META_SERVER_PASSWORD=***" in out.stderr  # the log tail is masked too
+    assert "started router" not in out.stdout
+    state = box.state("fake-pd")
+    assert all(procs.members(e["pgid"]) == [] for e in state["roles"].values())
+    assert box.leaks() == []
+
+
+def test_a_slow_start_is_waited_for_and_a_deadline_fails(box):
+    slow = box.inv("serve.up", "fake-single", env={"FAKE_LISTEN_DELAY": "1", "FAKE_WARMUP": "1"})
+    assert slow.returncode == 0, slow.stdout + slow.stderr
+    assert "ready server" in slow.stdout
+    assert box.inv("serve.down").returncode == 0
+
+    late = box.inv("serve.up", "fake-single", "--timeout", "2", env={"FAKE_WARMUP": "60"})
+    assert late.returncode == 1
+    assert "role server was not ready before the deadline (/health: HTTP 503)" in late.stderr
+    assert "Uvicorn running on" in late.stderr
+    assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-single")["roles"].values())
+
+
+@pytest.mark.parametrize("mode,message", [("error", "the server answered with an error: HTTP 400"),
+                                          ("shape", "not a chat completion")])
+def test_smoke_fails_on_a_wrong_answer(box, mode, message):
+    assert box.inv("serve.up", "fake-single", env={"FAKE_WRONG": mode}).returncode == 0
+    out = box.inv("serve.smoke")
+    assert out.returncode == 3
+    assert message in out.stderr
+    assert box.inv("serve.down").returncode == 0
+
+
+def test_a_role_that_dies_shows_in_status_and_ends_logs_follow(box):
+    up = box.inv("serve.up", "fake-pd", env={"FAKE_DECODE_DIE_AFTER": "2"})
+    assert up.returncode == 0, up.stdout + up.stderr
+    follow = box.inv("serve.logs", "--role", "decode", "--follow", timeout=60)
+    assert follow.returncode == 0
+    assert "fatal: scheduler died (fake)" in follow.stdout
+    assert "(every role followed has exited)" in follow.stdout
+    st = box.inv("serve.status")
+    assert st.returncode == 3
+    decode_line = next(line for line in st.stdout.splitlines() if line.startswith("decode"))
+    assert "running" not in decode_line
+    again = box.inv("serve.up", "fake-pd")
+    assert again.returncode == 2 and "role prefill of profile fake-pd is already running" in again.stderr
+    assert box.inv("serve.down").returncode == 0
+    assert box.leaks() == []
+
+
+def test_a_serving_bench_spec_starts_the_profile_and_records_it(box, tmp_path):
+    from rebuilt.bench import compare, store
+
+    spec_path = tmp_path / "serve-fake.toml"
+    spec_path.write_text('kind = "serving"\nprofile = "fake-single"\nrepeats = 2\n'
+                         "[matrix]\nmax_concurrency = [4]\nnum_prompts = [10]\nrandom_input_len = [64]\n"
+                         "random_output_len = [8]\n[client]\nseed = 1\n")
+    env = {**box.env, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fixtures" / "bench"), str(ROOT)])}
+    code = ("import sys, json; from rebuilt.bench import run, spec; from rebuilt import settings;"
+            "s = settings.resolve({'workdir': sys.argv[1], 'serve.port': sys.argv[2], 'serve.stop_grace': '2', 'serve.model_path': '/models/fake-llama'});"
+            "o = run.execute(spec.load(sys.argv[3]), python=sys.executable, model_path='/models/fake-llama',"
+            " workdir=sys.argv[1], serve_settings=s, echo=print); print('RUN', o.run_dir)")
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", code, str(box.work), str(box.ports["port"]), str(spec_path)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        box.outputs.append(proc.stdout + proc.stderr)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "starting serving profile fake-single" in proc.stdout
+        runs.append(store.load_run(proc.stdout.split("RUN ")[-1].strip()))
+    data = runs[0]
+    assert data["base_url"] == f"http://127.0.0.1:{box.ports['port']}"
+    assert data["serve"]["profile"] == "fake-single" and data["serve"]["started_by_bench"] is True
+    assert "--model-path" in data["serve"]["roles"]["server"]["argv"]
+    assert data["cases"][0]["repeats"][0]["completed"] == 10
+    assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-single")["roles"].values())
+    rows = compare.compare(runs[0], runs[1])
+    assert rows and compare.regressions(rows) == []
+    assert box.leaks() == []
