@@ -43,6 +43,10 @@ def plan(spec: BenchSpec, *, python: str, model_path: str, workdir: Path | str =
          extra_env: Mapping[str, str] | None = None, run_id: str | None = None) -> Planned:
     """The run id, its directory (not created yet) and the commands: what --dry-run prints."""
     run_id = run_id or store.new_run_id(spec.name)
+    if spec.kind == "serving" and spec.profile and not base_url:
+        from rebuilt.serve.bench import entry_url
+
+        base_url = entry_url(spec.profile, workdir)
     run_dir = (store.bench_dir(workdir) / run_id).absolute()
     commands = expand(spec, python=python, model_path=model_path, out_dir=run_dir,
                       cuda_visible_devices=cuda_visible_devices, base_url=base_url, extra_env=extra_env)
@@ -54,7 +58,10 @@ def dry_run_text(spec: BenchSpec, planned: Planned, *, python: str, model_path: 
     """Every command with its folder and environment changes, nothing started."""
     lines = [f"# spec {spec.name} ({spec.kind}, {len(spec.cases())} case(s) x {spec.repeats} repeat(s), "
              f"{spec.process}): {len(planned.commands)} command(s)", f"# run directory {planned.run_dir}"]
-    if spec.kind == "serving":
+    if spec.kind == "serving" and spec.profile:
+        lines.append(f"# against serving profile {spec.profile}: the roles serve.up started, else started for the "
+                     f"run and stopped after it (inv serve.up {spec.profile} --dry-run shows them)")
+    elif spec.kind == "serving":
         srv = server_command(spec, python=python, model_path=model_path, base_url=base_url,
                              cuda_visible_devices=cuda_visible_devices)
         lines.append(f"# expects a server started as: {srv.shell()}")
@@ -125,7 +132,24 @@ def _headline(kind: str, records: list[dict]) -> str:
     return ", ".join(f"{v:,.1f} {unit}" for v in vals) or "no results"
 
 
-def execute(
+def execute(spec: BenchSpec, *, python: str, workdir: Path | str = ".rebuilt", serve_settings=None,
+            echo: Callable[[str], None] = print, **kw) -> Outcome:
+    """Preflight, run every command, store ``run.json``; raises StepFailed if any command failed.
+
+    A serving spec that names a ``profile`` runs against that profile's entry role: the one
+    ``inv serve.up`` started, or one started here (with the target interpreter) and stopped
+    after the run. The profile, its roles' resolved argv and env (redacted) go in run.json.
+    """
+    if spec.kind == "serving" and spec.profile:
+        from rebuilt.serve.bench import serving
+
+        with serving(spec.profile, python=python, workdir=workdir, settings=serve_settings, echo=echo) as (url, prov):
+            return _execute(spec, python=python, workdir=workdir, echo=echo, serve=prov,
+                            **{**kw, "base_url": url})
+    return _execute(spec, python=python, workdir=workdir, echo=echo, **kw)
+
+
+def _execute(
     spec: BenchSpec,
     *,
     python: str,
@@ -138,8 +162,8 @@ def execute(
     stack: Mapping[str, Any] | None = None,
     check: bool = True,
     echo: Callable[[str], None] = print,
+    serve: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    """Preflight, run every command, store ``run.json``; raises StepFailed if any command failed."""
     planned = plan(spec, python=python, model_path=model_path, workdir=workdir,
                    cuda_visible_devices=cuda_visible_devices, base_url=base_url, extra_env=extra_env)
     env_for_probe = {**os.environ, **spec.env, **(extra_env or {})}
@@ -163,6 +187,7 @@ def execute(
         "target": {"python": python, **(by_name["imports"].data if "imports" in by_name else {})},
         "stack": dict(stack or {}), "settings": dict(settings or {}),
         "model_path": model_path, "base_url": base_url if spec.kind == "serving" else None,
+        "serve": dict(serve) if serve else None,
         "commands": [], "cases": [],
     }
     cases: dict[str, dict] = {}
