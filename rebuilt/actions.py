@@ -11,15 +11,16 @@ import glob
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from rebuilt import sources
+from rebuilt import reqcompat, sources
 from rebuilt.errors import StepFailed
+from rebuilt.reqcompat import Line
 from rebuilt.util.fs import atomic_path, mark_cachedir, sha256_file
 
 
@@ -88,36 +89,99 @@ def pip_protected(step, ax: ActionEnv) -> dict:
     return {"dropped": dropped, "installed_requirements": kept}
 
 
-_REQ_LINE = re.compile(r"""^(\s*["']?)([A-Za-z0-9][A-Za-z0-9._\-\[\], ]*(?:[<>=!~ ;].*?)?)(["']?,?\s*(#.*)?)$""")
+def _pip(step, ax: ActionEnv, python: str):
+    """``pip(args) -> (exit code, output)``: pip of the target interpreter, its output into the step log too."""
+
+    name = ax.log.name  # a step log opened from a file descriptor is named by its number
+    path = name if isinstance(name, str) else os.readlink(f"/proc/self/fd/{ax.log.fileno()}")
+
+    def pip(args: list[str], env_extra: dict | None = None) -> tuple[int, str]:
+        ax.log.flush()
+        start = os.path.getsize(path)
+        extra = {"env_extra": env_extra} if env_extra else {}
+        rc = ax.run([python, "-m", "pip", *args], cwd=step.cwd, check=False, **extra)
+        ax.log.flush()
+        with open(path, encoding="utf-8", errors="replace") as f:
+            f.seek(start)
+            return rc, f.read()
+
+    return pip
 
 
-def _names_protected(text: str, protected: set[str]) -> bool:
-    body = text.split("#", 1)[0].strip().strip(",").strip().strip("\"'")
-    if not body or body.startswith("-"):
-        return False
-    try:
-        return canonicalize_name(Requirement(body).name) in protected
-    except InvalidRequirement:
-        return False
+def _requirement_files(step) -> tuple[list[Path], list[Path]]:
+    """(files to edit: the ``files`` globs and what they include with -r, files to resolve)."""
+    root = Path(step.cwd).resolve()
+
+    def matches(patterns) -> list[Path]:
+        return [Path(p).resolve() for pat in patterns for p in sorted(glob.glob(os.path.join(step.cwd, pat)))]
+
+    resolve = list(dict.fromkeys(matches(step.args.get("resolve") or [])))
+    edit = [q for p in matches(step.args["files"]) + resolve for q in reqcompat.included(p, root)]
+    return list(dict.fromkeys(edit)), resolve
 
 
 def drop_requirements(step, ax: ActionEnv) -> dict:
-    """Remove requirement lines naming protected distributions, by normalised name, in place."""
+    """Like upstream's use_existing_torch.py, by requirement instead of substring: drop the lines naming a
+    protected distribution, then every line of the ``resolve`` files that pip's resolver says cannot be
+    installed next to the protected versions installed in the target (each named with pip's reason)."""
+    from rebuilt import guard
+
+    root = Path(step.cwd).resolve()
     protected = {canonicalize_name(p) for p in step.args["protected"]}
-    dropped: dict[str, list[str]] = {}
-    for pattern in step.args["files"]:
-        for path in sorted(glob.glob(os.path.join(step.cwd, pattern))):
-            lines = Path(path).read_text().splitlines(keepends=True)
-            keep = [ln for ln in lines if not _names_protected(ln, protected)]
-            gone = [ln.strip() for ln in lines if ln not in keep]
-            if gone:
-                with atomic_path(path) as tmp:
-                    tmp.write_text("".join(keep))
-                dropped[os.path.relpath(path, step.cwd)] = gone
-                for g in gone:
-                    ax.say(f"      dropped from {os.path.relpath(path, step.cwd)}: {g}")
-    sources.record_edits(step.cwd, list(dropped))  # rebuilt's edits: undone before another ref is checked out
-    return {"dropped": dropped}
+    python = step.args["python"]
+    pins = {canonicalize_name(k): v.version for k, v in guard.snapshot(python, sorted(protected)).items()}
+    files, resolve = _requirement_files(step)
+    lines = {f: reqcompat.read_lines(f, os.path.relpath(f, root)) for f in files}
+    drops: dict[Line, str] = {}
+    unread = []
+    for f, found in lines.items():
+        for ln in found:
+            if ln.problem and ln.mentions() & protected:
+                raise StepFailed(f"step {step.title}: {ln.where()} names a protected distribution but cannot be "
+                                 f"edited line by line ({ln.problem}): {ln.text.strip()}",
+                                 hint="put one requirement per line there (a patch in patches/), then build again")
+            if ln.problem and not ln.inline:
+                unread.append({"file": ln.file, "line": ln.number, "text": ln.text.strip(), "problem": ln.problem})
+                ax.say(f"      ! {ln.where()} left as it is ({ln.problem}): {ln.text.strip()}")
+            elif ln.requirement and ln.name in protected:
+                state = f"installed {pins[ln.name]}" if ln.name in pins else "not installed"
+                drops[ln] = f"names protected {ln.name} ({state}): the environment's build is kept"
+    resolved = {}
+    if resolve:
+        with tempfile.TemporaryDirectory(prefix="rebuilt-reqcompat-") as tmp:
+            constraints = Path(tmp, "constraints.txt")
+            constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
+            for f in resolve:
+                rel = os.path.relpath(f, root)
+                todo = [ln for g in reqcompat.included(f, root) for ln in lines.get(g, []) if ln not in drops]
+                ax.say(f"      resolving {rel} next to {', '.join(f'{n} {v}' for n, v in sorted(pins.items()))} "
+                       f"(pip install --dry-run --report)")
+                verdicts, report = reqcompat.find_incompatible(_pip(step, ax, python), todo, pins, constraints,
+                                                               Path(tmp, rel.replace(os.sep, "_")))
+                bad = [v for v in verdicts if not v.conflict]
+                if bad:
+                    raise StepFailed(f"step {step.title}: pip cannot resolve these requirements of {rel} here, "
+                                     "for a reason other than the protected versions:\n" +
+                                     "\n".join(f"  {v.line.where()} {v.line.requirement}: {v.reason}" for v in bad),
+                                     hint="the install would fail the same way: check the package index and "
+                                          "the network (inv proxy.on), or fix the requirement with a patch")
+                for v in verdicts:
+                    drops[v.line] = f"cannot coexist with the protected versions: {v.reason}"
+                resolved[rel] = len(report.get("install", []))
+    dropped = []
+    for f, found in lines.items():
+        gone = [ln for ln in found if ln in drops]
+        if not gone:
+            continue
+        raw = f.read_text().splitlines(keepends=True)  # line endings as written
+        with atomic_path(f) as tmp_path:
+            tmp_path.write_text("".join(text for ln, text in zip(found, raw) if ln not in drops))
+        for ln in gone:
+            ax.say(f"      dropped {ln.where()}: {ln.text.strip()}  <- {drops[ln]}")
+            ax.log.write(f"dropped {ln.where()}: {ln.text.strip()} <- {drops[ln]}\n")
+            dropped.append({"file": ln.file, "line": ln.number, "text": ln.text.strip(), "reason": drops[ln]})
+    sources.record_edits(step.cwd, sorted({d["file"] for d in dropped}))  # undone before another ref is checked out
+    return {"dropped": dropped, "protected": pins, "resolved": resolved, "unread": unread}
 
 
 def check_import(step, ax: ActionEnv) -> dict:

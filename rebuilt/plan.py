@@ -103,8 +103,10 @@ def describe_action(step: Step) -> str:
         return (f"{a['python']} -m pip install --no-deps {' '.join(a['target'])}; then its requirements "
                 f"except protected {sorted(a['protected'])} (printed)")
     if step.action == "drop-requirements":
+        check = (f"; then the lines of {', '.join(a['resolve'])} that pip's resolver (--dry-run --report) cannot "
+                 f"install next to the installed protected versions (each with pip's reason)") if a.get("resolve") else ""
         return (f"remove requirement lines naming {sorted(a['protected'])} from {', '.join(a['files'])} "
-                f"(by normalised name, like use_existing_torch.py but keeping unrelated lines)")
+                f"(by requirement name, not upstream's substring match){check}")
     if step.action == "check-import":
         return f"{a['python']} -c 'import {a['module']}' (prints its version and path)"
     if step.action == "keep-installed":
@@ -221,7 +223,7 @@ def _step(recipe: Recipe, spec: StepSpec, ctx: dict, build_dir: str) -> Step:
 def _action_args(step: Step, ctx: dict, settings: Settings, machine: Machine) -> Step:
     """Fill in what internal actions need from the context."""
     args = dict(step.args)
-    if step.action in ("pip-protected", "check-import", "keep-installed"):
+    if step.action in ("pip-protected", "check-import", "keep-installed", "drop-requirements"):
         args.setdefault("python", ctx["python"])
     if step.action in ("pip-protected", "drop-requirements"):
         args.setdefault("protected", list(settings["protected"]))
@@ -229,8 +231,10 @@ def _action_args(step: Step, ctx: dict, settings: Settings, machine: Machine) ->
         args["target"] = shlex.split(args["target"])
     if step.action == "keep-installed":
         args["found"] = machine.python.packages.get(args["dist"])
-    if step.action == "drop-requirements" and isinstance(args.get("files"), str):
-        args["files"] = shlex.split(args["files"])
+    if step.action == "drop-requirements":
+        for key in ("files", "resolve"):
+            if isinstance(args.get(key), str):
+                args[key] = shlex.split(args[key])
     return Step(**{**step.__dict__, "args": args})
 
 

@@ -116,7 +116,7 @@ def test_vllm_existing_torch_by_requirement_name(tmp_path, target):
     assert "torch ==" not in cuda_reqs and "torchvision" not in cuda_reqs
     assert "setuptools>=61  # stands in for xformers" in cuda_reqs  # upstream's substring match drops this
     assert "torch" not in (checkout / "pyproject.toml").read_text().split("requires")[1].split("]")[0]
-    assert "dropped from requirements-cuda.txt: torch == 2.5.1" in r.stdout
+    assert "dropped requirements-cuda.txt:5: torch == 2.5.1  <- names protected torch" in r.stdout
     assert run_py(target, "import vllm._build_info as b; print(b.MAX_JOBS, b.NVCC_THREADS, b.JOBS)") == "4 2 2"
     assert run_py(target, "import torch; print(torch.__version__)") == torch_before
     m = manifest_of(wd, "vllm")

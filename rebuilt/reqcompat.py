@@ -1,0 +1,320 @@
+"""Requirement lines, and which of them cannot coexist with the protected distributions.
+
+Two halves:
+
+* parsing: a line of a pip requirements file (``torch == 2.5.1+cpu; platform_machine != "ppc64le"``)
+  or of a pyproject array (``"torch==2.8.0; sys_platform == 'linux'",``) -> the requirement it holds.
+  Only the surrounding pair of quotes of a pyproject string is removed, never a marker's own quote.
+* resolving: pip's own resolver (``pip install --dry-run --report``) decides whether requirements can
+  be installed next to the protected versions (pinned by a constraints file). When the whole set does
+  not resolve, the lines pip names are tried alone, then halves of the set (bisection), so that every
+  line that fails on its own is found and named with pip's reason.
+
+Nothing here starts a process: ``pip`` is a callable ``pip(args) -> (exit code, output)`` handed in by
+the step (output into its log) or by a test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+Pip = Callable[[list[str]], tuple[int, str]]
+
+INLINE = "an inline array, not editable per line"
+_COMMENT = re.compile(r"(^|\s+)#.*$")  # pip's own rule: '#' at the start or after whitespace
+
+
+@dataclass(frozen=True)
+class Line:
+    file: str  # path relative to the step's folder
+    number: int  # 1-based
+    text: str  # the line as written, without its newline
+    requirement: str | None  # the requirement it holds; None for blanks, comments, options, TOML syntax
+    problem: str | None = None  # why a line that looks like a requirement could not be read
+
+    @property
+    def name(self) -> str | None:
+        return canonicalize_name(Requirement(self.requirement).name) if self.requirement else None
+
+    def where(self) -> str:
+        return f"{self.file}:{self.number}"
+
+    @property
+    def inline(self) -> bool:
+        return bool(self.problem and self.problem.startswith(INLINE))
+
+    def mentions(self) -> set[str]:
+        """Names an unreadable line refers to: an inline array's requirements, or its first word."""
+        if not self.problem:
+            return {self.name} if self.requirement else set()
+        if self.inline:
+            words = self.problem.split(":", 1)[1].split(",")
+        else:
+            words = re.split(r"[^A-Za-z0-9._-]", self.text.strip().lstrip("\"'"), maxsplit=1)[:1]
+        return {canonicalize_name(w.strip()) for w in words if w.strip()}
+
+
+def _pyproject_string(body: str) -> str | None:
+    """The value of a line that is one TOML string (``"x",`` or ``'x'``, escapes honoured), or None."""
+    body = body.strip().rstrip(",").rstrip()
+    if len(body) < 2 or body[0] not in "\"'" or body[-1] != body[0]:
+        return None
+    try:
+        value = tomllib.loads(f"v = {body}")["v"]
+    except tomllib.TOMLDecodeError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _toml_comment_start(text: str) -> int:
+    """Index of a TOML comment's '#' outside strings, or len(text)."""
+    quote = None
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            return i
+    return len(text)
+
+
+def parse_line(text: str, *, pyproject: bool) -> tuple[str | None, str | None]:
+    """(requirement, problem) of one line; (None, None) when the line holds no requirement."""
+    if pyproject:
+        body = text[:_toml_comment_start(text)].strip()
+        inner = _pyproject_string(body)
+        if inner is None:
+            return None, None  # keys, brackets, tables, multi-item arrays: not one requirement per line
+        body = inner.strip()
+    else:
+        body = _COMMENT.sub("", text).strip()
+        if not body or body.startswith("-"):
+            return None, None  # comments and options (-r, -c, --extra-index-url, ...)
+    if not body:
+        return None, None
+    try:
+        Requirement(body)
+    except InvalidRequirement as exc:
+        return None, f"not a requirement: {exc}"
+    return body, None
+
+
+_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_ARRAY_START = re.compile(r"^\s*([A-Za-z0-9_.\"'-]+)\s*=\s*\[")
+
+
+def _dependency_array(table: str, key: str) -> bool:
+    """Whether ``key = [...]`` in ``[table]`` of a pyproject.toml lists requirements."""
+    key = key.strip("\"'")
+    return (table, key) in (("build-system", "requires"), ("project", "dependencies")) or \
+        table in ("project.optional-dependencies", "dependency-groups")
+
+
+def _pyproject_lines(texts: list[str]) -> list[tuple[str | None, str | None]]:
+    """Per line of a pyproject.toml: (requirement, problem), only inside dependency arrays."""
+    out: list[tuple[str | None, str | None]] = []
+    table, inside = "", False
+    for text in texts:
+        code = text[:_toml_comment_start(text)]
+        m = _TABLE.match(text)
+        if m and not inside:
+            table = m.group(1).strip()
+            out.append((None, None))
+            continue
+        start = _ARRAY_START.match(code)
+        if not inside and start and _dependency_array(table, start.group(1)):
+            rest = code[start.end():]
+            if "]" in rest:  # an inline array: editable per line only when it holds one requirement
+                out.append((None, _inline_array_problem(rest)))
+                continue
+            inside = True
+            out.append(parse_line(rest, pyproject=True) if rest.strip() else (None, None))
+            continue
+        if inside:
+            item = code.strip()
+            if item.startswith("]"):
+                inside = False
+                out.append((None, None))
+            elif item.endswith("]") and _pyproject_string(item) is None:  # '"x" ]' closes the array
+                inside = False
+                out.append(parse_line(item[:-1], pyproject=True))
+            else:
+                out.append(parse_line(text, pyproject=True))
+            continue
+        out.append((None, None))
+    return out
+
+
+def read_lines(path: Path, rel: str) -> list[Line]:
+    texts = path.read_text().splitlines()
+    if path.name == "pyproject.toml":
+        parsed = _pyproject_lines(texts)
+    else:
+        parsed = [parse_line(t, pyproject=False) for t in texts]
+    return [Line(rel, i, t, req, problem) for i, (t, (req, problem)) in enumerate(zip(texts, parsed), 1)]
+
+
+def _inline_array_problem(text: str) -> str | None:
+    """A pyproject line holding several strings (``requires = ["a", "torch"]``) cannot be edited per line."""
+    body = text[:_toml_comment_start(text)]
+    strings = re.findall(r"\"([^\"]*)\"|'([^']*)'", body)
+    names = []
+    for a, b in strings:
+        try:
+            names.append(canonicalize_name(Requirement(a or b).name))
+        except InvalidRequirement:
+            continue
+    return f"{INLINE}: {', '.join(names)}" if names else None
+
+
+def included(path: Path, root: Path) -> list[Path]:
+    """``path`` and the files it pulls in with ``-r``/``--requirement`` (recursively, each once)."""
+    seen: list[Path] = []
+
+    def walk(p: Path) -> None:
+        if p in seen or not p.is_file():
+            return
+        seen.append(p)
+        if p.name == "pyproject.toml":
+            return
+        for text in p.read_text().splitlines():
+            m = re.match(r"\s*(?:-r|--requirement)[\s=]+(\S+)", text)
+            if m:
+                walk((p.parent / m.group(1)).resolve())
+
+    walk(path.resolve())
+    return seen
+
+
+# ----------------------------------------------------------------------------------------- resolving
+
+@dataclass(frozen=True)
+class Verdict:
+    line: Line
+    conflict: bool  # True: cannot coexist with a protected version; False: fails here for another reason
+    reason: str
+
+
+def _causes(output: str) -> list[str]:
+    """pip's 'The conflict is caused by:' lines."""
+    lines = output.splitlines()
+    for i, text in enumerate(lines):
+        if text.strip() == "The conflict is caused by:":
+            out = []
+            for cause in lines[i + 1:]:
+                if not cause.strip():
+                    break
+                out.append(cause.strip())
+            return out
+    return []
+
+
+def _errors(output: str) -> list[str]:
+    return [ln[len("ERROR:"):].strip() for ln in output.splitlines() if ln.startswith("ERROR:")]
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", canonicalize_name(text.replace("_", "-"))) is not None
+
+
+def explain(output: str, pins: dict[str, str]) -> tuple[bool, str]:
+    """(conflicts with a protected pin, reason) from pip's output of a failed resolution."""
+    said = _causes(output) or _errors(output)
+    evidence = [c for c in said if not c.startswith("The user requested (constraint)")]
+    named = sorted({n for n in pins for c in evidence if _mentions(c, canonicalize_name(n))})
+    if named:
+        hits = [c for c in evidence if any(_mentions(c, canonicalize_name(n)) for n in named)]
+        kept = ", ".join(f"{n} {pins[n]}" for n in named)
+        return True, "; ".join(hits) + f" (installed and protected: {kept})"
+    errors = _errors(output)
+    return False, errors[-1] if errors else ((output.strip().splitlines() or ["pip failed"])[-1])
+
+
+def _trigger_names(output: str) -> set[str]:
+    """Names pip puts in 'Cannot install A and B because ...' and in '<name> <version> depends on ...'."""
+    names: set[str] = set()
+    m = re.search(r"Cannot install (.+?) because", output)
+    if m:
+        for part in re.split(r",\s*|\s+and\s+", m.group(1)):
+            part = re.sub(r"^-r \S+ \(line \d+\)$", "", part.strip())
+            token = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", part)
+            if token:
+                names.add(canonicalize_name(token.group(0)))
+    for cause in _causes(output):
+        dep = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*) \S+ depends on", cause)
+        if dep:
+            names.add(canonicalize_name(dep.group(1)))
+    return names
+
+
+def resolve(pip: Pip, requirements: list[str], constraints: Path, workdir: Path, tag: str = "") -> tuple[bool, str, dict]:
+    """Dry-run ``requirements`` with ``constraints``: (resolved, pip's output, its --report)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    reqfile, report = workdir / f"requirements{tag}.txt", workdir / f"report{tag}.json"
+    reqfile.write_text("".join(r + "\n" for r in requirements))
+    report.unlink(missing_ok=True)
+    rc, out = pip(["install", "--dry-run", "--report", str(report), "-r", str(reqfile), "-c", str(constraints)])
+    data = json.loads(report.read_text()) if rc == 0 and report.is_file() else {}
+    return rc == 0, out, data
+
+
+def find_incompatible(pip: Pip, lines: list[Line], pins: dict[str, str], constraints: Path,
+                      workdir: Path) -> tuple[list[Verdict], dict]:
+    """Every line that does not resolve next to the protected ``pins``; (verdicts, report of the rest).
+
+    A line that fails alone is named with pip's reason (``conflict`` when the reason involves a
+    protected distribution). Lines that fail only together (a conflict among unprotected
+    requirements) are reported as one verdict on the last of them, not a conflict.
+    """
+    runs = iter(range(10_000))
+
+    def ok(group: list[Line]) -> tuple[bool, str, dict]:
+        return resolve(pip, [ln.requirement for ln in group], constraints, workdir, tag=f"-{next(runs)}")
+
+    verdicts: list[Verdict] = []
+    rest = [ln for ln in lines if ln.requirement]
+    while rest:
+        good, out, report = ok(rest)
+        if good:
+            return verdicts, report
+        suspects = [ln for ln in rest if ln.name in _trigger_names(out)]
+        found = [v for v in (_alone(ok, ln, pins) for ln in suspects) if v] or _bisect(ok, rest, pins)
+        if not found:
+            verdicts.append(Verdict(rest[-1], False, "these requirements do not resolve together: " +
+                                    (explain(out, pins)[1])))
+            return verdicts, {}
+        verdicts += found
+        gone = {id(v.line) for v in found}
+        rest = [ln for ln in rest if id(ln) not in gone]
+    return verdicts, {}
+
+
+def _alone(ok, line: Line, pins: dict[str, str]) -> Verdict | None:
+    good, out, _ = ok([line])
+    if good:
+        return None
+    conflict, reason = explain(out, pins)
+    return Verdict(line, conflict, reason)
+
+
+def _bisect(ok, group: list[Line], pins: dict[str, str]) -> list[Verdict]:
+    """The lines of ``group`` that fail alone (a group that resolves holds none)."""
+    if len(group) == 1:
+        v = _alone(ok, group[0], pins)
+        return [v] if v else []
+    half = len(group) // 2
+    out = []
+    for part in (group[:half], group[half:]):
+        if len(part) == 1 or not ok(part)[0]:
+            out += _bisect(ok, part, pins)
+    return out
