@@ -21,6 +21,7 @@ from rebuilt.errors import ConfigError
 from rebuilt.util.text import did_you_mean
 
 import os  # noqa: E402
+import re  # noqa: E402
 
 from rebuilt.project import data_root  # noqa: E402
 
@@ -36,7 +37,7 @@ ACTIONS = ("collect", "pip-protected", "drop-requirements", "check-import", "kee
 # Machine facts a `when` condition may use besides the recipe's options.
 FACTS = ("nvshmem", "gpu", "ccache", "offline")
 
-_RECIPE_KEYS = {"recipe", "source", "options", "choices", "env", "unset", "steps", "artifacts", "warnings",
+_RECIPE_KEYS = {"recipe", "source", "options", "choices", "limits", "env", "unset", "steps", "artifacts", "warnings",
                 "bisect"}
 _BISECT_KEYS = {"clear"}  # [bisect] clear: folders holding state across commits, removed between candidates
 _META_KEYS = {"name", "summary", "requires", "replaces", "mem_per_job_gb", "nvcc_threads_option", "needs", "provides"}
@@ -112,6 +113,7 @@ class Recipe:
     needs: tuple = ()  # added to each of the recipe's own steps
     provides: tuple[str, ...] = ()  # available after the recipe's last step
     bisect_clear: tuple[str, ...] = ()  # `inv bisect` removes these (~ and ${VAR} expanded) between commits
+    limits: dict = field(default_factory=dict)  # option -> (min, max), None for no bound ([limits] table)
 
 
 @dataclass(frozen=True)
@@ -133,10 +135,23 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
+def _line_of(where: str, key: str) -> str:
+    """`where` starts with a file path: ':<line>' of the first line that sets ``key`` in it, if found."""
+    path = where.split(" ", 1)[0]
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    pattern = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]\]?|\"?{re.escape(key)}\"?\s*=)")
+    found = next((n for n, line in enumerate(lines, 1) if pattern.match(line)), None)
+    return f" (line {found})" if found else ""
+
+
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}")
+            raise ConfigError(f"{where}{_line_of(where, key)}: unknown key {key!r}{did_you_mean(key, allowed)}",
+                              hint=f"allowed here: {', '.join(sorted(allowed))} (docs/RECIPES.md)")
 
 
 def _as_tuple(value, where: str) -> tuple:
@@ -287,7 +302,49 @@ def parse_recipe(path: Path) -> Recipe:
         needs=check_needs(meta.get("needs"), f"{where} [recipe]", set(options)),
         provides=check_needs(meta.get("provides"), f"{where} [recipe]", set(options), provides=True),
         bisect_clear=clear,
+        limits=_limits(data, options, meta, where),
     )
+
+
+def _limits(data: dict, options: dict, meta: dict, where: str) -> dict[str, tuple]:
+    """``[limits] jobs_per_gpu = {min = 1, max = 8}``: bounds of numeric options, checked on every value set.
+
+    The option named by ``nvcc_threads_option`` is a thread count: at least 1 without saying so.
+    """
+    out: dict[str, tuple] = {}
+    threads = meta.get("nvcc_threads_option")
+    if threads and threads in options:
+        out[threads] = (1, None)
+    table = data.get("limits", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} [limits]: expected a table of option = {{min = N, max = N}}")
+    for opt, spec in table.items():
+        at = f"{where} [limits] {opt}"
+        if opt not in options:
+            raise ConfigError(f"{at}: not an option{did_you_mean(opt, options)}")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{at}: expected {{min = N, max = N}}, got {spec!r}")
+        _check_keys(spec, {"min", "max"}, at)
+        bounds = (spec.get("min"), spec.get("max"))
+        if any(b is not None and (isinstance(b, bool) or not isinstance(b, (int, float))) for b in bounds):
+            raise ConfigError(f"{at}: min and max must be numbers, got {spec!r}")
+        out[opt] = bounds
+    for opt, (lo, hi) in out.items():
+        problem = limit_problem(options[opt], lo, hi)
+        if problem:
+            raise ConfigError(f"{where}: default {opt} = {options[opt]!r} {problem}")
+    return out
+
+
+def limit_problem(value, lo, hi) -> str | None:
+    """Why ``value`` breaks the bounds (``"must be at least 1"``), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a number"
+    if lo is not None and value < lo:
+        return f"must be at least {lo}"
+    if hi is not None and value > hi:
+        return f"must be at most {hi}"
+    return None
 
 
 def _dirs(recipes_dir: Path | None) -> list[Path]:
@@ -299,24 +356,59 @@ def recipe_names(recipes_dir: Path | None = None) -> list[str]:
     return sorted({p.stem for d in _dirs(recipes_dir) for p in d.glob("*.toml")})
 
 
+def _parse_safely(path: Path) -> Recipe:
+    """parse_recipe, with a wrong type anywhere (``steps = 5``) reported against the file, not as a traceback."""
+    try:
+        return parse_recipe(path)
+    except ConfigError:
+        raise
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{path}: invalid recipe: a value has the wrong type or shape ({type(exc).__name__}: "
+                          f"{exc})", hint="compare with the shipped recipes and docs/RECIPES.md") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid recipe: nested too deeply") from None
+
+
 @functools.lru_cache(maxsize=None)
-def _load_all(dirs: tuple[Path, ...]) -> dict[str, Recipe]:
+def _load_all(dirs: tuple[Path, ...]) -> tuple[dict[str, Recipe], dict[str, ConfigError]]:
+    """(valid recipes, errors of the invalid ones): a bad file breaks only the tasks that use it."""
     out: dict[str, Recipe] = {}
+    bad: dict[str, ConfigError] = {}
     for d in dirs:
         for p in sorted(d.glob("*.toml")):
-            out.setdefault(p.stem, parse_recipe(p))  # the first folder wins
-    return out
+            if p.stem in out or p.stem in bad:
+                continue  # the first folder wins
+            try:
+                out[p.stem] = _parse_safely(p)
+            except ConfigError as exc:
+                bad[p.stem] = exc
+    for name, r in list(out.items()):
+        unknown = [dep for dep in r.requires if dep not in out and dep not in bad]
+        if unknown:
+            bad[name] = ConfigError(f"{r.path}{_line_of(str(r.path), 'requires')}: [recipe] requires unknown "
+                                    f"recipe {unknown[0]!r}{did_you_mean(unknown[0], set(out) | set(bad))}",
+                                    hint="requires names other recipes (file names in the recipes folder)")
+            del out[name]
+    return out, bad
 
 
 def all_recipes(recipes_dir: Path | None = None) -> dict[str, Recipe]:
-    """Every recipe, validated (cached per process)."""
-    return _load_all(tuple(_dirs(recipes_dir)))
+    """Every valid recipe (cached per process); see ``invalid`` for the others."""
+    return _load_all(tuple(_dirs(recipes_dir)))[0]
+
+
+def invalid(recipes_dir: Path | None = None) -> dict[str, ConfigError]:
+    """Recipe name -> why its file is unusable. Using that recipe raises the error."""
+    return _load_all(tuple(_dirs(recipes_dir)))[1]
 
 
 def get(name: str, recipes_dir: Path | None = None) -> Recipe:
-    """One recipe by name, with a did-you-mean for typos."""
+    """One recipe by name, with a did-you-mean for typos; an invalid recipe file raises its error here."""
     recipes = all_recipes(recipes_dir)
     if name not in recipes:
+        bad = invalid(recipes_dir)
+        if name in bad:
+            raise bad[name]
         raise ConfigError(f"unknown recipe {name!r}{did_you_mean(name, recipes)}",
                           hint=f"recipes are the files in {', '.join(map(str, _dirs(recipes_dir)))}")
     return recipes[name]
@@ -351,6 +443,9 @@ def load_stack(name: str, stacks_dir: Path | None = None, recipes_dir: Path | No
             flat[key] = value
     components = []
     for comp, table in data.get("components", {}).items():
+        if comp in invalid(recipes_dir):  # its own error comes when it is built; other tasks still work
+            components.append(comp)
+            continue
         if comp not in recipes:
             raise ConfigError(f"{where}: component {comp!r} has no recipe{did_you_mean(comp, recipes)}")
         components.append(comp)
