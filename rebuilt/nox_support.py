@@ -4,8 +4,9 @@ Two modes (docs/NOX.md):
 
 * **Build mode** (default): ``build(stack=…)`` builds the stack into its own Python 3.11
   virtualenv through the same planner and runner as ``inv`` (the session's interpreter is
-  the target), reusing wheels whose inputs are unchanged; ``h200_bench`` requires
-  ``h200_preflight`` (seconds, before anything is built) and that build.
+  the target), reusing wheels whose inputs are unchanged. ``h200_bench`` requires
+  ``h200_build`` (the same build, for the bench's stack), which requires ``h200_preflight``
+  (seconds, before any virtualenv or build): nox skips the build when the preflight failed.
 * **Existing-environment mode**: ``REBUILT_PYTHON=/usr/bin/python3 nox -s h200_bench`` uses
   that interpreter (an NGC container whose stack is installed), creates no virtualenv and
   builds nothing. An environment variable and not a posarg, because nox decides which
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-checks", action="store_true")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--set", action="append", default=[], dest="set_")
+    p.add_argument("--offline", action="store_true")  # build from the unpacked bundle only (inv src.unbundle)
     # bench
     p.add_argument("--spec")
     p.add_argument("--model-path")
@@ -129,7 +131,8 @@ def target_python(session) -> str:
 def _settings(stack: str, args: argparse.Namespace, **flags):
     from rebuilt import settings as settings_mod
 
-    return settings_mod.resolve({"stack": stack, "workdir": args.workdir, **flags,
+    offline = {"offline": True} if getattr(args, "offline", False) else {}
+    return settings_mod.resolve({"stack": stack, "workdir": args.workdir, **flags, **offline,
                                  **settings_mod.parse_assignments(args.set_)})
 
 
@@ -189,13 +192,27 @@ def _bench_target(args: argparse.Namespace, s) -> dict:
             "base_url": args.base_url or s["bench.base_url"] or None}
 
 
-def machine_checks(spec, *, model_path: str | None, cuda_visible_devices: str | None) -> list:
+def need_gpus() -> list[dict]:
+    """The GPUs nvidia-smi lists; without one, CheckFailed saying the bench needs one and which check failed."""
+    from rebuilt.bench import preflight
+
+    try:
+        return preflight.query_gpus()  # about a second
+    except CheckFailed as exc:
+        raise CheckFailed(f"h200_bench needs an NVIDIA GPU, and the GPU check failed (nvidia-smi --query-gpu): "
+                          f"{exc}; nothing was built", hint=exc.hint) from None
+
+
+def machine_checks(spec, *, model_path: str | None, cuda_visible_devices: str | None,
+                   base_url: str | None = None) -> list:
     """What can be checked before the environment exists: GPUs, their memory, the model, nsys."""
     from rebuilt.bench import preflight
 
     if spec.kind != "one_batch":
-        return []  # serving: the server runs the built stack; h200_bench checks it after the build
-    gpus = preflight.query_gpus()  # no GPU: CheckFailed here, in about a second
+        if not base_url and not getattr(spec, "profile", None):
+            need_gpus()  # the server starts here, on this machine's GPUs
+        return []  # the server runs the built stack; h200_bench checks it after the build
+    gpus = need_gpus()
     checks = preflight.raise_failures([preflight.check_gpus(gpus, cuda_visible_devices, preflight.tp_of(spec.server))])
     checks += [preflight.check_gpu_free(gpus, cuda_visible_devices), preflight.check_model_path(model_path)]
     if spec.wrappers.nsys:
@@ -216,7 +233,7 @@ def _preflight(posargs: list[str], stack: str) -> None:
         print("# h200_preflight: GPUs, free GPU memory, model path (no build has started yet)")
         print("\n".join(GPU_QUERIES) if spec.kind == "one_batch" else "# serving spec: nothing before the build")
         return
-    for check in machine_checks(spec, model_path=t["model"], cuda_visible_devices=t["cvd"]):
+    for check in machine_checks(spec, model_path=t["model"], cuda_visible_devices=t["cvd"], base_url=t["base_url"]):
         print(check.line())
 
 

@@ -56,7 +56,7 @@ def test_build_session_builds_then_reuses_wheels(tmp_path):
     assert second.returncode == 0, out[-3000:]
     assert "Re-using existing virtual environment" not in out
     assert "sgl-kernel: reused" in out and "sgl_kernel-0.3.16.post3" in out and "sgl-kernel: built in" not in out
-    assert "not rebuilt: sgl-kernel: reused the wheel" in out
+    assert "component(s) not rebuilt: " in out and "sgl-kernel: reused the wheel" in out
     assert subprocess.run([str(venv_python), "-c", "import sgl_kernel"], check=False).returncode == 0
 
 
@@ -70,6 +70,24 @@ def test_h200_bench_without_gpu_stops_before_the_build(tmp_path):
     assert r.returncode != 0 and seconds < 30, out
     assert "no NVIDIA GPU: nvidia-smi is not on PATH" in out and "Traceback" not in out
     assert "Running session build" not in out and not (tmp_path / ".nox").exists()
+
+
+@pytest.mark.parametrize("nox_flags", [(), ("--no-stop-on-first-error",),
+                                       ("--no-stop-on-first-error", "-j", "2", "--allow-parallel")],
+                         ids=["default", "no-stop-on-first-error", "parallel"])
+def test_h200_bench_never_builds_after_a_failed_preflight(tmp_path, nox_flags):
+    """The build requires the preflight itself: however nox is told to go on, a machine without a GPU
+    gets the GPU check's message first, and no virtualenv, checkout or build is ever started."""
+    r = nox(tmp_path, *nox_flags, "-s", "h200_bench", "--", "--model-path", str(tmp_path), "--workdir",
+            str(tmp_path / "wd"), env={"PATH": "/usr/bin:/bin"}, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert ("h200_bench needs an NVIDIA GPU, and the GPU check failed (nvidia-smi --query-gpu): no NVIDIA GPU: "
+            "nvidia-smi is not on PATH; nothing was built") in out
+    assert out.index("Running session h200_preflight") < out.index("needs an NVIDIA GPU")
+    assert "Creating virtual environment" not in out and "pre-build checks" not in out and "[1/" not in out, out
+    assert "Prerequisite session h200_preflight was not successful" in out
+    assert not (tmp_path / ".nox").exists() and not (tmp_path / "wd").exists()
 
 
 def test_h200_bench_existing_env_without_gpu_exits_fast_with_one_message(tmp_path):
@@ -90,7 +108,8 @@ def test_h200_bench_dry_run_prints_every_command_of_the_chain(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     assert "nvidia-smi --query-gpu=name,compute_cap" in out and "--query-compute-apps" in out
-    venv_python = next((tmp_path / ".nox").glob("build*/bin/python"))
+    venv_python = next((tmp_path / ".nox").glob("h200_build/bin/python"))
+    assert out.index("Running session h200_preflight") < out.index("Running session h200_build")
     assert "sgl-kernel:rebuild" in out and "make rebuild" in out and "(dry run: nothing was executed)" in out
     assert f"{venv_python} {ROOT / 'rebuilt' / 'bench' / 'gpu_health.py'} --json" in out
     assert out.count(f"{venv_python} -m sglang.bench_one_batch --model-path /models/Llama-3.1-8B-Instruct") == 2
