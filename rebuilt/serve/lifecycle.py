@@ -13,11 +13,11 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rebuilt import runner
-from rebuilt.errors import CheckFailed, ConfigError, InputError, StepFailed
+from rebuilt.errors import ConfigError, InputError, StepFailed
 from rebuilt.serve import health, procs
 from rebuilt.serve import profile as profile_mod
 from rebuilt.serve.logpipe import ENV as REDACT_ENV

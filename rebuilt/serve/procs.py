@@ -69,17 +69,20 @@ def _signal_all(sid: int, sig: int) -> None:
 
 def stop(sid: int, grace: float = 10.0, say=None) -> str:
     """SIGINT, then SIGTERM, then SIGKILL to every member of the session; returns the signal that ended it."""
+    last = None
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         if not members(sid):
-            return "already gone" if sig == signal.SIGINT else signal.Signals(prev).name
-        if say and sig != signal.SIGINT:
-            say(f"    still running after {grace:.0f}s: {signal.Signals(sig).name}")
+            break
+        if say and last is not None:
+            say(f"    still running {grace:g}s after {last.name}: {sig.name}")
         _signal_all(sid, sig)
-        prev = sig
+        last = sig
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and members(sid):
             time.sleep(0.1)
-    return "SIGKILL" if not members(sid) else "left running (not ours to kill?)"
+    if members(sid):
+        return "still running after SIGKILL (processes of another user?)"
+    return last.name if last is not None else "already gone"
 
 
 def _listen_inodes(port: int) -> set[str]:

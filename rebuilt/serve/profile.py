@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 import socket
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+import tomllib
 
 from rebuilt import recipes as recipes_mod
 from rebuilt.errors import ConfigError

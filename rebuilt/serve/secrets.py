@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from rebuilt.util.text import redact
 

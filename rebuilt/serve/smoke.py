@@ -7,7 +7,7 @@ retries while the server warms up.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rebuilt.errors import CheckFailed, ConfigError
 from rebuilt.serve import health

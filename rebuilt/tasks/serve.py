@@ -70,7 +70,8 @@ def status(c, profile=None, workdir=None, set_=None, stack=None):
         raise CheckFailed("a role is not running or not healthy")
 
 
-@task(iterable=["set_"], help={**H, "role": "only this role's log (default: every role's)", "follow": "keep printing new lines until the roles exit (Ctrl-C stops)",
+@task(iterable=["set_"], help={**H, "role": "only this role's log (default: every role's)",
+                               "follow": "keep printing new lines until the roles exit (Ctrl-C stops)",
                                "lines": "how many last lines to show first (default 50)"})
 @entry
 def logs(c, role=None, profile=None, follow=False, lines=50, workdir=None, set_=None, stack=None):

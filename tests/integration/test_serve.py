@@ -9,7 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -207,7 +206,8 @@ def test_a_serving_bench_spec_starts_the_profile_and_records_it(box, tmp_path):
                          "random_output_len = [8]\n[client]\nseed = 1\n")
     env = {**box.env, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fixtures" / "bench"), str(ROOT)])}
     code = ("import sys, json; from rebuilt.bench import run, spec; from rebuilt import settings;"
-            "s = settings.resolve({'workdir': sys.argv[1], 'serve.port': sys.argv[2], 'serve.stop_grace': '2', 'serve.model_path': '/models/fake-llama'});"
+            "s = settings.resolve({'workdir': sys.argv[1], 'serve.port': sys.argv[2], 'serve.stop_grace': '2',"
+            " 'serve.model_path': '/models/fake-llama'});"
             "o = run.execute(spec.load(sys.argv[3]), python=sys.executable, model_path='/models/fake-llama',"
             " workdir=sys.argv[1], serve_settings=s, echo=print); print('RUN', o.run_dir)")
     runs = []
