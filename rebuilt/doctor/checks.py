@@ -8,7 +8,7 @@ from __future__ import annotations
 from rebuilt.doctor.caches import cmake_caches, flashinfer_cache
 from rebuilt.doctor.model import Check, Context
 from rebuilt.doctor.network import proxy_state, source_hosts
-from rebuilt.doctor.nvshmem import deepep_cccl, deepep_nvshmem
+from rebuilt.doctor.nvshmem import deepep_arch, deepep_cccl, deepep_nvshmem
 from rebuilt.doctor.resources import disk, gpus, memory
 from rebuilt.doctor.toolchain import (ccache_check, companions, cuda, host_compiler, libnuma, nvshmem,
                                       python_version, tools, torch_identity)
@@ -16,10 +16,11 @@ from rebuilt.doctor.toolchain import (ccache_check, companions, cuda, host_compi
 __all__ = ["ALL", "PREFLIGHT", "Check", "Context"]
 
 ALL = (python_version, host_compiler, cuda, torch_identity, companions, cmake_caches, nvshmem, deepep_nvshmem,
-       deepep_cccl, flashinfer_cache, tools, ccache_check, libnuma, disk, memory, gpus, proxy_state, source_hosts)
+       deepep_cccl, deepep_arch, flashinfer_cache, tools, ccache_check, libnuma, disk, memory, gpus, proxy_state,
+       source_hosts)
 # Before a build: what can stop it early, in seconds (no network probes; the GPU only through `cuda`).
 PREFLIGHT = (python_version, host_compiler, cuda, torch_identity, companions, cmake_caches, deepep_nvshmem,
-             deepep_cccl, tools, ccache_check,
+             deepep_cccl, deepep_arch, tools, ccache_check,
              libnuma, disk, proxy_state)
 # Before a build, a check named here runs only when a step of the plan needs one of these (the steps'
 # `needs` in recipes/*.toml): flashinfer's editable and index modes run no nvcc, so no CUDA check stops

@@ -117,4 +117,23 @@ def deepep_cccl(ctx: Context) -> list[Check]:
                   f"{', '.join(s.name for s in steps) or 'no setup.py step'}")]
 
 
-CHECKS = (deepep_nvshmem, deepep_cccl)
+def _archs(text: str) -> list[str]:
+    return [a.strip().removesuffix("+PTX") for a in text.replace(";", " ").replace(",", " ").split() if a.strip()]
+
+
+def deepep_arch(ctx: Context) -> list[Check]:
+    """With SM90 features on, every arch must be 9.0 or newer: v1.2.1's intranode.cu uses TMA and mbarrier
+    instructions that ptxas refuses for compute_80 (seen on CUDA 13.0 with "8.0;9.0")."""
+    if not _applies(ctx):
+        return []
+    lists = {s.env.get("TORCH_CUDA_ARCH_LIST") for s in _setup_steps(ctx)} - {None}
+    old = sorted({a for lst in lists for a in _archs(lst) if version_key(a) < (9, 0)})
+    if not old:
+        return []
+    return [Check("deepep arch", "fail", f"TORCH_CUDA_ARCH_LIST={';'.join(sorted(lists))} with SM90 features: ptxas "
+                  f"stops on compute_{old[0].replace('.', '')[:2]} (Feature 'cp.async.bulk' requires .target sm_90 "
+                  f"or higher)", "--set deepep.torch_cuda_arch_list=9.0 (DeepEP's default), or "
+                  "--set deepep.disable_sm90_features=true for an A100 build (intranode kernels only)")]
+
+
+CHECKS = (deepep_nvshmem, deepep_cccl, deepep_arch)

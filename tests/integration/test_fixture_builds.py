@@ -86,7 +86,8 @@ def test_deepep_reads_nvshmem_dir_and_arch_list(tmp_path, target):
     (nvshmem / "include" / "nvshmem.h").write_text("#define NVSHMEM_FIXTURE 1\n")
     wd = tmp_path / "wd"
     r = inv("build.deepep", "--stack", "aiak", "--python", str(target), "--workdir", str(wd), "--jobs", "2",
-            "--no-checks", "--set", f"deepep.url={repo}", "--set", f"nvshmem_dir={nvshmem}")
+            "--no-checks", "--set", f"deepep.url={repo}", "--set", f"nvshmem_dir={nvshmem}",
+            "--set", "deepep.torch_cuda_arch_list=8.0;9.0")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = run_py(target, "import deep_ep; print(deep_ep.internode_enabled(), deep_ep.arch_list(), "
                          "deep_ep.aggressive_ptx())")

@@ -129,7 +129,7 @@ def test_deepep_nvshmem_from_settings_pip_or_warning(resolve):
     build = st["build"]
     assert build.argv == (PY, "setup.py", "build") and st["wheel"].argv == (PY, "setup.py", "bdist_wheel")
     assert build.env["NVSHMEM_DIR"] == "/usr/local/nvshmem"
-    assert build.env["TORCH_CUDA_ARCH_LIST"] == "8.0;9.0" and build.env["CUDA_ARCH"] == "sm_90"
+    assert build.env["TORCH_CUDA_ARCH_LIST"] == "9.0" and build.env["CUDA_ARCH"] == "sm_90"
     # the pip package: NVSHMEM_DIR unset, so setup.py finds it and links its soname (libnvshmem_host.so.3)
     _, st = steps_of(resolve({"stack": "aiak"}), ["deepep"], fake_machine(nvshmem="/opt/env/nvidia/nvshmem"))
     assert st["build"].env["NVSHMEM_DIR"] is None
