@@ -29,6 +29,7 @@ DOMAINS: list[tuple[str, str | None]] = [
 
 # One flag, one letter, in every task; every other flag is long only (invoke would otherwise give
 # each task's flags the first free letter, so -t meant --set in one task and something else in another).
+# -f is --force, and --follow in serve.logs, which has no --force (as in `tail -f`).
 SHORT_FLAGS = {"stack": "s", "jobs": "j", "python": "p", "workdir": "w", "verbose": "v", "dry_run": "n",
                "force": "f", "set_": "D", "ref": "r", "output": "o", "out": "o", "follow": "f"}
 

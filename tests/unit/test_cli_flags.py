@@ -27,7 +27,8 @@ def test_a_short_flag_means_the_same_long_flag_in_every_task():
         for short in (n for n in arg.names if len(n) == 1):
             meaning.setdefault(short, set()).update(longs)
             assert (arg.attr_name or arg.name) in SHORT_FLAGS, f"{task}: -{short} for {longs} is not in SHORT_FLAGS"
-    assert meaning and all(len(v) == 1 or v == {"output", "out"} for v in meaning.values()), meaning
+    allowed = ({"output", "out"}, {"force", "follow"})  # same meaning; -f follows logs as in `tail -f`
+    assert meaning and all(len(v) == 1 or v in allowed for v in meaning.values()), meaning
 
 
 CHECK_HELP = """
@@ -53,3 +54,12 @@ def test_help_after_a_positional_task_shows_the_help(tmp_path):
                            text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         assert f"{task} [--options]" in r.stdout and "no such file" not in r.stdout + r.stderr
+
+
+def test_shell_completion_script_and_completion():
+    script = subprocess.run([sys.executable, "-m", "rebuilt.cli", "--print-completion-script", "bash"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0 and "complete -F" in script.stdout and "rebuilt" in script.stdout
+    done = subprocess.run([sys.executable, "-m", "rebuilt.cli", "--complete", "--", "rebuilt", "build.sgl-kernel", "--"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "--dry-run" in done.stdout and "--jobs" in done.stdout, done.stdout + done.stderr
