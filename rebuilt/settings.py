@@ -26,6 +26,7 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 ENV_PREFIX = "INVOKE_REBUILT_"
 FILE_SUFFIX = "_FILE"  # INVOKE_REBUILT_PROXY_URL_FILE=/path: a secret setting read from a file
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+FOLDER_KEYS = ("workdir", "backup_dir", "ccache.dir", "cuda_home", "nvshmem_dir")  # must be folders when they exist
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,13 @@ def _coerce(key: str, value: Any, default: Any, choices: tuple | None, source: s
         value = str(value)
     if choices and value not in choices:
         raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}")
+    if key in FOLDER_KEYS and value:
+        folder = Path(os.path.expanduser(str(value)))
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent  # the nearest part of the path that exists must be a folder
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{where}: {folder} is a file, not a folder",
+                              hint="give a folder (it is created when missing)")
     kind = secret_mod.kind_of(key)
     if kind and isinstance(value, str) and value:
         _check_secret(key, value, kind, where)
@@ -201,23 +209,68 @@ class Settings:
         return {k: redact(v.value) if isinstance(v.value, str) else v.value for k, v in self.items()}
 
 
-def _yaml_layer(path: Path) -> dict[str, Any]:
+def read_invoke_file(path: Path) -> dict[str, Any]:
+    """One invoke configuration file, checked the way invoke will use it; ConfigError naming file and line.
+
+    invoke itself turns a malformed file, a top-level list or ``tasks: 5`` into a traceback for
+    every command (``inv --list`` included), so the entry point checks the files first.
+    """
+    path = Path(path)
     try:
         from invoke.vendor import yaml  # invoke ships PyYAML
     except ImportError:  # pragma: no cover
         import yaml
+    hint = "fix the file (or move it away), then run the command again"
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}", hint=hint) from None
+    try:
+        if path.suffix == ".json":
+            import json
+
+            data = json.loads(text) if text.strip() else {}
+        else:
+            data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{line} malformed YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(f"{path}:{line} malformed YAML: {getattr(exc, 'problem', None) or exc}", hint=hint) from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: malformed JSON: {exc}", hint=hint) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply", hint=hint) from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    section = data.get("rebuilt") or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: the `rebuilt:` key must hold a mapping")
-    return _flatten(section)
+        raise ConfigError(f"{path}: expected a mapping at the top level (key: value lines), "
+                          f"got a {type(data).__name__}", hint=hint)
+    if "rebuilt" in data and data["rebuilt"] is not None and not isinstance(data["rebuilt"], dict):
+        raise ConfigError(f"{path}: the `rebuilt:` key must hold a mapping of settings, got {data['rebuilt']!r}",
+                          hint="e.g. rebuilt: {stack: sglang-0.5.4}; `inv config` lists every setting")
+    _check_invoke_keys(data, _invoke_defaults(), path, hint)
+    return data
+
+
+def _invoke_defaults() -> dict:
+    from invoke import Config
+
+    return Config.global_defaults()
+
+
+def _check_invoke_keys(data: Mapping, defaults: Mapping, path: Path, hint: str, prefix: str = "") -> None:
+    """invoke merges a file into its defaults: a scalar where it has a section (``tasks: 5``) is an error."""
+    for key, default in defaults.items():
+        if key in data and isinstance(default, dict):
+            if data[key] is not None and not isinstance(data[key], dict):
+                raise ConfigError(f"{path}: `{prefix}{key}:` is one of invoke's own sections and must hold a "
+                                  f"mapping, got {data[key]!r}", hint=hint)
+            if isinstance(data[key], dict):
+                _check_invoke_keys(data[key], default, path, hint, f"{prefix}{key}.")
+
+
+def _yaml_layer(path: Path) -> dict[str, Any]:
+    data = read_invoke_file(path)
+    return _flatten(data.get("rebuilt") or {})
 
 
 def config_files(cwd: Path, home: Path) -> list[Path]:
@@ -246,6 +299,10 @@ def resolve(
     home = Path(home or Path.home())
     recipes = recipes_mod.all_recipes(recipes_dir)
     schema = _schema(recipes)
+    broken = recipes_mod.invalid(recipes_dir)
+    limits = {f"{n}.{opt}": b for n, r in recipes.items() for opt, b in r.limits.items()}
+    limits_from = {f"{n}.{opt}": f"{r.path.name} ([limits] or nvcc_threads_option)"
+                   for n, r in recipes.items() for opt in r.limits}
 
     user_layers = [(str(p), _yaml_layer(p)) for p in config_files(cwd, home)]
     env_names = {_env_name(k): k for k in schema}
@@ -284,9 +341,20 @@ def resolve(
     for source, layer in layers:
         for key, raw in layer.items():
             if key not in schema:
+                owner = key.split(".", 1)[0]
+                if owner in broken:  # a recipe whose file is invalid: its settings wait until it is fixed
+                    if source.startswith("flag"):
+                        raise broken[owner]
+                    continue
                 raise ConfigError(f"unknown setting {key!r} in {source}{did_you_mean(key, schema)}")
             default, choices = schema[key]
-            values[key] = Value(_coerce(key, raw, default, choices, source), source)
+            value = _coerce(key, raw, default, choices, source)
+            if key in limits:
+                problem = recipes_mod.limit_problem(value, *limits[key])
+                if problem:
+                    raise ConfigError(f"setting {key} (from {source}): {value!r} {problem}",
+                                      hint=f"the range is declared in {limits_from[key]}")
+            values[key] = Value(value, source)
     settings = Settings(values, stack)
     settings.base = cwd  # a relative workdir is relative to the project, not the current folder
     return settings

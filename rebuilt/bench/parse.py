@@ -201,6 +201,8 @@ def parse_jsonl(text: str, source: str = "<text>") -> list[dict[str, Any]]:
             obj = json.loads(line)  # the stdlib accepts Infinity/NaN (orjson would not)
         except json.JSONDecodeError as exc:
             raise InputError(f"{source}:{lineno}: not a JSON line ({exc.msg})") from None
+        except RecursionError:
+            raise InputError(f"{source}:{lineno}: JSON nested too deeply to be a benchmark record") from None
         if not isinstance(obj, dict):
             raise InputError(f"{source}:{lineno}: expected a JSON object")
         records.append(obj)
@@ -215,9 +217,21 @@ def record_kind(record: dict) -> str | None:
     return None
 
 
+KINDS = ("auto", "one_batch", "serving")
+
+
+def _did_you_mean(kind: str) -> str:
+    from rebuilt.util.text import did_you_mean
+
+    return did_you_mean(str(kind), KINDS)
+
+
 def parse_text(text: str, source: str = "<text>", kind: str = "auto",
                lists: dict[str, list[int]] | None = None) -> Parsed:
     """Parse a log or JSONL text, auto-detecting what it is; nothing recognisable → InputError."""
+    if kind not in KINDS:
+        raise InputError(f"--kind {kind!r} is not a kind of benchmark{_did_you_mean(kind)}",
+                         hint=f"use one of: {', '.join(KINDS)}")
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
     if first.lstrip().startswith("{"):
         records = parse_jsonl(text, source)

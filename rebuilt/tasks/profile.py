@@ -81,8 +81,12 @@ def summary(c, trace, csv=None, top=15):
     """Per GPU stream busy/idle time, top kernels, gaps between kernels: a table."""
     from rebuilt.trace import summary as s
 
+    from rebuilt.errors import InputError
+
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise InputError(f"--top {top!r}: give how many kernels to list, a whole number of at least 1")
     result = s.summarize(trace)
-    print(s.render(result, top=int(top)))
+    print(s.render(result, top=top))
     if csv:
         print(f"\nwrote {s.write_csv(result, csv)}")
 

@@ -118,12 +118,19 @@ def _put(out: bytearray, n: int, piece: bytes) -> int:
     return end
 
 
+class TooDeep(ValueError):
+    """A JSON value nested deeper than any parser here follows (orjson stops at 1024 levels)."""
+
+
 def loads(buf) -> object:
     """Parse one JSON value (orjson; the stdlib for what orjson refuses: NaN, huge ints)."""
     try:
         return orjson.loads(buf)
     except orjson.JSONDecodeError:
-        return json.loads(bytes(buf))
+        try:
+            return json.loads(bytes(buf))
+        except RecursionError:
+            raise TooDeep("nested too deeply") from None
 
 
 def dumps(obj: object) -> bytes:
@@ -414,6 +421,9 @@ def _slow_event(data: bytes, mv: memoryview, s: int, path: Path) -> tuple[int, d
     e = match_brackets(data, s, path)
     try:
         value = loads(mv[s:e])
+    except TooDeep:
+        raise _bad(path, f"the traceEvents entry at byte {s} is nested too deeply to read",
+                   hint="the file is corrupt or not a profiler trace") from None
     except ValueError:
         return e, None
     if type(value) is not dict:

@@ -59,6 +59,10 @@ def atomic_path(final: Path | str, mode: int | None = None) -> Iterator[Path]:
     The file gets ``mode``; by default the mode of the file it replaces, else 0600.
     """
     final = Path(final)
+    if final.exists() and not final.is_file():  # never rename over a folder, a device or a fifo
+        from rebuilt.errors import InputError
+
+        raise InputError(f"{final}: not a regular file; refusing to replace it", hint="give a file path")
     private_dir(final.parent)
     if mode is None:
         try:
