@@ -31,7 +31,14 @@ def _make(names: list[str], summary: str, task_name: str) -> Task:
     return Task(entry(body), name=task_name, help=help_, iterable=["set_"])
 
 
+def _summary(name: str) -> str:
+    """The recipe's one-line summary; an invalid recipe file still gets its task (that says why when run)."""
+    if name in recipes.invalid():
+        return f"(recipe file invalid: inv build.{name} says why)"
+    return recipes.get(name).summary
+
+
 ns = Collection("build")
 for _name in recipes.recipe_names():
-    ns.add_task(_make([_name], recipes.get(_name).summary, _name))
+    ns.add_task(_make([_name], _summary(_name), _name))
 ns.add_task(_make(["stack"], "Build every component of the stack in dependency order.", "stack"))
