@@ -226,4 +226,15 @@ def test_a_serving_bench_spec_starts_the_profile_and_records_it(box, tmp_path):
     assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-single")["roles"].values())
     rows = compare.compare(runs[0], runs[1])
     assert rows and compare.regressions(rows) == []
+
+    assert box.inv("serve.up", "fake-single").returncode == 0  # started by hand: used, and left running
+    proc = subprocess.run([sys.executable, "-c", code, str(box.work), str(box.ports["port"]), str(spec_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    box.outputs.append(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "using serving profile fake-single started by serve.up" in proc.stdout
+    third = store.load_run(proc.stdout.split("RUN ")[-1].strip())
+    assert third["serve"]["started_by_bench"] is False
+    assert box.inv("serve.status").returncode == 0
+    assert box.inv("serve.down").returncode == 0
     assert box.leaks() == []
