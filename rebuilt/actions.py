@@ -70,7 +70,13 @@ def _expand(step, arg: str) -> str:
 
 
 def pip_protected(step, ax: ActionEnv) -> dict:
-    """Install without dependencies, then the requirements minus protected distributions."""
+    """Install without dependencies, then the requirements minus protected distributions.
+
+    The requirements are resolved first (pip --dry-run --report, the installed protected versions
+    pinned); a protected distribution that is not installed may come in only at the version that
+    matches the installed torch, otherwise it is refused and the distributions that wanted it are named.
+    Then exactly the resolved distributions are installed (--no-deps), so nothing else can slip in.
+    """
     from rebuilt import guard
 
     target = [_expand(step, a) for a in step.args["target"]]
@@ -84,9 +90,32 @@ def pip_protected(step, ax: ActionEnv) -> dict:
     for line in dropped:
         ax.say(f"      dropped (protected): {line}")
         ax.log.write(f"dropped protected requirement: {line}\n")
-    if kept:
-        ax.run([py, "-m", "pip", "install", *kept], cwd=step.cwd)
-    return {"dropped": dropped, "installed_requirements": kept}
+    details = {"dropped": dropped, "installed_requirements": kept, "installed": [], "refused": []}
+    if not kept:
+        return details
+    state = guard.snapshot(py, list(step.args["protected"]))
+    pins = {canonicalize_name(k): v.version for k, v in state.items()}
+    absent = {canonicalize_name(d): guard.companion_pin(d, state.get("torch")) for d in step.args["protected"]
+              if canonicalize_name(d) not in pins}
+    with tempfile.TemporaryDirectory(prefix="rebuilt-install-") as tmp:
+        items, refused, failure = reqcompat.plan_install(_pip(step, ax, py), kept, pins, absent, Path(tmp))
+    if failure:
+        raise StepFailed(f"step {step.title}: the requirements do not resolve next to the protected versions: "
+                         f"{reqcompat.explain(failure, pins)[1]}", hint="see pip's words in the log")
+    for r in refused:
+        who = ", ".join(r.wanted_by) or "the requirements"
+        ax.say(f"      ! refused {r.dist} {r.version} (wanted by {who}): {r.reason}")
+        ax.log.write(f"refused {r.dist} {r.version} (wanted by {who}): {r.reason}\n")
+        details["refused"].append({"dist": r.dist, "version": r.version, "wanted_by": list(r.wanted_by),
+                                   "reason": r.reason})
+    if refused:
+        ax.say("      ! those distributions are installed without the refused ones: install a matching build "
+               "yourself (e.g. from the PyTorch index for a +cpu torch) if you need them")
+    args = [reqcompat.install_arg(i) for i in items]
+    details["installed"] = args
+    if args:
+        ax.run([py, "-m", "pip", "install", "--no-deps", *args], cwd=step.cwd)
+    return details
 
 
 def _pip(step, ax: ActionEnv, python: str):

@@ -6,6 +6,7 @@ Pure building blocks; ``rebuilt.protect`` wires them into the builder as a hook.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 import zipfile
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from rebuilt import runner
 from rebuilt.errors import ConfigError, InputError
@@ -29,7 +31,7 @@ for name in json.loads(sys.argv[1]):
         continue
     record = dist.read_text("RECORD") or ""
     out[name] = {"version": dist.version, "record": hashlib.sha256(record.encode()).hexdigest(),
-                 "path": str(dist.locate_file(""))}
+                 "path": str(dist.locate_file("")), "requires": dist.requires or []}
 print(json.dumps(out))
 """
 
@@ -39,6 +41,7 @@ class DistState:
     version: str
     record: str  # sha256 of the RECORD file: changes when any installed file changes
     path: str = ""
+    requires: tuple[str, ...] = ()  # its Requires-Dist (torch's names the triton it was built with)
 
 
 def canonical(name: str) -> str:
@@ -50,7 +53,8 @@ def snapshot(python: str, dists: list[str]) -> dict[str, DistState]:
     proc = runner.capture([python, "-c", _SNAPSHOT, json.dumps(list(dists))], timeout=120)
     if proc.returncode != 0:
         raise ConfigError(f"cannot inspect the target interpreter {python}: {proc.stderr.strip()[-300:]}")
-    return {k: DistState(**v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {k: DistState(**{**v, "requires": tuple(v.get("requires", ()))}) for k, v in data.items()}
 
 
 def constraints_text(snap: dict[str, DistState]) -> str:
@@ -113,3 +117,74 @@ def project_requirements(path: Path) -> list[str]:
         return []
     raise InputError(f"{path}: no pyproject.toml with [project].dependencies and not a wheel",
                      hint="build a wheel (setup.py bdist_wheel) and install it through the guard")
+
+
+# ------------------------------------------------------------------ protected distributions that are absent
+
+# triton of each torch release, from the Requires-Dist of torch's default build on the package index
+# (torch-<v>-cp311-cp311-manylinux_2_28_x86_64.whl). Used when the installed torch names no triton itself:
+# CPU builds (+cpu) and many source builds declare none.
+TRITON_OF_TORCH = {"2.8.0": "3.4.0", "2.9.0": "3.5.0", "2.9.1": "3.5.1", "2.10.0": "3.6.0", "2.11.0": "3.6.0",
+                   "2.13.0": "3.7.1"}
+_VARIANT = re.compile(r"^(cpu|cu\d+|rocm[\d.]+|xpu)$")
+
+
+def _variant(version: Version) -> str | None:
+    """The build variant in a local version label (``+cpu``, ``+cu128``); None for none or a source build's."""
+    local = version.local or ""
+    return local if _VARIANT.match(local) else None
+
+
+def companion_pin(dist: str, torch: DistState | None) -> tuple[str | None, str]:
+    """(exact version of ``dist`` that matches the installed torch or None, why) for an absent protected dist.
+
+    torchvision 0.(N+15).P and torchaudio 2.N.P pair with torch 2.N.P (0.23/2.8 ... 0.28/2.13), in torch's
+    build variant (a ``+cpu`` torch needs ``+cpu`` ones, which only the PyTorch CPU index has). triton is
+    what torch's own Requires-Dist names, else the table of torch's default builds.
+    """
+    name = canonical(dist)
+    if torch is None:
+        return None, "torch is not installed, so no version is known to match"
+    tv = Version(torch.version)
+    major, minor, patch = (list(tv.release) + [0, 0])[:3]
+    variant = _variant(tv)
+    suffix = f"+{variant}" if variant else ""
+    if name == "torchvision" and major == 2:
+        return f"0.{minor + 15}.{patch}{suffix}", f"torchvision 0.{minor + 15} pairs with torch 2.{minor}"
+    if name == "torchaudio" and major == 2:
+        return f"2.{minor}.{patch}{suffix}", f"torchaudio 2.{minor} pairs with torch 2.{minor}"
+    if name == "triton":
+        env = {"extra": ""}
+        for text in torch.requires:
+            req = Requirement(text)
+            if canonical(req.name) == "triton" and (not req.marker or req.marker.evaluate(env)):
+                pinned = [s.version for s in req.specifier if s.operator in ("==", "===")]
+                if pinned:
+                    return pinned[0], f"torch {torch.version} requires {text.split(';')[0].strip()}"
+        base = tv.base_version
+        if base in TRITON_OF_TORCH:
+            return TRITON_OF_TORCH[base], (f"torch {base}'s default build requires triton=={TRITON_OF_TORCH[base]} "
+                                           f"(the installed {torch.version} names no triton)")
+        return None, f"torch {torch.version} names no triton and its release is not in rebuilt's table"
+    return None, f"no rule pairs {dist} with torch"
+
+
+def companion_matches(dist: str, version: str, torch: DistState | None) -> tuple[bool, str]:
+    """Whether ``dist`` at ``version`` (just installed by a step) matches the installed torch, and why."""
+    pin, why = companion_pin(dist, torch)
+    if pin is None:
+        return False, why
+    want, got = Version(pin), Version(version)
+    if canonical(dist) == "triton":
+        same = want.release == got.release
+    else:
+        same = want.release[:2] == got.release[:2] and _variant(want) == _variant(got)
+    return same, f"{why}: wanted {dist}=={pin}"
+
+
+def uninstall(python: str, dist: str) -> str:
+    """Remove a protected distribution a step brought in that does not match torch; says what happened."""
+    proc = runner.capture([python, "-m", "pip", "uninstall", "-y", dist], timeout=300)
+    if proc.returncode != 0:
+        return f"uninstalling it failed ({(proc.stdout + proc.stderr).strip()[-200:]}): pip uninstall -y {dist}"
+    return "uninstalled"

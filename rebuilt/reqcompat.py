@@ -25,6 +25,7 @@ from typing import Callable
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 Pip = Callable[[list[str]], tuple[int, str]]
 
@@ -318,3 +319,87 @@ def _bisect(ok, group: list[Line], pins: dict[str, str]) -> list[Verdict]:
         if len(part) == 1 or not ok(part)[0]:
             out += _bisect(ok, part, pins)
     return out
+
+
+# ------------------------------------------------------------------ installing next to the protected versions
+
+@dataclass(frozen=True)
+class Refusal:
+    dist: str  # a protected distribution that is not installed
+    version: str  # the version the resolution wanted
+    wanted_by: tuple[str, ...]  # the distributions of the resolution that require it
+    reason: str
+
+
+def _requires(item: dict) -> list[str]:
+    return [canonicalize_name(Requirement(r).name) for r in item["metadata"].get("requires_dist") or []
+            if _parses(r)]
+
+
+def _parses(text: str) -> bool:
+    try:
+        Requirement(text)
+    except InvalidRequirement:
+        return False
+    return True
+
+
+def plan_install(pip: Pip, requirements: list[str], pins: dict[str, str], absent: dict[str, tuple[str | None, str]],
+                 workdir: Path) -> tuple[list[dict], list[Refusal], str]:
+    """What to install for ``requirements`` next to the installed protected ``pins``.
+
+    ``absent``: each protected distribution that is not installed -> (the version that matches the
+    installed torch or None, why). The resolution may bring one in only at that version; when no such
+    version exists or pip cannot find it, it is refused: left out, and the distributions that wanted
+    it are named. Returns (report items to install, refusals, pip's output of a failed first resolution).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, str] = {}
+    refused: dict[str, Refusal] = {}
+    for attempt in range(2 * len(absent) + 2):  # each round pins or refuses one more distribution
+        constraints = workdir / f"constraints-{attempt}.txt"
+        constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted({**pins, **extra}.items())))
+        good, out, report = resolve(pip, requirements, constraints, workdir, tag=f"-install-{attempt}")
+        if not good:
+            if not extra:
+                return [], [], out
+            name = sorted(extra)[-1]  # the pin added last did not resolve: refuse it, resolve again
+            pin, why = absent[name]
+            refused[name] = Refusal(name, pin or "", (), f"{why}; {name}=={pin} cannot be installed here: "
+                                                        f"{explain(out, pins)[1]}")
+            del extra[name]
+            continue
+        items = report.get("install", [])
+        new = None
+        for item in items:
+            name = canonicalize_name(item["metadata"]["name"])
+            if name not in absent or name in refused:
+                continue
+            pin, why = absent[name]
+            if pin is None:
+                refused[name] = Refusal(name, item["metadata"]["version"], (), why)
+            elif Version(item["metadata"]["version"]) != Version(pin):
+                new = name
+                extra[name] = pin
+                break
+        if new:
+            continue
+        keep = [i for i in items if canonicalize_name(i["metadata"]["name"]) not in refused]
+        out_refusals = []
+        for name, r in refused.items():
+            by = tuple(sorted({f"{i['metadata']['name']} {i['metadata']['version']}" for i in items
+                               if name in _requires(i)}))
+            version = next((i["metadata"]["version"] for i in items
+                            if canonicalize_name(i["metadata"]["name"]) == name), r.version)
+            if by or any(canonicalize_name(i["metadata"]["name"]) == name for i in items):
+                out_refusals.append(Refusal(name, version, by, r.reason))
+        return keep, out_refusals, ""
+    raise RuntimeError("plan_install did not settle")  # unreachable: see the loop's bound
+
+
+def install_arg(item: dict) -> str:
+    """A report item as a pip argument: ``name==version``, or ``name @ url`` for a direct reference."""
+    meta = item["metadata"]
+    if item.get("is_direct"):
+        return f"{meta['name']} @ {item['download_info']['url']}"
+    return f"{meta['name']}=={meta['version']}"
