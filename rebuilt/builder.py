@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from rebuilt import machine as machine_mod, manifest, plan as plan_mod, recipes as recipes_mod, runner
+from rebuilt import logscan, machine as machine_mod, manifest, plan as plan_mod, recipes as recipes_mod, runner
 from rebuilt.actions import ACTIONS, ActionEnv
 from rebuilt.errors import ConfigError, Interrupted, RebuiltError, StepFailed
 from rebuilt.settings import Settings
@@ -166,8 +166,9 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
         results.append(runner.StepResult(step.name, "interrupted", log=str(_log_path(logdir, i, step))))
         status, error = _ended(hooks, step, results[-1], "interrupted", _interrupted(exc, step))
     except RebuiltError as exc:
-        if step is not None and (not results or results[-1].name != step.name):
-            results.append(runner.StepResult(step.name, "failed", log=str(_log_path(logdir, i, step))))
+        if step is not None and (not results or results[-1].name != step.name):  # its duration, exit status, errors
+            results.append(getattr(exc, "result", None) or
+                           runner.StepResult(step.name, "failed", log=str(_log_path(logdir, i, step))))
         error = exc
         if step is not None:
             status, error = _ended(hooks, step, results[-1], status, error)
@@ -226,6 +227,7 @@ def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
         console.say(f"      env {line}")
     _call(hooks, "before_step", step, env)
     t0 = time.monotonic()
+    last_rc: list = [None]  # the exit status of the step's last command, for a failed step's result
     with open_private(log_path, "w") as log:  # 0600: step output may hold what the tools print
         log.write(f"# step {step.title}\n# cwd {step.cwd}\n# {redact(step.command_text())}\n")
         for name, value in step.env.items():
@@ -237,6 +239,7 @@ def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
             log.flush()
             rc = runner.stream(argv, cwd=cwd, env={**env, **(env_extra or {})}, log=log, console=console,
                                label=label, shell=shell)
+            last_rc[0] = rc
             if check and rc != 0:
                 raise StepFailed(f"step {step.title} failed: `{redact(str(argv[0]) if not shell else 'bash')}` "
                                  f"exited {rc}")
@@ -253,19 +256,40 @@ def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
                 rc = run(step.shell if step.shell else list(step.argv), shell=bool(step.shell), check=False)
         except StepFailed as exc:
             log.flush()
-            raise StepFailed(_failure(step, str(exc), log_path), hint=exc.hint) from None
-        except RebuiltError:
+            raise _step_failed(step, str(exc), log_path, t0, last_rc[0], details, exc.hint) from None
+        except RebuiltError as exc:
+            log.flush()
+            exc.result = _failed_result(step, log_path, t0, last_rc[0], details)
             raise
     seconds = time.monotonic() - t0
     if rc != 0:
-        raise StepFailed(_failure(step, f"step {step.title} failed: exit status {rc} after {fmt_seconds(seconds)}",
-                                  log_path))
+        raise _step_failed(step, f"step {step.title} failed: exit status {rc} after {fmt_seconds(seconds)}",
+                           log_path, t0, rc, details)
     result = runner.StepResult(step.name, "done", seconds, rc, str(log_path), details)
     _call(hooks, "after_step", step, result)
     console.say(f"      done in {fmt_seconds(seconds)}")
     return result, step.env
 
 
-def _failure(step, headline: str, log_path: Path) -> str:
-    return (f"{headline}\n--- last {runner.TAIL_LINES} lines of {log_path} ---\n"
-            f"{redact(runner.tail(log_path)).rstrip()}\n--- full log: {log_path}")
+def _failure(step, headline: str, log_path: Path, errors: list | None = None) -> str:
+    """The headline, the log's first error lines (compiler, linker, CMake, ninja, pip, ...) when its tail
+    lacks them, the tail, and the log's path; ``errors`` receives those lines (rebuilt.logscan)."""
+    text, found = logscan.excerpt(log_path, runner.TAIL_LINES)
+    if errors is not None:
+        errors[:] = found
+    return f"{headline}\n{redact(text)}\n--- full log: {log_path}"
+
+
+def _failed_result(step, log_path: Path, t0: float, rc, details: dict, errors=None) -> runner.StepResult:
+    """A failed step as the manifest records it: how long it ran, its exit status, its log, its first errors."""
+    errors = logscan.first_errors(log_path) if errors is None else errors
+    return runner.StepResult(step.name, "failed", round(time.monotonic() - t0, 3), rc, str(log_path),
+                             {**details, "errors": [{"line": e.number, "kind": e.kind, "text": redact(e.text)}
+                                                    for e in errors]})
+
+
+def _step_failed(step, headline: str, log_path: Path, t0: float, rc, details: dict, hint=None) -> StepFailed:
+    errors: list = []
+    err = StepFailed(_failure(step, headline, log_path, errors), hint=hint)
+    err.result = _failed_result(step, log_path, t0, rc, details, errors)
+    return err
