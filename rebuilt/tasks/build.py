@@ -11,10 +11,10 @@ from rebuilt.tasks.common import BUILD_HELP, resolve
 
 def _make(names: list[str], summary: str, task_name: str) -> Task:
     def body(c, stack=None, jobs=None, python=None, ref=None, force=False, dry_run=False, explain=False,
-             no_checks=False, verbose=False, workdir=None, set_=None):
+             no_checks=False, verbose=False, workdir=None, set_=None, offline=False):
         from rebuilt import builder
 
-        extra = {}
+        extra = {"offline": True} if offline else {}
         if ref:
             owner = recipes.get(names[0]).source
             extra[f"{owner.from_ or names[0]}.ref"] = ref

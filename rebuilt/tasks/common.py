@@ -16,6 +16,7 @@ BUILD_HELP = {
     "verbose": "show each step's output on the terminal as well as in its log",
     "set_": "override any setting: --set KEY=VALUE (repeatable), e.g. --set sgl-kernel.nvcc_threads=8",
     "workdir": "work directory (checkouts, logs, wheels, manifests); default .rebuilt",
+    "offline": "build from the unpacked bundle only (inv src.unbundle): git, CMake, pip and uv never reach the network",
 }
 
 

@@ -63,3 +63,52 @@ def patch_check(c, recipe, ref=None, stack=None, workdir=None, python=None, set_
 
 
 ns = Collection("src", fetch, status, patch_new, patch_check)
+
+
+# --- bundles for hosts without network (rebuilt/bundle/, rebuilt/offline.py) -------------------------
+BUNDLE_HELP = {"recipe": "recipe to bundle (repeatable; default: every component of the stack)",
+               "output": "the bundle file to write (a tar; FILE.index.json beside it makes the next one incremental)",
+               "full": "write everything, even what FILE.index.json says an earlier bundle carried",
+               "dry_run": "list what would be fetched and estimate sizes; fetch nothing",
+               "stack": BUILD_HELP["stack"], "workdir": BUILD_HELP["workdir"], "python": BUILD_HELP["python"],
+               "set_": BUILD_HELP["set_"], "verbose": BUILD_HELP["verbose"]}
+
+
+@task(help=BUNDLE_HELP, iterable=["recipe", "set_"])
+@entry
+def bundle(c, recipe=None, output=None, full=False, dry_run=False, stack=None, workdir=None, python=None,
+           set_=None, verbose=False):
+    """Write one file with every checkout, submodule, CMake FetchContent dependency and wheel of the plan."""
+    from pathlib import Path
+
+    from rebuilt import runner
+    from rebuilt.errors import ConfigError
+
+    settings = resolve(stack=stack, workdir=workdir, python=python, set_=set_)
+    names = list(recipe or []) or ["stack"]
+    if dry_run:
+        from rebuilt.bundle import estimate
+
+        estimate.estimate(settings, names)
+        return
+    if not output:
+        raise ConfigError("src.bundle needs -o/--output FILE", hint="inv src.bundle --stack S -o stack.bundle.tar")
+    from rebuilt.bundle import make
+
+    make.bundle(settings, names, Path(output), full=full, console=runner.Console(verbose=verbose))
+
+
+@task(help={"file": "a bundle written by inv src.bundle", "stack": BUILD_HELP["stack"],
+            "workdir": BUILD_HELP["workdir"], "python": BUILD_HELP["python"], "set_": BUILD_HELP["set_"]},
+      iterable=["set_"])
+@entry
+def unbundle(c, file, stack=None, workdir=None, python=None, set_=None):
+    """Verify a bundle and unpack it into <workdir>/offline, for builds with --offline."""
+    from rebuilt.bundle import unpack
+
+    settings = resolve(stack=stack, workdir=workdir, python=python, set_=set_)
+    unpack.unbundle(settings.workdir(), file)
+
+
+ns.add_task(bundle)
+ns.add_task(unbundle)

@@ -1,0 +1,249 @@
+"""Bundles for hosts without network, end to end on loopback.
+
+Git servers (HTTP, git's dumb protocol) serve the fixture project, its submodule and its two
+FetchContent dependencies; a PEP 503 index serves two wheels the test builds. ``inv src.bundle``
+takes all of it; the servers are stopped; ``inv src.unbundle`` and ``inv build.offline-proj --offline``
+run in a fresh work dir inside a network namespace without a route (``unshare -n``; else every
+proxy variable points to a closed port and a listener checks nothing connected).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.gitrepo import commit, git, make_repo
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = ROOT / "tests" / "fixtures" / "offline_proj"
+RECIPES = f"{FIX / 'recipes'}{os.pathsep}{ROOT / 'recipes'}"
+pytestmark = pytest.mark.skipif(not shutil.which("cmake") or not shutil.which("cc"), reason="needs cmake and cc")
+
+
+def _netns() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class Server:
+    """A folder served over HTTP on 127.0.0.1 (git dumb protocol and a PEP 503 index alike)."""
+
+    def __init__(self, root: Path, port: int = 0):
+        handler = functools.partial(Quiet, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _publish(src: Path, www: Path, name: str) -> None:
+    dest = www / f"{name}.git"
+    shutil.rmtree(dest, ignore_errors=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(dest)], check=True)
+    subprocess.run(["git", "-C", str(dest), "update-server-info"], check=True)
+
+
+def _wheel(dest: Path, name: str, requires: list[str]) -> Path:
+    dist = name.replace("-", "_")
+    files = {f"{dist}/__init__.py": f"VALUE = {name!r}\n",
+             f"{dist}-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: " + name + "\nVersion: 1.0\n"
+             + "".join(f"Requires-Dist: {r}\n" for r in requires),
+             f"{dist}-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(t.encode()).digest()).rstrip(b'=').decode()},"
+              f"{len(t.encode())}" for n, t in files.items()]
+    files[f"{dist}-1.0.dist-info/RECORD"] = "\n".join(record + [f"{dist}-1.0.dist-info/RECORD,,"]) + "\n"
+    path = dest / f"{dist}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, t in files.items():
+            zf.writestr(n, t)
+    return path
+
+
+@pytest.fixture
+def world(tmp_path):
+    """Upstream repos, served; a wheel index, served; a target venv; the env for inv."""
+    www, index = tmp_path / "www", tmp_path / "index" / "simple"
+    www.mkdir()
+    servers = {"git": Server(www)}
+    base = servers["git"].url
+    depa = make_repo(tmp_path / "up" / "depa", copy_from=FIX / "depa")
+    git(depa, "tag", "v1")
+    depb = make_repo(tmp_path / "up" / "depb", copy_from=FIX / "depb")
+    depb_commit = git(depb, "rev-parse", "HEAD")
+    sub = make_repo(tmp_path / "up" / "sub", {"sub.h": "#define SUB_VALUE 33\n"})
+    for repo, name in ((depa, "depa"), (depb, "depb"), (sub, "sub")):
+        _publish(repo, www, name)
+    proj = make_repo(tmp_path / "up" / "proj", copy_from=FIX / "project")
+    (proj / "cmake" / "urls.cmake").write_text(
+        f'set(DEPA_URL {base}/depa.git)\nset(DEPA_TAG v1)\nset(DEPB_URL {base}/depb.git)\nset(DEPB_TAG {depb_commit})\n')
+    git(proj, "-c", "protocol.file.allow=always", "submodule", "add", "-q", f"{base}/sub.git", "third_party/sub")
+    commit(proj, "urls and the submodule")
+    git(proj, "tag", "v1")
+    _publish(proj, www, "proj")
+    for name, requires in (("offdep-a", ["offdep-b>=1.0"]), ("offdep-b", [])):
+        folder = index / name
+        folder.mkdir(parents=True)
+        whl = _wheel(folder, name, requires)
+        (folder / "index.html").write_text(f'<a href="{whl.name}">{whl.name}</a>\n')
+    servers["index"] = Server(index.parent)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "REBUILT_RECIPES_DIR": RECIPES, "PIP_CONFIG_FILE": os.devnull,
+           "PIP_INDEX_URL": f"{servers['index'].url}/simple/", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+           "INVOKE_REBUILT_STACK": "offline", "INVOKE_REBUILT_OFFLINE_PROJ_URL": f"{base}/proj.git"}
+    for k in ("PIP_CONSTRAINT", "PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL"):
+        env.pop(k, None)
+    yield {"tmp": tmp_path, "proj": proj, "servers": servers, "python": str(venv / "bin" / "python"), "env": env,
+           "www": www}
+    for s in servers.values():
+        s.stop()
+
+
+def inv(*args, env, netns=False, timeout=300) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "invoke", *args]
+    if netns:
+        argv = ["unshare", "-n", *argv]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _member_offset(bundle: Path, prefix: str) -> tuple[str, int]:
+    with tarfile.open(bundle) as tar:
+        for info in tar:
+            if info.name.startswith(prefix) and info.size > 64:
+                return info.name, info.offset_data + info.size // 2
+    raise AssertionError(f"no member {prefix}*")
+
+
+def _closed_port_listener():
+    """A listener that counts connections: offline steps must never reach it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    hits = []
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+                hits.append(1)
+                conn.close()
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock, hits, stop
+
+
+def test_bundle_then_offline_build_corruption_and_increment(world):
+    tmp, env, py = world["tmp"], world["env"], world["python"]
+    wd1, out = tmp / "wd-online", tmp / "out" / "proj.bundle.tar"
+    out.parent.mkdir()
+    common = ["--recipe", "offline-proj", "--workdir", str(wd1), "--python", py]
+
+    dry = inv("src.bundle", "--dry-run", *common, env=env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "checkout  offline-proj" in dry.stdout and "ref found" in dry.stdout
+
+    made = inv("src.bundle", *common, "-o", str(out), env=env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    manifest = json.loads(tarfile.open(out).extractfile("manifest.json").read())
+    with tarfile.open(out) as tar:
+        assert tar.getnames()[0] == "manifest.json"
+    roles = sorted((r["role"], r["name"]) for r in manifest["repos"])
+    assert roles == [("component", "offline-proj"), ("fetchcontent", "depa"), ("fetchcontent", "depb"),
+                     ("submodule", "offline-proj/third_party/sub")]
+    assert manifest["fetchcontent"]["depb"]["declared"] == "cmake/deps.cmake:4"  # the nested one
+    assert sorted(w["file"] for w in manifest["wheels"]) == ["offdep_a-1.0-py3-none-any.whl",
+                                                             "offdep_b-1.0-py3-none-any.whl"]
+    assert all(len(m["sha256"]) == 64 and m["size"] > 0 for m in manifest["members"].values())
+
+    for s in world["servers"].values():  # from here on, nothing answers
+        s.stop()
+    shutil.rmtree(world["www"])
+
+    bad = tmp / "bad.tar"
+    shutil.copy(out, bad)
+    name, offset = _member_offset(bad, "git/")
+    with open(bad, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    wd_bad = tmp / "wd-bad"
+    r = inv("src.unbundle", str(bad), "--workdir", str(wd_bad), env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"member {name} is corrupted" in r.stderr
+    assert not (wd_bad / "offline" / "index.json").exists()
+    assert not list((wd_bad / "offline").glob("git/*")), "a corrupted bundle left repositories behind"
+
+    wd2 = tmp / "wd-offline"
+    r = inv("src.unbundle", str(out), "--workdir", str(wd2), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    sock, hits, stop = _closed_port_listener()
+    port = sock.getsockname()[1]
+    off_env = {**env, **{k: f"http://127.0.0.1:{port}" for k in ("http_proxy", "https_proxy", "HTTP_PROXY",
+                                                                   "HTTPS_PROXY", "ALL_PROXY")},
+               "PIP_INDEX_URL": f"http://127.0.0.1:{port}/simple/", "INVOKE_REBUILT_OFFLINE": "1"}
+    build = ["build.offline-proj", "--workdir", str(wd2), "--python", py, "--no-checks", "--verbose"]
+    netns = _netns()
+    r = inv(*build, env=off_env, netns=netns)
+    stop.set()
+    sock.close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "offline-proj: depa=11 depb=22 sub=33" in r.stdout
+    assert hits == [], "an offline step connected to the network"
+    installed = subprocess.run([py, "-c", "import offdep_a, offdep_b; print(offdep_a.VALUE, offdep_b.VALUE)"],
+                               capture_output=True, text=True)
+    assert installed.stdout.split() == ["offdep-a", "offdep-b"]
+
+    missing = inv(*build, "--force", "--set", "offline-proj.url=https://git.example.invalid/other.git",
+                  env=off_env, netns=netns, timeout=120)
+    assert missing.returncode == 1
+    assert "needs the network, offline, for: the checkout https://git.example.invalid/other.git" in missing.stderr
+
+    # incremental: a new commit and tag upstream; the second bundle to the same FILE carries only that.
+    # Only the project's server is back: the dependencies and wheels were carried, they are not asked again.
+    world["www"].mkdir()
+    proj = world["proj"]
+    (proj / "NEWS").write_text("v2\n")
+    commit(proj, "v2")
+    git(proj, "tag", "v2")
+    _publish(proj, world["www"], "proj")
+    world["servers"]["git"] = Server(world["www"], int(world["servers"]["git"].url.rsplit(":", 1)[1]))
+    again = inv("src.bundle", *common, "--set", "offline-proj.ref=v2", "-o", str(out), env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    m2 = json.loads(tarfile.open(out).extractfile("manifest.json").read())
+    assert list(m2["members"]) == [next(r["bundle"] for r in m2["repos"] if r["role"] == "component")]
+    assert m2["incremental_over"], "the second bundle does not say what it builds on"
+    for s in world["servers"].values():
+        s.stop()
+    r = inv("src.unbundle", str(out), "--workdir", str(wd2), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = inv(*build, "--set", "offline-proj.ref=v2", env=off_env, netns=netns)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (wd2 / "src" / "offline-proj" / "NEWS").read_text() == "v2\n"
