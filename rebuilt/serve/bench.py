@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rebuilt.serve import lifecycle
+from rebuilt.serve import state as state_mod
 
 
 def _provenance(state: dict, started: bool) -> dict:
@@ -23,7 +24,7 @@ def _provenance(state: dict, started: bool) -> dict:
 
 def _running(state: dict) -> bool:
     roles = state.get("roles") or {}
-    return bool(roles) and state.get("entry") in roles and all(lifecycle.running(e) for e in roles.values())
+    return bool(roles) and state.get("entry") in roles and all(state_mod.running(e) for e in roles.values())
 
 
 def _settings(workdir: Path | str):
@@ -35,12 +36,13 @@ def _settings(workdir: Path | str):
 def entry_url(profile: str, workdir: Path | str) -> str:
     """The entry role's URL: from state.json when started, else as the profile resolves (dry runs)."""
     from rebuilt.serve import profile as profile_mod
+    from rebuilt.serve import resolve
 
-    state = lifecycle.load_state(Path(workdir), profile)
+    state = state_mod.load_state(Path(workdir), profile)
     if (state.get("roles") or {}).get(state.get("entry")):
         return state["roles"][state["entry"]]["url"]
     prof = profile_mod.load(profile)
-    res = profile_mod.resolve(prof, _settings(workdir), python="python", workdir=str(workdir), only=prof.entry)
+    res = resolve.resolve(prof, _settings(workdir), python="python", workdir=str(workdir), only=prof.entry)
     return res.roles[0].url
 
 
@@ -49,7 +51,7 @@ def serving(profile: str, *, python: str, workdir: Path | str, settings=None,
             echo: Callable[[str], None] = print) -> Iterator[tuple[str, dict]]:
     """(entry URL, provenance); starts the profile when it does not run, and then stops it afterwards."""
     settings = settings if settings is not None else _settings(workdir)
-    state = lifecycle.load_state(Path(workdir), profile)
+    state = state_mod.load_state(Path(workdir), profile)
     started = not _running(state)
     if started:
         echo(f"starting serving profile {profile} for this run (stopped after it)")

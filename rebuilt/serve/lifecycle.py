@@ -1,13 +1,11 @@
-"""Start, watch, query and stop a profile's roles; their state in ``<workdir>/serve/<profile>/``.
+"""Start and stop a profile's roles (``serve.up``, ``serve.down``); state in ``rebuilt.serve.state``.
 
-``state.json`` (mode 0600) records per role the pid (= process group = session), its start
-time, port, URL, log, start time and the resolved, redacted argv and env. Logs are
-``logs/<role>.log``, written by ``rebuilt.serve.logpipe`` with secrets masked.
+Each role runs in its own session and process group, its output written to
+``<workdir>/serve/<profile>/logs/<role>.log`` by ``rebuilt.serve.logpipe`` with secrets masked.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -17,53 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rebuilt import runner
-from rebuilt.errors import ConfigError, InputError, StepFailed
-from rebuilt.serve import health, procs
+from rebuilt.errors import ConfigError, StepFailed
+from rebuilt.serve import health, procs, resolve
 from rebuilt.serve import profile as profile_mod
 from rebuilt.serve.logpipe import ENV as REDACT_ENV
 from rebuilt.serve.secrets import Redactor, from_settings, secret_env
-from rebuilt.util.fs import atomic_path, mark_cachedir
+from rebuilt.serve.state import _state_or_fail, load_state, now, running, save_state, serve_dir
+from rebuilt.util.fs import mark_cachedir
 from rebuilt.util.text import fmt_seconds
 
 TAIL = 30
 POLL_S = 0.5
-
-
-def serve_dir(workdir: Path, profile: str) -> Path:
-    """``<workdir>/serve/<profile>`` (a profile given as a path: its file name without .toml)."""
-    return Path(workdir) / "serve" / (Path(profile).stem if profile.endswith(".toml") else profile)
-
-
-def load_state(workdir: Path, profile: str) -> dict:
-    path = serve_dir(workdir, profile) / "state.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})", hint="remove it after checking nothing runs") from None
-
-
-def save_state(workdir: Path, profile: str, state: dict, red: Redactor) -> Path:
-    path = serve_dir(workdir, profile) / "state.json"
-    state["updated"] = now()
-    with atomic_path(path, mode=0o600) as tmp:
-        tmp.write_text(json.dumps(red.deep(state), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
-
-
-def last_started(workdir: Path) -> str | None:
-    """The profile whose state file changed last in this work directory, or None."""
-    states = sorted((Path(workdir) / "serve").glob("*/state.json"), key=lambda p: p.stat().st_mtime)
-    return states[-1].parent.name if states else None
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def running(entry: dict) -> bool:
-    return bool(entry.get("pid")) and procs.alive(entry["pid"], entry.get("start_ticks"))
 
 
 def choose_python(settings, flag: str | None) -> str:
@@ -83,7 +45,7 @@ def choose_python(settings, flag: str | None) -> str:
     return found
 
 
-def dry_run_text(res: profile_mod.Resolved) -> str:
+def dry_run_text(res: resolve.Resolved) -> str:
     import shlex
 
     red = res.redactor
@@ -107,7 +69,7 @@ def _tail(path: str, n: int = TAIL) -> str:
         return "(no log)"
 
 
-def _check_ports(roles: list[profile_mod.Role], red: Redactor) -> None:
+def _check_ports(roles: list[resolve.Role], red: Redactor) -> None:
     seen: dict[int, str] = {}
     for r in roles:
         if r.port in seen:
@@ -122,7 +84,7 @@ def _check_ports(roles: list[profile_mod.Role], red: Redactor) -> None:
                                    "port with --set serve.<role>_port=N")
 
 
-def _start(res: profile_mod.Resolved, r: profile_mod.Role, logs: Path, red: Redactor):
+def _start(res: resolve.Resolved, r: resolve.Role, logs: Path, red: Redactor):
     log = logs / f"{r.name}.log"
     if log.exists():
         os.replace(log, logs / f"{r.name}.log.1")
@@ -147,7 +109,7 @@ def up(settings, name: str, *, role: str | None = None, python: str | None = Non
     prof = profile_mod.load(name)
     py = choose_python(settings, python)
     workdir = settings.workdir()
-    res = profile_mod.resolve(prof, settings, python=py, workdir=str(workdir), only=role)
+    res = resolve.resolve(prof, settings, python=py, workdir=str(workdir), only=role)
     red = res.redactor
     if dry_run:
         echo(dry_run_text(res))
@@ -239,13 +201,6 @@ def _wait(res, names: list[str], procs_by_role: dict, state: dict, deadline: flo
         time.sleep(POLL_S)
 
 
-def _state_or_fail(workdir: Path, name: str) -> dict:
-    state = load_state(workdir, name)
-    if not state.get("roles"):
-        raise ConfigError(f"profile {name} was never started in {workdir}", hint=f"inv serve.up {name}")
-    return state
-
-
 def down(settings, name: str, *, role: str | None = None, echo: Callable[[str], None] = print) -> None:
     """Stop each role's whole session (SIGINT, SIGTERM, SIGKILL) in reverse start order."""
     workdir = settings.workdir()
@@ -262,62 +217,3 @@ def down(settings, name: str, *, role: str | None = None, echo: Callable[[str], 
             echo(f"stopped {n} (pid {entry['pid']}): {how}")
         entry["status"] = "stopped"
     save_state(workdir, name, state, from_settings((k, v.value) for k, v in settings.items()))
-
-
-def status(settings, name: str, echo: Callable[[str], None] = print) -> bool:
-    """Print every role's pid, port, health and uptime; True when all are running and healthy."""
-    state = _state_or_fail(settings.workdir(), name)
-    s = health.session()
-    rows = [("role", "pid", "port", "state", "health", "uptime", "log")]
-    good = True
-    for n in state.get("order", list(state["roles"])):
-        e = state["roles"].get(n)
-        if not e:
-            continue
-        alive = running(e)
-        probe = health.check(s, e["url"], e.get("health", "/health"), tuple(e.get("ready", ())), timeout=3) \
-            if alive else None
-        good = good and alive and probe.ok
-        uptime = fmt_seconds(time.time() - e.get("started_epoch", time.time())) if alive else "-"
-        rows.append((n, str(e["pid"]), str(e["port"]), "running" if alive else e.get("status", "stopped"),
-                     probe.detail if probe else "-", uptime, e.get("log", "")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    echo(f"profile {name} (entry {state.get('entry')}, python {state.get('python')})")
-    for r in rows:
-        echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    return good
-
-
-def logs(settings, name: str, *, role: str | None = None, lines: int = 50, follow: bool = False,
-         echo: Callable[[str], None] = print, red: Redactor | None = None) -> None:
-    """The last lines of each role's log; with ``follow``, new lines until the roles exit (or Ctrl-C)."""
-    state = _state_or_fail(settings.workdir(), name)
-    red = red or Redactor()
-    names = [role] if role else state.get("order", list(state["roles"]))
-    if role and role not in state["roles"]:
-        raise ConfigError(f"profile {name} has no started role {role!r}",
-                          hint=f"started: {', '.join(state['roles'])}")
-    files = {}
-    for n in names:
-        path = state["roles"][n]["log"]
-        if len(names) > 1:
-            echo(f"==> {n} ({path}) <==")
-        echo(red(_tail(path, lines)).rstrip("\n"))
-        files[n] = open(path, encoding="utf-8", errors="replace") if os.path.exists(path) else None
-        if files[n]:
-            files[n].seek(0, os.SEEK_END)
-    try:
-        while follow:
-            for n, f in files.items():
-                chunk = f.read() if f else ""
-                if chunk:
-                    echo(red(chunk).rstrip("\n") if len(names) == 1 else
-                         "\n".join(f"{n}| {line}" for line in red(chunk).rstrip("\n").splitlines()))
-            if not any(running(state["roles"][n]) for n in names):
-                echo("(every role followed has exited)")
-                return
-            time.sleep(POLL_S)
-    finally:
-        for f in files.values():
-            if f:
-                f.close()

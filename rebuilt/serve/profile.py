@@ -5,14 +5,13 @@ one ``[roles.server]``); per role the module (``python -m``) or command, flags, 
 GPUs (``CUDA_VISIBLE_DEVICES``), which roles it waits for (``after``) and its health
 endpoints. Values take ``{placeholders}`` from the settings cascade and the same template
 code as recipes (``rebuilt.plan``), plus ``{python}``, ``{host_ip}``, ``{port}``, ``{gpus}``,
-``{role}``, ``{role.<name>.port}``, ``{role.<name>.url}``, ``{workdir}``, ``{profile_dir}``.
-Errors name the file, the line and the key. Nothing here starts a process.
+``{role}``, ``{role.<name>.port}``, ``{role.<name>.url}``, ``{workdir}``, ``{profile_dir}``
+(filled in by ``rebuilt.serve.resolve``). Errors name the file, the line and the key.
 """
 
 from __future__ import annotations
 
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +22,7 @@ import tomllib
 from rebuilt import recipes as recipes_mod
 from rebuilt.errors import ConfigError
 from rebuilt.serve import secrets
-from rebuilt.util.text import did_you_mean, render
+from rebuilt.util.text import did_you_mean
 
 TOP_KEYS = ("profile", "roles")
 PROFILE_KEYS = ("summary", "entry", "model")
@@ -217,110 +216,3 @@ def load(name: str) -> Profile:
     except OSError as exc:
         raise ConfigError(f"cannot read serving profile {path}: {exc.strerror}") from None
     return parse(text, path)
-
-
-# --------------------------------------------------------------------------- resolution
-
-
-@dataclass(frozen=True)
-class Role:
-    name: str
-    argv: tuple[str, ...]
-    env: dict  # changes to the caller's environment (None = unset); ${VAR} expanded at start
-    port: int
-    url: str
-    gpus: str
-    after: tuple[str, ...]
-    health: str
-    ready: tuple[str, ...]
-    cwd: str
-
-
-@dataclass(frozen=True)
-class Resolved:
-    profile: Profile
-    roles: list[Role]  # start order
-    python: str
-    host_ip: str
-    model: str
-    redactor: secrets.Redactor
-
-    def role(self, name: str) -> Role:
-        return next(r for r in self.roles if r.name == name)
-
-    def describe(self) -> dict:
-        """Roles with redacted env and argv (state files, run provenance, --dry-run)."""
-        red = self.redactor
-        return {"profile": self.profile.name, "path": str(self.profile.path), "entry": self.profile.entry,
-                "python": self.python, "host_ip": self.host_ip,
-                "roles": {r.name: {"argv": red.argv(r.argv), "env": red.env(r.env), "port": r.port, "url": r.url,
-                                   "gpus": r.gpus, "after": list(r.after), "cwd": r.cwd} for r in self.roles}}
-
-
-def host_ip() -> str:
-    """This host's address as `hostname -i` prints it: the host name resolved, else 127.0.0.1."""
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
-
-
-def context(settings, *, python: str, host: str, workdir: str, profile: Profile) -> dict[str, Any]:
-    """Placeholders: every setting by its key, the ``serve.*`` keys also bare (for ``when``), and the built-ins."""
-    ctx: dict[str, Any] = {}
-    for key, value in settings.items():
-        ctx[key] = secrets.plain(value.value)
-    for key in list(ctx):
-        if key.startswith("serve.") and key.count(".") == 1 and key[6:] not in BUILTINS:
-            ctx[key[6:]] = ctx[key]
-    ctx.update(python=python, host_ip=host, workdir=workdir, profile=profile.name,
-               profile_dir=str(profile.path.parent.resolve()))
-    return ctx
-
-
-def _port(profile: Profile, spec: RoleSpec, ctx: dict) -> int:
-    where = _where(profile, spec.name, "port")
-    text = render(str(spec.port), ctx, where=f"{where}: ")
-    try:
-        port = int(text)
-    except ValueError:
-        raise ConfigError(f"{where}: {text!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"{where}: {port} is not a port number (1-65535)")
-    return port
-
-
-def resolve(profile: Profile, settings, *, python: str, workdir: str, only: str | None = None) -> Resolved:
-    """Fill every role's argv, env, port and GPUs from the settings; secrets collected for redaction."""
-    from rebuilt import plan
-
-    host = settings["serve.host_ip"] or host_ip()
-    base = context(settings, python=python, host=host, workdir=workdir, profile=profile)
-    ports = {name: _port(profile, spec, {**base, "role": name}) for name, spec in profile.roles.items()}
-    for name, spec in profile.roles.items():
-        addr = render(spec.address, base, where=f"{_where(profile, name, 'address')}: ")
-        base[f"role.{name}.port"] = ports[name]
-        base[f"role.{name}.url"] = f"http://{addr}:{ports[name]}"
-    red = secrets.from_settings((k, v.value) for k, v in settings.items())
-    roles = []
-    for name in profile.order(only):
-        spec = profile.roles[name]
-        gpus = render(spec.gpus, {**base, "role": name}, where=f"{_where(profile, name, 'gpus')}: ")
-        ctx = {**base, "role": name, "port": ports[name], "gpus": gpus}
-        where = f"{_where(profile, name, 'flags')}: "
-        head = [python, "-m", render(spec.module, ctx, where=where)] if spec.module else \
-            list(plan._argv(SimpleNamespace(run=spec.command), ctx, f"{_where(profile, name, 'command')}: "))
-        argv = tuple(head) + plan._argv(SimpleNamespace(run=spec.flags), ctx, where)
-        env = plan._env(spec.env, ctx, f"{profile.path} [roles.{name}]")
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpus
-        for var, value in env.items():
-            if value and secrets.secret_env(var):
-                red.add(value)
-        cwd = render(spec.cwd, ctx, where=f"{_where(profile, name, 'cwd')}: ") if spec.cwd else workdir
-        roles.append(Role(name=name, argv=argv, env=env, port=ports[name], url=base[f"role.{name}.url"], gpus=gpus,
-                          after=spec.after, health=spec.health, ready=spec.ready, cwd=cwd))
-    model = render(profile.model, base, where=f"{_where(profile, None, 'model')}: ") if profile.model else ""
-    return Resolved(profile=profile, roles=roles, python=python, host_ip=host,
-                    model=model or base.get("serve.served_model_name") or base.get("serve.model_path") or "",
-                    redactor=red)

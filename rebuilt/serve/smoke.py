@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from rebuilt.errors import CheckFailed, ConfigError
 from rebuilt.serve import health
-from rebuilt.serve.lifecycle import load_state
 from rebuilt.serve.secrets import Redactor
+from rebuilt.serve.state import load_state
 
 
 def target(settings, name: str, role: str | None = None, url: str | None = None) -> tuple[str, str]:

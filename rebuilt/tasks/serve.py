@@ -31,9 +31,9 @@ def _red(s):
 
 def _name(profile, s) -> str:
     """--profile, else the profile started last in this work directory, else setting serve.profile."""
-    from rebuilt.serve import lifecycle
+    from rebuilt.serve import state
 
-    return profile or lifecycle.last_started(s.workdir()) or s["serve.profile"]
+    return profile or state.last_started(s.workdir()) or s["serve.profile"]
 
 
 def _echo(red):
@@ -63,10 +63,10 @@ def up(c, profile=None, role=None, dry_run=False, python=None, timeout=None, wor
 def status(c, profile=None, workdir=None, set_=None, stack=None):
     """Show each role's pid, port, health and uptime (exit 3 when one is down or unhealthy)."""
     from rebuilt.errors import CheckFailed
-    from rebuilt.serve import lifecycle
+    from rebuilt.serve import watch
 
     s = _settings(workdir, set_, stack)
-    if not lifecycle.status(s, _name(profile, s), echo=_echo(_red(s))):
+    if not watch.status(s, _name(profile, s), echo=_echo(_red(s))):
         raise CheckFailed("a role is not running or not healthy")
 
 
@@ -76,12 +76,12 @@ def status(c, profile=None, workdir=None, set_=None, stack=None):
 @entry
 def logs(c, role=None, profile=None, follow=False, lines=50, workdir=None, set_=None, stack=None):
     """Print the last lines of each role's log (secrets masked); -f follows them."""
-    from rebuilt.serve import lifecycle
+    from rebuilt.serve import watch
 
     s = _settings(workdir, set_, stack)
     red = _red(s)
     try:
-        lifecycle.logs(s, _name(profile, s), role=role, lines=int(lines), follow=follow, echo=_echo(red), red=red)
+        watch.logs(s, _name(profile, s), role=role, lines=int(lines), follow=follow, echo=_echo(red), red=red)
     except BrokenPipeError:  # `inv serve.logs | head`
         sys.stdout = None
 

@@ -10,6 +10,7 @@ from rebuilt.errors import ConfigError
 from rebuilt.serve import profile as prof
 from rebuilt.serve import secrets
 from rebuilt.serve.lifecycle import dry_run_text
+from rebuilt.serve.resolve import resolve
 
 SECRET = "pw-0f-redis"
 GOOD = """\
@@ -60,7 +61,7 @@ def settings(resolve):
 
 def test_a_profile_resolves_with_settings_and_builtins(tmp_path, settings):
     p = load(tmp_path, GOOD)
-    res = prof.resolve(p, settings(**{"serve.gpus": "0,1", "serve.served_model_name": "m1",
+    res = resolve(p, settings(**{"serve.gpus": "0,1", "serve.served_model_name": "m1",
                                       "serve.extra_flags": "--tp,2"}), python="/env/bin/python", workdir="/w")
     server, router = res.roles
     assert [r.name for r in res.roles] == ["server", "router"]
@@ -77,14 +78,14 @@ def test_a_profile_resolves_with_settings_and_builtins(tmp_path, settings):
 
 
 def test_conditional_flags_and_empty_gpus_leave_things_out(tmp_path, settings):
-    res = prof.resolve(load(tmp_path, GOOD), settings(), python="/p", workdir="/w")
+    res = resolve(load(tmp_path, GOOD), settings(), python="/p", workdir="/w")
     server = res.role("server")
     assert "--served-model-name" not in server.argv and "CUDA_VISIBLE_DEVICES" not in server.env
     assert res.model == "/models/m"  # sglang serves the model under its path by default
 
 
 def test_secrets_are_redacted_in_descriptions_and_dry_runs(tmp_path, settings):
-    res = prof.resolve(load(tmp_path, GOOD), settings(), python="/p", workdir="/w")
+    res = resolve(load(tmp_path, GOOD), settings(), python="/p", workdir="/w")
     described = res.describe()
     env = described["roles"]["server"]["env"]
     assert env["MOONCAKE_META_SERVER_PASSWORD"] == "***"
@@ -121,27 +122,27 @@ def test_mistakes_name_file_line_and_key(tmp_path, text, message):
 def test_resolution_errors_name_the_placeholder_and_port(tmp_path, settings):
     p = load(tmp_path, GOOD.replace('"{serve.port}"', '"{serve.prot}"'))
     with pytest.raises(ConfigError, match=r"p.toml:\d+: \[roles.server\] port: unknown placeholder \{serve.prot\}"):
-        prof.resolve(p, settings(), python="/p", workdir="/w")
+        resolve(p, settings(), python="/p", workdir="/w")
     p = load(tmp_path, GOOD.replace("port = 8000", 'port = "80x"'))
     with pytest.raises(ConfigError, match=r"'80x' is not a port number"):
-        prof.resolve(p, settings(), python="/p", workdir="/w")
+        resolve(p, settings(), python="/p", workdir="/w")
 
 
 def test_only_one_role(tmp_path, settings):
-    res = prof.resolve(load(tmp_path, GOOD), settings(), python="/p", workdir="/w", only="router")
+    res = resolve(load(tmp_path, GOOD), settings(), python="/p", workdir="/w", only="router")
     assert [r.name for r in res.roles] == ["router"]
     assert "http://127.0.0.1:30000" in res.roles[0].argv  # other roles' URLs are still known
     with pytest.raises(ConfigError, match="has no role 'deocde'"):
-        prof.resolve(load(tmp_path, GOOD), settings(), python="/p", workdir="/w", only="deocde")
+        resolve(load(tmp_path, GOOD), settings(), python="/p", workdir="/w", only="deocde")
 
 
 def test_the_shipped_profiles_load_and_resolve(settings):
     s = settings(**{"serve.draft_model_path": "/models/nextn"})
     assert {"single", "pd", "aiak"} <= set(prof.names())
-    single = prof.resolve(prof.load("single"), s, python="/p", workdir="/w")
+    single = resolve(prof.load("single"), s, python="/p", workdir="/w")
     assert single.roles[0].argv[:5] == ("/p", "-m", "sglang.launch_server", "--model-path", "/models/m")
 
-    pd = prof.resolve(prof.load("pd"), s, python="/p", workdir="/w")
+    pd = resolve(prof.load("pd"), s, python="/p", workdir="/w")
     prefill, decode, router = pd.roles
     assert prefill.argv[prefill.argv.index("--disaggregation-mode") + 1] == "prefill"
     assert decode.argv[decode.argv.index("--disaggregation-mode") + 1] == "decode"
@@ -151,7 +152,7 @@ def test_the_shipped_profiles_load_and_resolve(settings):
     assert router.argv[i + 1: i + 3] == ("http://127.0.0.1:30000", "8998")
     assert pd.profile.entry == "router"
 
-    aiak = prof.resolve(prof.load("aiak"), s, python="/p", workdir="/w")
+    aiak = resolve(prof.load("aiak"), s, python="/p", workdir="/w")
     pre, dec = aiak.roles
     assert pre.argv[pre.argv.index("--kv-role") + 1] == "kv_producer"
     assert dec.argv[dec.argv.index("--kv-role") + 1] == "kv_consumer"
