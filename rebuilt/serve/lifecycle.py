@@ -137,10 +137,16 @@ def up(settings, name: str, *, role: str | None = None, python: str | None = Non
     procs_by_role: dict[str, object] = {}
     deadline = time.monotonic() + timeout
     try:
+        waited: set[str] = set()
         for r in res.roles:
-            waits = [d for d in r.after if d in procs_by_role]
-            if waits:
-                _wait(res, waits, procs_by_role, state, deadline, echo)
+            earlier = [d for d in r.after if d not in procs_by_role and running(state["roles"].get(d) or {})]
+            for d in r.after:
+                if d not in procs_by_role and d not in earlier:
+                    echo(f"{r.name} is meant to start after {d}, which does not run here (another host?)")
+            waits = [d for d in r.after if d in procs_by_role or d in earlier]
+            if set(waits) - waited:
+                _wait(red, sorted(set(waits) - waited), procs_by_role, state, deadline, echo)
+                waited |= set(waits)
             proc, log = _start(res, r, logs, red)
             procs_by_role[r.name] = proc
             state["roles"][r.name] = {**described["roles"][r.name], "pid": proc.pid, "pgid": proc.pid,
@@ -149,7 +155,7 @@ def up(settings, name: str, *, role: str | None = None, python: str | None = Non
                                       "status": "starting"}
             save_state(workdir, prof.name, state, red)
             echo(f"started {r.name}: pid {proc.pid}, port {r.port}, log {log}")
-        _wait(res, [r.name for r in res.roles], procs_by_role, state, deadline, echo)
+        _wait(red, [r.name for r in res.roles if r.name not in waited], procs_by_role, state, deadline, echo)
     except (StepFailed, KeyboardInterrupt):
         echo("stopping the roles started ...")
         for r in reversed(res.roles):
@@ -166,37 +172,42 @@ def up(settings, name: str, *, role: str | None = None, python: str | None = Non
     return state
 
 
-def _wait(res, names: list[str], procs_by_role: dict, state: dict, deadline: float, echo) -> None:
-    """Poll until each named role answers its health endpoints; fail on exit or deadline with its log tail."""
-    red = res.redactor
+def _exit_code(name: str, procs_by_role: dict, entry: dict) -> int | None:
+    """The exit status of a role this call started (None while it runs); -1 for an earlier one now gone."""
+    if name in procs_by_role:
+        return procs_by_role[name].poll()
+    return None if running(entry) else -1
+
+
+def _wait(red: Redactor, names: list[str], procs_by_role: dict, state: dict, deadline: float, echo) -> None:
+    """Poll until each named role answers its health endpoints; fail on exit or deadline with its log tail.
+
+    Roles this call started are watched through their process; roles an earlier ``serve.up
+    --role`` started are found in the state file.
+    """
     pending = list(names)
     s = health.session()
     last: dict[str, str] = {}
     t0 = time.monotonic()
     while pending:
         for name in list(pending):
-            if state["roles"][name].get("status") == "ready":
-                pending.remove(name)
-                continue
-            r, proc = res.role(name), procs_by_role[name]
-            code = proc.poll()
+            entry = state["roles"][name]
+            code = _exit_code(name, procs_by_role, entry)
             if code is not None:
-                log = state["roles"][name]["log"]
-                state["roles"][name]["status"] = f"exited {code}"
+                entry["status"] = f"exited {code}" if code >= 0 else "stopped"
                 raise StepFailed(f"role {name} exited with status {code} before it was ready; "
-                                 f"last lines of {log}:\n{red(_tail(log))}")
-            p = health.check(s, r.url, r.health, r.ready, timeout=5)
+                                 f"last lines of {entry['log']}:\n{red(_tail(entry['log']))}")
+            p = health.check(s, entry["url"], entry.get("health", "/health"), tuple(entry.get("ready", ())), timeout=5)
             last[name] = p.detail
             if p.ok:
                 pending.remove(name)
-                state["roles"][name]["status"] = "ready"
+                entry["status"] = "ready"
                 echo(f"ready {name} after {fmt_seconds(time.monotonic() - t0)} ({p.detail})")
         if not pending:
             return
         if time.monotonic() > deadline:
-            name = pending[0]
-            log = state["roles"][name]["log"]
-            raise StepFailed(f"role {name} was not ready before the deadline ({last.get(name)}); "
+            log = state["roles"][pending[0]]["log"]
+            raise StepFailed(f"role {pending[0]} was not ready before the deadline ({last.get(pending[0])}); "
                              f"last lines of {log}:\n{red(_tail(log))}")
         time.sleep(POLL_S)
 

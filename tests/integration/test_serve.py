@@ -238,3 +238,29 @@ def test_a_serving_bench_spec_starts_the_profile_and_records_it(box, tmp_path):
     assert box.inv("serve.status").returncode == 0
     assert box.inv("serve.down").returncode == 0
     assert box.leaks() == []
+
+
+def test_one_role_at_a_time_like_one_role_per_host(box):
+    alone = box.inv("serve.up", "fake-pd", "--role", "router", "--timeout", "3")
+    assert "router is meant to start after prefill, which does not run here (another host?)" in alone.stdout
+    assert alone.returncode == 1  # /health answers, but /v1/models has no worker behind it
+    assert "role router was not ready before the deadline (/v1/models: HTTP 503)" in alone.stderr
+
+    for role in ("prefill", "decode"):
+        out = box.inv("serve.up", "fake-pd", "--role", role)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert [line for line in out.stdout.splitlines() if line.startswith("started ")] == [
+            next(line for line in out.stdout.splitlines() if line.startswith(f"started {role}:"))]
+    router = box.inv("serve.up", "fake-pd", "--role", "router")
+    assert router.returncode == 0, router.stdout + router.stderr
+    lines = router.stdout.splitlines()
+    assert lines.index(next(x for x in lines if x.startswith("ready decode"))) < \
+        lines.index(next(x for x in lines if x.startswith("started router")))  # waited for the running workers
+    assert box.state("fake-pd")["order"] == ["prefill", "decode", "router"]
+    assert box.inv("serve.smoke").returncode == 0
+    assert box.inv("serve.status").returncode == 0
+    down = box.inv("serve.down", "--role", "decode")
+    assert "stopped decode" in down.stdout and "stopped prefill" not in down.stdout
+    assert box.inv("serve.status").returncode == 3
+    assert box.inv("serve.down").returncode == 0
+    assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-pd")["roles"].values())
