@@ -1,0 +1,81 @@
+"""Pieces of serve.* that need no server: judging a chat answer, the /proc readers, serving bench specs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from rebuilt.bench import run as brun
+from rebuilt.bench import spec as bspec
+from rebuilt.errors import ConfigError
+from rebuilt.serve import health, procs
+
+COMPLETION = {"id": "1", "object": "chat.completion", "model": "m",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris"},
+                           "finish_reason": "length"}]}
+
+
+def test_a_chat_completion_is_an_answer():
+    ans = health._judge(200, json.dumps(COMPLETION), 0.01, 0.02)
+    assert ans.ok and ans.text == "Paris" and ans.ttfb_s == 0.01
+
+
+@pytest.mark.parametrize("status,body,error", [
+    (400, {"object": "error", "message": "The model `x` does not exist.", "code": 400},
+     "HTTP 400: The model `x` does not exist."),
+    (200, {"object": "error", "message": "bad"}, "HTTP 200: bad"),
+    (200, {"text": "Paris"}, "not a chat completion"),
+    (200, {"choices": [{"message": {"content": None}}]}, "content is None, not text"),
+    (503, "<html>busy</html>", "HTTP 503, not JSON"),
+])
+def test_error_answers_are_errors(status, body, error):
+    ans = health._judge(status, body if isinstance(body, str) else json.dumps(body), 0.01, 0.02)
+    assert not ans.ok and error in ans.error
+
+
+def test_retries_cover_refused_connections_and_warming_up_statuses():
+    retry = health.session(retries=7).get_adapter("http://127.0.0.1").max_retries
+    assert retry.total == 7 and retry.connect == 7 and set(retry.status_forcelist) == {502, 503, 504}
+    assert retry.allowed_methods is None  # the smoke request is a POST
+
+
+def test_a_listening_port_names_its_holder_and_a_free_one_is_free():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    port = s.getsockname()[1]
+    try:
+        assert procs.port_holder(port).startswith(f"pid {os.getpid()} (")
+    finally:
+        s.close()
+    assert procs.port_holder(port) is None
+
+
+def test_process_table_readers():
+    me = os.getpid()
+    assert procs.alive(me) and procs.alive(me, procs.start_ticks(me))
+    assert not procs.alive(me, procs.start_ticks(me) + 1)  # same number, another start: not ours
+    assert me in procs.members(os.getsid(0))
+    assert "python" in procs.cmdline(me)
+
+
+def test_a_serving_spec_may_name_a_profile_and_only_a_serving_spec(tmp_path):
+    s = bspec.parse({"kind": "serving", "profile": "single", "matrix": {"conc": [1]}}, "s.toml")
+    assert s.profile == "single"
+    with pytest.raises(ConfigError, match="only serving specs take one"):
+        bspec.parse({"kind": "one_batch", "profile": "single"}, "o.toml")
+
+
+def test_the_dry_run_of_a_profile_spec_targets_the_profile(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for k in [k for k in os.environ if k.startswith("INVOKE_REBUILT_")]:
+        monkeypatch.delenv(k)
+    spec = bspec.parse({"kind": "serving", "profile": "pd", "matrix": {"conc": [1]}}, "s.toml")
+    planned = brun.plan(spec, python="/env/bin/python", model_path="/m", workdir=tmp_path / "w", run_id="R")
+    assert "--base-url http://127.0.0.1:8000" in planned.commands[0].shell()  # the pd router
+    text = brun.dry_run_text(spec, planned, python="/env/bin/python", model_path="/m")
+    assert "# against serving profile pd" in text and not (tmp_path / "w").exists()
