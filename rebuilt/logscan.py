@@ -41,7 +41,7 @@ KINDS = (
 # Every kind's pattern holds one of these words (nvcc's "file(12): error: ...", "collect2: error: ld
 # returned 1", "CMake Error" and pip's "ERROR: ResolutionImpossible" too): a line without any never reaches
 # the regex. Each is one bytes.find pass over the block; -Werror=... flags hold none of them.
-_FIND = (b"error: ", b"cannot find ", b"undefined reference", b"FAILED: ", b"*** ", b"nvcc fatal", b"nvcc error",
+_FIND = (b"error: ", b"): error", b"cannot find ", b"undefined reference", b"FAILED: ", b"*** ", b"nvcc fatal", b"nvcc error",
          b"ERROR: ", b"Error", b"Exception")
 _PATTERN = re.compile(b"|".join(b"(?P<%s>%s)" % (k.encode(), rx) for k, rx in KINDS), re.M)
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")

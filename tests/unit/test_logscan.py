@@ -113,10 +113,12 @@ def test_pip_resolver_cmake_nvcc_make_and_coloured_compiler_errors(tmp_path):
         "\x1b[01m\x1b[K/w/sgl-kernel/csrc/gemm.cu:12:10:\x1b[m\x1b[K \x1b[01;31m\x1b[Kerror: \x1b[m\x1b[K"
         "'cute' has not been declared",
         "/w/sgl-kernel/csrc/moe.cu(88): error: identifier \"__nv_fp8_e4m3\" is undefined",
+        "/w/sgl-kernel/csrc/moe.cu(90): error #20: identifier \"__nv_fp8_e5m2\" is undefined",
         "ModuleNotFoundError: No module named 'torch'",
     ] + ["filler"] * 40) + "\n"
     errors = logscan.excerpt(write(tmp_path, text))[1]
-    assert [e.kind for e in errors] == ["pip", "pip", "cmake", "nvcc", "make", "compiler", "compiler", "python"]
+    assert [e.kind for e in errors] == ["pip", "pip", "cmake", "nvcc", "make", "compiler", "compiler", "compiler",
+                                        "python"]
     assert errors[5].text == "/w/sgl-kernel/csrc/gemm.cu:12:10: error: 'cute' has not been declared"  # colours gone
 
 
