@@ -142,7 +142,8 @@ def _context(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path
         "arch_list": settings["torch_cuda_arch_list"], "nvshmem_dir": nvshmem_dir, "nvshmem_pip": nvshmem_pip,
         "cuda_cccl": machine.cuda_cccl or "",
         "python_version": settings["python_version"], "version": settings.get(f"{recipe.name}.version") or "",
-        "gpu": bool(machine.gpus), "nvshmem": bool(nvshmem_dir or nvshmem_pip), "ccache": bool(settings["ccache.enabled"]),
+        "gpu": bool(machine.gpus), "nvshmem": bool(nvshmem_dir or nvshmem_pip),
+        "ccache": bool(settings["ccache.enabled"]),
         "offline": False,
     }
     for opt in recipe.options:
