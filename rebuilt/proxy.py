@@ -155,6 +155,18 @@ def origin(url: str) -> str | None:
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
+def check_target(url: str) -> None:
+    """A URL ``proxy.check --url`` can reach: http(s) with a host (else bad input, exit 2)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a non-numeric port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"--url {redact(url)!r}: not an http(s) URL", hint="e.g. https://github.com")
+
+
 def reach(url: str, settings, timeout: float = TIMEOUT_S) -> tuple[bool, str]:
     """HEAD ``url`` the way a network step would: through rebuilt's proxy when on (unless no_proxy
     names the host), else with the caller's environment. (answered, what happened)."""

@@ -118,11 +118,25 @@ def _coerce(key: str, value: Any, default: Any, choices: tuple | None, source: s
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"{where}: {folder} is a file, not a folder",
                               hint="give a folder (it is created when missing)")
+    if key.endswith(".ref") and value:
+        _check_ref(str(value), where)
     kind = secret_mod.kind_of(key)
     if kind and isinstance(value, str) and value:
         _check_secret(key, value, kind, where)
         value = secret_mod.Secret(value, kind)
     return value
+
+
+_BAD_REF = re.compile(r"(\.\.|@\{|//|[\x00-\x20\x7f~^:?*\[\\])")
+
+
+def _check_ref(ref: str, where: str) -> None:
+    """git's rules for ref names (git check-ref-format), so a typo fails before any fetch or plan."""
+    parts = ref.split("/")
+    if (_BAD_REF.search(ref) or ref.startswith(("-", "/")) or ref.endswith(("/", ".", ".lock")) or ref == "@"
+            or any(p.startswith(".") or p.endswith(".lock") for p in parts)):
+        raise ConfigError(f"{where}: {ref!r} is not a valid git ref name",
+                          hint="a tag, a branch, a commit id, pr/NNNN or HEAD (see git check-ref-format)")
 
 
 def _check_secret(key: str, value: str, kind: str, where: str) -> None:

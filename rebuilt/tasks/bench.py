@@ -45,6 +45,33 @@ def _python(python: str | None, s=None) -> str:
     return found
 
 
+def _check_target(model_path: str | None, cuda_visible_devices: str | None, base_url: str | None) -> None:
+    """Refuse what cannot be right before any GPU check or run: a missing model folder, a malformed
+    CUDA_VISIBLE_DEVICES or server URL (flag or setting, the message names both)."""
+    import re
+    import urllib.parse
+
+    from rebuilt.errors import ConfigError
+
+    if model_path and model_path.startswith(("/", "~", "./", "../")) and \
+            not os.path.exists(os.path.expanduser(model_path)):
+        raise ConfigError(f"--model-path (or setting bench.model_path) {model_path}: no such folder",
+                          hint="give a local model folder or a Hugging Face id (org/name)")
+    item = r"(\d+|GPU-[0-9A-Fa-f-]+|MIG-[0-9A-Za-z/-]+)"
+    if cuda_visible_devices and not re.fullmatch(rf"{item}(,{item})*", cuda_visible_devices.replace(" ", "")):
+        raise ConfigError(f"--cuda-visible-devices (or setting bench.cuda_visible_devices) {cuda_visible_devices!r}: "
+                          f"expected GPU indices or UUIDs joined by commas", hint="e.g. 0 or 0,1,2,3")
+    if base_url:
+        try:
+            parts = urllib.parse.urlsplit(base_url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"--base-url (or setting bench.base_url) {base_url!r}: not an http(s) URL",
+                              hint="e.g. http://127.0.0.1:30000")
+
+
 def _spec(spec: str, cases: str | None = None, repeats: str | None = None):
     from rebuilt.bench import spec as bspec
     from rebuilt.errors import ConfigError
@@ -73,6 +100,7 @@ def run(c, spec=None, python=None, model_path=None, dry_run=False, repeats=None,
     model_path = model_path or s["bench.model_path"] or None
     cuda_visible_devices = cuda_visible_devices or s["bench.cuda_visible_devices"] or None
     base_url = base_url or s["bench.base_url"] or None
+    _check_target(model_path, cuda_visible_devices, base_url)
     loaded = _spec(spec or s["bench.spec"], cases, repeats)
     target = _python(python, s)
     if dry_run:
@@ -97,6 +125,8 @@ def preflight(c, spec=None, python=None, model_path=None, cuda_visible_devices=N
     from rebuilt.bench import preflight as pre
 
     s = _settings(None)
+    _check_target(model_path or s["bench.model_path"] or None,
+                  cuda_visible_devices or s["bench.cuda_visible_devices"] or None, base_url or s["bench.base_url"] or None)
     for check in pre.run(_spec(spec or s["bench.spec"]), python=_python(python, s),
                          model_path=model_path or s["bench.model_path"] or None,
                          cuda_visible_devices=cuda_visible_devices or s["bench.cuda_visible_devices"] or None,

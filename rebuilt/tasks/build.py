@@ -16,7 +16,15 @@ def _make(names: list[str], summary: str, task_name: str) -> Task:
 
         extra = {"offline": True} if offline else {}
         if ref:
+            from rebuilt.errors import ConfigError
+
+            if names == ["stack"]:
+                raise ConfigError("--ref does not apply to build.stack: each component's ref comes from the stack",
+                                  hint="use --set <recipe>.ref=REF for one component")
             owner = recipes.get(names[0]).source
+            if owner is None:
+                raise ConfigError(f"--ref: {names[0]} has no source checkout (its recipe installs packages), "
+                                  f"so there is no ref to build")
             extra[f"{owner.from_ or names[0]}.ref"] = ref
         settings = resolve(stack=stack, jobs=jobs, python=python, workdir=workdir, set_=set_, **extra)
         checks = settings["checks"] and not no_checks

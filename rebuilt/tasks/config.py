@@ -20,6 +20,12 @@ def config(c, stack=None, key=None, json=False, set_=None):
 
     settings = resolve(stack=stack, set_=set_)
     rows = [(k, v.value, v.source) for k, v in settings.items() if not key or k.startswith(key)]
+    if key and not rows:
+        from rebuilt.errors import ConfigError
+        from rebuilt.util.text import did_you_mean
+
+        raise ConfigError(f"--key {key!r}: no setting starts with it{did_you_mean(key, [k for k, _ in settings.items()])}",
+                          hint="inv config lists every setting")
     if json:
         print(json_mod.dumps({k: {"value": redact(v) if isinstance(v, str) else v, "source": s} for k, v, s in rows},
                              indent=2))

@@ -74,6 +74,8 @@ def check(c, url=None, stack=None, workdir=None, set_=None):
     from rebuilt.util.text import redact
 
     settings = resolve(stack=stack, workdir=workdir, set_=set_)
+    for target in url or ():
+        proxy.check_target(target)
     targets = list(url or network.hosts(settings, list(settings.stack.components)))
     print(proxy.describe(settings))
     with ThreadPoolExecutor(max_workers=8) as pool:
