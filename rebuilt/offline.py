@@ -54,15 +54,21 @@ def url_variants(url: str) -> list[str]:
     return list(dict.fromkeys([url, base, base + ".git"]))
 
 
-def git_config(workdir: Path | str, index: dict | None = None, environ=None) -> dict[str, str]:
+def git_config(workdir: Path | str, index: dict | None = None, environ=None,
+               aliases: dict[str, str] | None = None) -> dict[str, str]:
     """GIT_CONFIG_* env: every bundled URL rewritten to its local mirror, file transport allowed,
-    appended after any GIT_CONFIG_COUNT entries the caller already has."""
+    appended after any GIT_CONFIG_COUNT entries the caller already has. ``aliases`` maps another URL
+    to a bundled one (a checkout bundled from a mirror, built with the recipe's usual URL)."""
     index = read_index(workdir) if index is None else index
     environ = os.environ if environ is None else environ
     pairs = [("protocol.file.allow", "always")]
-    for url, repo in sorted(index.get("repos", {}).items()):
+    repos = index.get("repos", {})
+    for url, repo in sorted(repos.items()):
         mirror = str(root(workdir) / repo["mirror"])
         pairs += [(f"url.{mirror}.insteadOf", u) for u in url_variants(url)]
+    for alias, url in sorted((aliases or {}).items()):
+        if url in repos:
+            pairs += [(f"url.{root(workdir) / repos[url]['mirror']}.insteadOf", u) for u in url_variants(alias)]
     try:
         start = int(environ.get("GIT_CONFIG_COUNT") or 0)
     except ValueError:
@@ -91,14 +97,27 @@ def toolchain_text(defines: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def env_for(workdir: Path | str, step_env: dict, environ=None) -> dict[str, str | None]:
+def component_alias(workdir: Path | str, step) -> dict[str, str]:
+    """A fetch step whose URL the bundle does not know, for a recipe the bundle holds under another URL
+    (bundled from a mirror or a fork): {step URL: bundled URL}."""
+    if step.action != "fetch":
+        return {}
+    index = read_index(workdir)
+    if _known(step.args["url"], index.get("repos", {})):
+        return {}
+    owner = Path(step.args["dest"]).name
+    url = index.get("components", {}).get(owner)
+    return {step.args["url"]: url} if url else {}
+
+
+def env_for(workdir: Path | str, step_env: dict, environ=None, aliases=None) -> dict[str, str | None]:
     """The env changes of one step in offline mode."""
     environ = os.environ if environ is None else environ
     wheels = str(root(workdir) / "wheels")
     env: dict[str, str | None] = {
         "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": wheels, "UV_OFFLINE": "1", "UV_NO_INDEX": "1",
         "UV_FIND_LINKS": wheels, "no_proxy": "", "NO_PROXY": "", "GIT_TERMINAL_PROMPT": "0",
-        **{p: CLOSED for p in PROXIES}, **git_config(workdir, environ=environ),
+        **{p: CLOSED for p in PROXIES}, **git_config(workdir, environ=environ, aliases=aliases),
     }
     defines = cmake_defines(workdir)
     if not environ.get("CMAKE_TOOLCHAIN_FILE"):
@@ -114,7 +133,7 @@ def offline_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     """With ``offline`` on, every step reads the bundle (git mirrors, FetchContent dirs, wheelhouse)."""
     if not settings.get("offline"):
         return {}
-    return env_for(workdir, step.env)
+    return env_for(workdir, step.env, aliases=component_alias(workdir, step))
 
 
 def _missing_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str]:
@@ -124,7 +143,8 @@ def _missing_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str
         return [f"offline is on but {index_path(workdir)} does not exist: run inv src.unbundle FILE first"]
     repos = read_index(workdir)["repos"]
     return [f"offline: {s.args['url']} is not in the unpacked bundle ({index_path(workdir)})"
-            for s in steps if s.action == "fetch" and not _known(s.args["url"], repos)]
+            for s in steps if s.action == "fetch" and not _known(s.args["url"], repos)
+            and not component_alias(workdir, s)]
 
 
 features.WARNINGS.append(_missing_warning)
@@ -138,7 +158,7 @@ def missing_for_step(workdir: Path, step) -> list[str]:
     """What a network step would need from the network that the unpacked bundle lacks."""
     index = read_index(workdir)
     missing = []
-    if step.action == "fetch" and not _known(step.args["url"], index["repos"]):
+    if step.action == "fetch" and not _known(step.args["url"], index["repos"]) and not component_alias(workdir, step):
         missing.append(f"the checkout {step.args['url']}")
     cmake_root = Path(step.cwd)
     if step.network and (cmake_root / "CMakeLists.txt").is_file():

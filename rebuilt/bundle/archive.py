@@ -28,7 +28,7 @@ def write(path: Path | str, manifest: dict, members: dict[str, Path]) -> dict:
                     members={name: {"sha256": sha256_file(src), "size": Path(src).stat().st_size}
                              for name, src in sorted(members.items())})
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, mode=0o644) as tmp:  # a file to carry to another host
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mode = len(data), 0o644

@@ -149,7 +149,8 @@ def bundle(settings, names: list[str], out: Path, *, full: bool = False, console
         manifest = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "stack": settings.stack.name,
             "recipes": [rp.recipe.name for rp in plan.recipes], "python_version": settings["python_version"],
-            "components": [{k: c.get(k) for k in ("recipe", "url", "ref", "commit", "recipes")} for c in comps],
+            "components": [{**{k: c.get(k) for k in ("recipe", "url", "ref", "commit", "recipes")},
+                            "dest_name": Path(c["dest"]).name} for c in comps],
             "repos": entries, "fetchcontent": deps, "wheels": wheels, "requirements": reqs, "problems": problems,
             "incremental_over": previous.get("bundles", []),
         }

@@ -89,6 +89,9 @@ def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(work, target)
             deps[name] = {"dir": rel, "url": d["url"], "ref": d["ref"], "commit": d["commit"]}
+        for c in manifest.get("components", []):  # checkout folder -> URL, for builds that name another URL
+            if c.get("dest_name"):
+                index.setdefault("components", {})[c["dest_name"]] = c["url"]
         index.setdefault("bundles", []).append({"file": path.name, "created": manifest.get("created"),
                                                 "recipes": manifest.get("recipes")})
         write_text(offline.toolchain_file(workdir), offline.toolchain_text(offline.cmake_defines(workdir, index)))

@@ -1,5 +1,6 @@
 """Checks that reach the network: the proxy state, and whether each source host answers
-(HTTP HEAD with a short time-out, through the proxy when it is on). ``--offline`` skips the probes."""
+(HTTP HEAD with a short time-out, through the proxy when it is on). ``--offline`` skips the probes.
+With the ``offline`` setting on, the unpacked bundle is checked instead (``bundle_state``)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,35 @@ def hosts(settings, names: list[str]) -> list[str]:
     return list(dict.fromkeys(o for o in (proxy.origin(u) for u in source_urls(settings, names)) if o))
 
 
+def bundle_state(ctx: Context) -> list[Check]:
+    """Offline (the ``offline`` setting): what the unpacked bundle holds for these recipes, instead of hosts."""
+    from rebuilt import offline
+
+    workdir = ctx.settings.workdir()
+    if not offline.index_path(workdir).exists():
+        return [Check("bundle", "fail", f"offline, and no bundle is unpacked in {offline.root(workdir)}",
+                      "inv src.unbundle FILE (made by inv src.bundle on a connected host)")]
+    index = offline.read_index(workdir)
+    rows = [Check("bundle", "ok", f"{len(index['repos'])} repositories, {len(index['deps'])} CMake dependencies, "
+                  f"{len(list((offline.root(workdir) / 'wheels').glob('*.whl')))} wheels in {offline.root(workdir)}")]
+    dirs = {ctx.settings.get(f"{o.name}.url") or "": o.source.dir for o in
+            (recipes.get(recipes.get(n).source.from_ or n) for n in ctx.recipes if recipes.get(n).source)}
+    for url in source_urls(ctx.settings, ctx.recipes):  # bundled under this URL, or for this checkout
+        known = any(v in index["repos"] for v in offline.url_variants(url)) or dirs.get(url) in index.get(
+            "components", {})
+        rows.append(Check(f"bundle {redact(url)}", "ok" if known else "fail",
+                          "in the bundle" if known else "not in the unpacked bundle",
+                          "" if known else "bundle it on a connected host (inv src.bundle), then inv src.unbundle"))
+    gone = [n for n, d in index["deps"].items() if not (offline.root(workdir) / d["dir"]).is_dir()]
+    if gone:
+        rows.append(Check("bundle deps", "fail", f"CMake dependency folders missing: {', '.join(gone)}",
+                          "inv src.unbundle FILE again"))
+    return rows
+
+
 def proxy_state(ctx: Context) -> list[Check]:
+    if ctx.settings.get("offline"):
+        return bundle_state(ctx)
     try:
         url = proxy.url_of(ctx.settings)
     except RebuiltError as exc:
@@ -54,7 +83,7 @@ def proxy_state(ctx: Context) -> list[Check]:
 
 
 def source_hosts(ctx: Context) -> list[Check]:
-    if ctx.offline:
+    if ctx.offline or ctx.settings.get("offline"):  # offline: bundle rows (proxy_state) instead of hosts
         return []
     targets = hosts(ctx.settings, ctx.recipes)
     try:

@@ -221,10 +221,22 @@ def test_bundle_then_offline_build_corruption_and_increment(world):
                                capture_output=True, text=True)
     assert installed.stdout.split() == ["offdep-a", "offdep-b"]
 
-    missing = inv(*build, "--force", "--set", "offline-proj.url=https://git.example.invalid/other.git",
-                  env=off_env, netns=netns, timeout=120)
-    assert missing.returncode == 1
-    assert "needs the network, offline, for: the checkout https://git.example.invalid/other.git" in missing.stderr
+    # a CMake dependency the unpacked bundle lacks: the configure step fails before it starts, naming it
+    depb = next((wd2 / "offline" / "deps").glob("depb-*"))
+    depb.rename(tmp / "depb-away")
+    missing = inv(*build, "--force", env=off_env, netns=netns, timeout=120)
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert "offline-proj:configure needs the network, offline, for: the CMake dependency depb" in missing.stderr
+    (tmp / "depb-away").rename(depb)
+    # a checkout URL the bundle does not hold, for a recipe it does (bundled from a mirror): the bundled one
+    other = inv(*build, "--force", "--set", "offline-proj.url=https://git.example.invalid/mirror/proj.git",
+                env=off_env, netns=netns)
+    assert other.returncode == 0, other.stdout + other.stderr
+    # a component the bundle does not hold at all: its fetch fails at once, naming it
+    absent = inv("build.deepep", "--workdir", str(wd2), "--python", py, "--no-checks", env=off_env, netns=netns)
+    assert absent.returncode == 1, absent.stdout + absent.stderr
+    assert "deepep:fetch needs the network, offline, for: the checkout https://github.com/deepseek-ai/DeepEP.git" \
+        in absent.stderr
 
     # incremental: a new commit and tag upstream; the second bundle to the same FILE carries only that.
     # Only the project's server is back: the dependencies and wheels were carried, they are not asked again.
