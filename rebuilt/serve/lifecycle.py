@@ -89,6 +89,7 @@ def _start(res: resolve.Resolved, r: resolve.Role, logs: Path, red: Redactor):
     if log.exists():
         os.replace(log, logs / f"{r.name}.log.1")
     env = runner.step_environment(os.environ, r.env)
+    env.setdefault("PYTHONUNBUFFERED", "1")  # print() lines reach the log as they happen, not at exit
     for k in r.env:
         if env.get(k) and secret_env(k):
             red.add(env[k])  # a secret taken from the caller's environment (${NAME})

@@ -177,7 +177,7 @@ def _role(name: str, raw: Any, ctx) -> RoleSpec:
         gpus=str(raw.get("gpus", "")), after=_strings(raw.get("after", []), _where(ctx, name, "after")),
         health=str(raw.get("health", DEFAULT_HEALTH)),
         ready=_strings(raw.get("ready", list(DEFAULT_READY)), _where(ctx, name, "ready")),
-        address=str(raw.get("address", "127.0.0.1")), cwd=raw.get("cwd"),
+        address=str(raw.get("address", "{serve.host}")), cwd=raw.get("cwd"),
     )
 
 

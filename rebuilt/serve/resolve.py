@@ -96,6 +96,7 @@ def resolve(profile: Profile, settings, *, python: str, workdir: str, only: str 
     ports = {name: _port(profile, spec, {**base, "role": name}) for name, spec in profile.roles.items()}
     for name, spec in profile.roles.items():
         addr = render(spec.address, base, where=f"{_where(profile, name, 'address')}: ")
+        addr = "127.0.0.1" if addr in ("", "0.0.0.0", "::", "[::]") else addr  # bound to all: reach it on loopback
         base[f"role.{name}.port"] = ports[name]
         base[f"role.{name}.url"] = f"http://{addr}:{ports[name]}"
     red = secrets.from_settings((k, v.value) for k, v in settings.items())

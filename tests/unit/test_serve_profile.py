@@ -182,3 +182,10 @@ def test_secret_names_and_values():
     r = secrets.from_settings([("serve.mooncake.url", "redis://u:tok3n@h:1"), ("serve.port", 1)])
     assert r("x tok3n y redis://u:tok3n@h:1") == "x *** y redis://***@h:1"
     assert r.env({"A_TOKEN": "abc", "B": "tok3n", "C": None}) == {"A_TOKEN": "***", "B": "***", "C": None}
+
+
+@pytest.mark.parametrize("host,url", [("0.0.0.0", "http://127.0.0.1:30000"), ("10.1.2.3", "http://10.1.2.3:30000")])
+def test_roles_are_reached_where_they_listen(tmp_path, settings, host, url):
+    res = resolve(load(tmp_path, GOOD), settings(**{"serve.host": host}), python="/p", workdir="/w")
+    assert res.role("server").url == url
+    assert url in res.role("router").argv  # the router's --decode
