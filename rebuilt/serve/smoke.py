@@ -22,6 +22,9 @@ def target(settings, name: str, role: str | None = None, url: str | None = None)
     if url:
         return url, model
     roles = state.get("roles") or {}
+    if not roles:
+        raise ConfigError(f"profile {name} was never started in {settings.workdir()}",
+                          hint=f"inv serve.up {name}, or pass --url http://host:port")
     role = role or state.get("entry")
     if role not in roles:
         raise ConfigError(f"role {role!r} of profile {name} was not started in {settings.workdir()}",
