@@ -29,7 +29,8 @@ FILLER = [
     f"[{{i}}/9000] /usr/local/cuda/bin/nvcc -forward-unknown-to-host-compiler -DFLASHINFER_ENABLE_BF16 "
     f"-I/w/src/sglang/sgl-kernel/include -I{BUILD}/_deps/repo-cutlass-src/include -O3 -DNDEBUG -std=c++17 "
     f"-Xcompiler=-fPIC --expt-relaxed-constexpr -gencode=arch=compute_90a,code=sm_90a --threads=8 -Werror=return-type "
-    f"-MD -MT CMakeFiles/common_ops.dir/csrc/gemm/kernel_{{i}}.cu.o -o CMakeFiles/common_ops.dir/csrc/gemm/kernel_{{i}}.cu.o "
+    f"-MD -MT CMakeFiles/common_ops.dir/csrc/gemm/kernel_{{i}}.cu.o "
+    f"-o CMakeFiles/common_ops.dir/csrc/gemm/kernel_{{i}}.cu.o "
     f"-c /w/src/sglang/sgl-kernel/csrc/gemm/kernel_{{i}}.cu",
     "/w/src/sglang/sgl-kernel/csrc/gemm/kernel_{i}.cu(88): warning #177-D: variable \"tid\" was declared but never "
     "referenced",

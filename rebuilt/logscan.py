@@ -29,7 +29,8 @@ BLOCK = 1 << 20
 MAX_LINE = 400  # characters of one error line that are shown
 FIRST = 12  # error lines shown above the tail
 KINDS = (
-    ("linker", rb"\bld(?:\.[\w.]+)?: cannot find |undefined reference to |collect2: error|\bld returned \d+ exit status"),
+    ("linker", rb"\bld(?:\.[\w.]+)?: cannot find |undefined reference to |collect2: error"
+               rb"|\bld returned \d+ exit status"),
     ("compiler", rb"fatal error: |: error: |\): error\b|^error: "),
     ("cmake", rb"^CMake Error"),
     ("ninja", rb"^FAILED: "),
@@ -41,8 +42,8 @@ KINDS = (
 # Every kind's pattern holds one of these words (nvcc's "file(12): error: ...", "collect2: error: ld
 # returned 1", "CMake Error" and pip's "ERROR: ResolutionImpossible" too): a line without any never reaches
 # the regex. Each is one bytes.find pass over the block; -Werror=... flags hold none of them.
-_FIND = (b"error: ", b"): error", b"cannot find ", b"undefined reference", b"FAILED: ", b"*** ", b"nvcc fatal", b"nvcc error",
-         b"ERROR: ", b"Error", b"Exception")
+_FIND = (b"error: ", b"): error", b"cannot find ", b"undefined reference", b"FAILED: ", b"*** ", b"nvcc fatal",
+         b"nvcc error", b"ERROR: ", b"Error", b"Exception")
 _PATTERN = re.compile(b"|".join(b"(?P<%s>%s)" % (k.encode(), rx) for k, rx in KINDS), re.M)
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 

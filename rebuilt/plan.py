@@ -259,7 +259,8 @@ def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: P
     if src:
         url, ref = settings[f"{owner.name}.url"], settings[f"{owner.name}.ref"]
         required = [(f"{owner.name}.url", url, f"the {owner.name} source has no public URL",
-                     f"set it in invoke.yaml (rebuilt: {{{owner.name}: {{url: ...}}}}), --set {owner.name}.url=<git url> "
+                     f"set it in invoke.yaml (rebuilt: {{{owner.name}: {{url: ...}}}}), "
+                     f"--set {owner.name}.url=<git url> "
                      f"or export {_env_name(owner.name + '.url')}=<git url>"),
                     (f"{owner.name}.ref", ref, "", "give --ref or set it in the stack")]
         for key, value, why, hint in required:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 from rebuilt import machine as machine_mod, runner

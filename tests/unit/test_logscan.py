@@ -32,8 +32,9 @@ def traceback_frames(n: int = 30) -> list[str]:
 
 
 def deepep_cccl_log() -> str:
-    head = ["# step deepep:build", "# cwd /w/src/DeepEP", "# /opt/env/bin/python setup.py build", "+ /opt/env/bin/python setup.py build",
-            "running build", "running build_py", "copying deep_ep/__init__.py -> build/lib.linux-x86_64-cpython-311/deep_ep",
+    head = ["# step deepep:build", "# cwd /w/src/DeepEP", "# /opt/env/bin/python setup.py build",
+            "+ /opt/env/bin/python setup.py build", "running build", "running build_py",
+            "copying deep_ep/__init__.py -> build/lib.linux-x86_64-cpython-311/deep_ep",
             "running build_ext", f"Emitting ninja build file {BUILD}/build.ninja...", "Compiling objects...",
             "Allowing ninja to set a default number of workers... (overridable by setting the environment variable "
             "MAX_JOBS=N)",
