@@ -46,11 +46,11 @@ def next_index(verdicts: Sequence[str | None]) -> int | None:
     n = len(verdicts) - 1
     if n < 1:
         raise ValueError("a bisection needs a good and a bad commit")
-    for end in (0, n):  # the reference first, then the bad end
+    for end, want in ((0, "good"), (n, "bad")):  # the reference first, then the bad end
         if verdicts[end] is None:
             return end
-    if verdicts[0] != "good" or verdicts[n] != "bad":
-        return None  # the ends do not agree with the refs given: nothing to bisect (the caller says why)
+        if verdicts[end] != want:
+            return None  # the ends do not agree with the refs given: nothing to bisect (the caller says why)
     lo, hi = bounds(verdicts)
     untested = [i for i in range(lo + 1, hi) if verdicts[i] is None]
     if not untested:

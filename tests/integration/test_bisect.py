@@ -17,11 +17,11 @@ import signal
 import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 
 import pytest
 
+from tests.envs import make_venv
 from tests.gitrepo import GIT_ENV, commit, git, make_repo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def box(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bisect")
     hashes = make_history(tmp / "upstream" / "bisect_fix")
     env_dir = tmp / "env"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    make_venv(env_dir)  # sees this interpreter's setuptools and wheel (no index needed)
     (tmp / "model").mkdir()
     (tmp / "model" / "config.json").write_text("{}")
     (tmp / "spec.toml").write_text(SPEC)

@@ -1,0 +1,183 @@
+"""The pure parts of `inv bisect`: the choice of the next commit, its bound, skips, verdicts, state, recipe key."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from rebuilt import bisect, bisect_verdict
+from rebuilt.bisect_build import Builds
+from rebuilt.errors import ConfigError, InputError, StepFailed
+from rebuilt.recipes import parse_recipe
+
+
+def run(n: int, first_bad: int, untestable: frozenset = frozenset()) -> tuple[list[int], bisect.Outcome]:
+    """Bisect indices 0..n against an oracle: good before ``first_bad``, bad from it, skip in ``untestable``."""
+    verdicts: list[str | None] = [None] * (n + 1)
+    order = []
+    while (i := bisect.next_index(verdicts)) is not None:
+        assert verdicts[i] is None, f"index {i} tested twice"
+        order.append(i)
+        verdicts[i] = "skip" if i in untestable else "good" if i < first_bad else "bad"
+    return order, bisect.outcome(verdicts)
+
+
+@pytest.mark.parametrize("n", range(1, 65))
+def test_every_position_is_found_within_ceil_log2_n_plus_2_tests(n):
+    bound = math.ceil(math.log2(n)) + 2
+    assert bisect.max_tests(n) == bound
+    for first_bad in range(1, n + 1):
+        order, out = run(n, first_bad)
+        assert order[:2] == [0, n]  # the reference first, then the bad end
+        assert len(order) <= bound, (n, first_bad, order)
+        assert (out.first_bad, out.parent, out.undecided) == (first_bad, first_bad - 1, ())
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 16, 30, 33, 64])
+def test_a_skipped_commit_is_stepped_around_and_named_when_it_hides_the_answer(n):
+    bound = math.ceil(math.log2(n)) + 2
+    for first_bad in range(1, n + 1):
+        for broken in range(1, n):
+            order, out = run(n, first_bad, frozenset({broken}))
+            # the skipped test, and the split one off the middle may cost one more (as in git bisect)
+            assert len(order) <= bound + 2, (n, first_bad, broken, order)
+            if broken == first_bad - 1:  # cannot tell whether the broken one or the next is first
+                assert (out.first_bad, out.undecided, out.parent) == (first_bad, (broken,), broken - 1)
+            elif broken == first_bad:  # the first bad one itself cannot be tested
+                assert out.undecided == (broken,) and out.first_bad == first_bad + 1 and out.parent == broken - 1
+            else:
+                assert (out.first_bad, out.parent, out.undecided) == (first_bad, first_bad - 1, ())
+
+
+def test_the_next_commit_after_a_skip_is_the_nearest_to_the_middle():
+    order, out = run(30, 20, frozenset({18}))
+    assert order == [0, 30, 15, 22, 18, 19, 20]
+    assert out.first_bad == 20 and out.parent == 19
+
+
+def test_ends_that_disagree_with_the_refs_stop_the_search():
+    assert bisect.next_index([None, None, None]) == 0
+    assert bisect.next_index(["good", None, None]) == 2
+    assert bisect.next_index(["bad", None, None]) is None  # good ref is bad: the caller says so
+    assert bisect.next_index(["good", None, "good"]) is None
+    assert bisect.next_index(["good", None, "skip"]) is None
+    with pytest.raises(ValueError):
+        bisect.next_index([None])
+
+
+def test_unclear_counts_as_undecided():
+    verdicts = ["good", "good", "unclear", "bad", "bad"]
+    assert bisect.next_index(verdicts) is None
+    assert bisect.outcome(verdicts) == bisect.Outcome(3, 1, (2,))
+
+
+# --------------------------------------------------------------------------- verdicts
+
+REF = [1.00, 1.02, 0.99, 1.01, 1.00]
+
+
+def test_bad_only_when_significant_and_beyond_the_threshold():
+    ref = {"bs1": REF}
+    slow = {"bs1": [x * 10 for x in REF]}
+    assert bisect_verdict.judge_bench(ref, slow, "total_latency", 100, 0.05)[0] == "bad"
+    a_bit = {"bs1": [x * 1.3 for x in REF]}  # significant, but within 100%
+    assert bisect_verdict.judge_bench(ref, a_bit, "total_latency", 100, 0.05)[0] == "good"
+    assert bisect_verdict.judge_bench(ref, a_bit, "total_latency", 5, 0.05)[0] == "bad"
+    faster = {"bs1": [x / 10 for x in REF]}  # a big change the good way is not a regression
+    assert bisect_verdict.judge_bench(ref, faster, "total_latency", 5, 0.05)[0] == "good"
+
+
+def test_throughput_is_worse_when_lower():
+    ref = {"bs1": [100.0, 101.0, 99.0]}
+    assert bisect_verdict.judge_bench(ref, {"bs1": [40.0, 41.0, 39.0]}, "prefill_throughput", 5, 0.05)[0] == "bad"
+    assert bisect_verdict.judge_bench(ref, {"bs1": [400.0, 410.0, 390.0]}, "prefill_throughput", 5, 0.05)[0] == \
+        "good"
+
+
+def test_beyond_the_threshold_but_not_significant_is_undecidable():
+    ref = {"bs1": [1.0, 1.1, 4.0]}
+    noisy = {"bs1": [3.0, 3.1, 0.5]}  # median x2.8, but the samples overlap
+    verdict, why = bisect_verdict.judge_bench(ref, noisy, "total_latency", 100, 0.05)
+    assert verdict == "undecidable" and "not significant" in why
+    assert bisect_verdict.judge_bench({"bs1": [1.0]}, {"bs1": [5.0]}, "total_latency", 5, 0.05)[0] == "undecidable"
+    assert bisect_verdict.judge_bench(ref, {}, "total_latency", 5, 0.05)[0] == "undecidable"
+
+
+def test_any_bad_case_makes_the_commit_bad():
+    ref = {"a": REF, "b": REF}
+    got = {"a": REF, "b": [x * 3 for x in REF]}
+    verdict, why = bisect_verdict.judge_bench(ref, got, "total_latency", 50, 0.05)
+    assert verdict == "bad" and why.startswith("b:")
+
+
+def test_exit_status_follows_git_bisect_run():
+    assert [bisect_verdict.exit_verdict(rc) for rc in (0, 1, 2, 124, 125, 126, 127)] == \
+        ["good", "bad", "bad", "bad", "skip", "bad", "bad"]
+    for rc in (128, 130, 255, -9):
+        with pytest.raises(StepFailed):
+            bisect_verdict.exit_verdict(rc)
+
+
+def test_unknown_metric_names_the_known_ones():
+    with pytest.raises(InputError, match="did you mean 'total_latency'"):
+        bisect_verdict.check_metric("one_batch", "total_latncy")
+
+
+# --------------------------------------------------------------------------- state and recipe key
+
+def _state() -> bisect.State:
+    commits = [{"hash": f"{i:040x}", "subject": f"c{i}", "date": "2026-01-01T00:00:00+00:00"} for i in range(3)]
+    return bisect.State(recipe="r", mode="cmd", good="v1", bad="main", commits=commits,
+                        options={"cmd": "true"}, flags={"jobs": "2"}, source_dir="/src")
+
+
+def test_state_round_trips_and_a_foreign_file_is_refused(tmp_path):
+    st = _state()
+    st.entry(1).verdict = "skip"
+    st.entry(1).builds.append({"status": "failed", "manifest": "/m.json", "error": "boom"})
+    bisect.save(st, tmp_path)
+    again = bisect.load(tmp_path, "r")
+    assert again == st and again.verdicts() == [None, "skip", None]
+    assert bisect.load(tmp_path, "other") is None
+    path = tmp_path / "bisect" / "r" / "state.json"
+    path.write_text('{"schema_version": 99}')
+    with pytest.raises(InputError) as err:
+        bisect.load(tmp_path, "r")
+    assert "schema_version 99" in str(err.value) and "remove" in err.value.render()
+
+
+def _recipe(tmp_path: Path, extra: str) -> Path:
+    p = tmp_path / "thing.toml"
+    p.write_text('[recipe]\nsummary = "x"\n[source]\nurl = "u"\nref = "v1"\n' + extra)
+    return p
+
+
+def test_recipe_bisect_clear_is_validated(tmp_path):
+    assert parse_recipe(_recipe(tmp_path, '[bisect]\nclear = ["~/.cache/x"]\n')).bisect_clear == ("~/.cache/x",)
+    assert parse_recipe(_recipe(tmp_path, "")).bisect_clear == ()
+    with pytest.raises(ConfigError, match="unknown key 'claer'"):
+        parse_recipe(_recipe(tmp_path, '[bisect]\nclaer = ["~/.cache/x"]\n'))
+    with pytest.raises(ConfigError, match="folder paths"):
+        parse_recipe(_recipe(tmp_path, "[bisect]\nclear = [3]\n"))
+
+
+def _builds(tmp_path: Path, clear: tuple[str, ...]) -> Builds:
+    b = Builds.__new__(Builds)
+    b.recipe = parse_recipe(_recipe(tmp_path, ""))
+    b.recipe = type(b.recipe)(**{**b.recipe.__dict__, "bisect_clear": clear})
+    b.console = type("C", (), {"say": lambda self, text: None})()
+    return b
+
+
+def test_clearing_between_commits_removes_only_what_the_recipe_names(tmp_path, monkeypatch):
+    cache = tmp_path / "cache" / "jit"
+    (cache / "sub").mkdir(parents=True)
+    monkeypatch.setenv("JIT_DIR", str(cache))
+    monkeypatch.delenv("UNSET_DIR", raising=False)
+    _builds(tmp_path, ("${JIT_DIR}", "${UNSET_DIR}")).clear_caches()
+    assert not cache.exists() and (tmp_path / "cache").exists()
+    for bad in ("relative/dir", "/", "~"):
+        with pytest.raises(ConfigError):
+            _builds(tmp_path, (bad,)).clear_caches()
