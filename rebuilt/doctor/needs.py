@@ -20,7 +20,6 @@ class Needs:
     machine: dict[str, list[tuple[str, SpecifierSet]]] = field(default_factory=dict)  # need -> [(step, spec)]
     planned: dict[str, list[str]] = field(default_factory=dict)  # need -> steps an earlier step satisfies
     providers: dict[str, list[str]] = field(default_factory=dict)  # need -> steps that provide it, in order
-    late: dict[str, list[str]] = field(default_factory=dict)  # need -> steps that come before its provider
 
     def steps(self, name: str) -> list[str]:
         """The steps that need ``name`` from the machine (no earlier step provides it)."""
@@ -57,7 +56,5 @@ def of_plan(plan) -> Needs:
                 out.machine.setdefault(req.name, []).append((step.title, req.specifier))
         for name in getattr(step, "provides", ()):
             out.providers.setdefault(name, []).append(step.title)
-            if name not in provided and out.machine.get(name):
-                out.late[name] = [title for title, _ in out.machine[name]]
             provided.add(name)
     return out

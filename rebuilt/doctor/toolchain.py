@@ -188,8 +188,7 @@ def torch_identity(ctx: Context) -> list[Check]:
 
 def _torch_missing(ctx: Context, provider: str | None) -> list[Check]:
     """No torch in the target environment: fine when the plan installs it before every step needing it."""
-    first = ctx.needs.steps("torch")
-    if not first:
+    if not ctx.needs.steps("torch"):  # every step that needs torch comes after the one that installs it
         if provider:
             return [Check("torch", "ok", f"not installed yet: {provider} installs it before the steps that need it")]
         return [Check("torch", "warn", "not installed; no step of this build needs it",
