@@ -101,7 +101,7 @@ def _start(res: resolve.Resolved, r: resolve.Role, logs: Path, red: Redactor):
                 f"# $ {red(' '.join(r.argv))}\n")
     proc = runner.spawn_detached([sys.executable, "-m", "rebuilt.serve.logpipe", "--", *r.argv],
                                  cwd=r.cwd, env=env, log=log)
-    return proc, str(log)
+    return proc, str(log), red.env({k: env.get(k) for k in r.env})  # as the role got it, ${VAR} expanded
 
 
 def up(settings, name: str, *, role: str | None = None, python: str | None = None, timeout: float | None = None,
@@ -148,9 +148,9 @@ def up(settings, name: str, *, role: str | None = None, python: str | None = Non
             if set(waits) - waited:
                 _wait(red, sorted(set(waits) - waited), procs_by_role, state, deadline, echo)
                 waited |= set(waits)
-            proc, log = _start(res, r, logs, red)
+            proc, log, env = _start(res, r, logs, red)
             procs_by_role[r.name] = proc
-            state["roles"][r.name] = {**described["roles"][r.name], "pid": proc.pid, "pgid": proc.pid,
+            state["roles"][r.name] = {**described["roles"][r.name], "env": env, "pid": proc.pid, "pgid": proc.pid,
                                       "start_ticks": procs.start_ticks(proc.pid), "log": log, "started": now(),
                                       "started_epoch": time.time(), "health": r.health, "ready": list(r.ready),
                                       "status": "starting"}
