@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from rebuilt import runner
 from rebuilt.errors import InputError, SourceError
@@ -162,7 +162,11 @@ class State:
     schema_version: int = SCHEMA_VERSION
 
     def verdicts(self) -> list[str | None]:
-        return [self.entry(i).verdict for i in range(len(self.commits))]
+        return [(self.entries.get(c["hash"]) or Entry()).verdict for c in self.commits]
+
+    def tested(self, index: int) -> bool:
+        e = self.entries.get(self.commits[index]["hash"])
+        return bool(e and (e.verdict or e.builds))
 
     def entry(self, index: int) -> Entry:
         return self.entries.setdefault(self.commits[index]["hash"], Entry())

@@ -17,8 +17,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rebuilt import builder, guard, recipes, runner, sources
 from rebuilt.errors import ConfigError, StepFailed

@@ -122,7 +122,7 @@ def _start(a: Args) -> dict:
     if mode == "bench":
         _bench(settings, options)  # validates spec, metric and model path before anything is built
     old = bisect.load(settings.workdir(), a.recipe)
-    if old and old.status != "done":
+    if old and old.status not in ("done", "failed"):
         folder = bisect.folder(settings.workdir(), a.recipe)
         raise InputError(f"a bisection of {a.recipe} is unfinished ({old.status}) in {folder}",
                          hint=f"--resume continues it, --log shows it; remove {folder / 'state.json'} to start over")
@@ -131,6 +131,9 @@ def _start(a: Args) -> dict:
     for ref in (a.good, a.bad):  # both refs in the checkout (a local tag or commit needs no network)
         builds.fetch(ref)
     src = builds.source_dir()
+    if not (src / ".git").exists():
+        raise InputError(f"recipe {a.recipe} has no checkout with these settings (its [source] is off)",
+                         hint="bisect a mode that builds from source, e.g. --set flashinfer.mode=editable")
     state = bisect.State(recipe=a.recipe, mode=mode, good=a.good, bad=a.bad,
                          commits=[c.__dict__ for c in bisect.commits(src, a.good, a.bad)], options=options,
                          flags=a.flags, source_dir=str(src), start=start)

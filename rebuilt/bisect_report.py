@@ -34,8 +34,16 @@ def table(state: bisect.State) -> str:
         head += f" ({opts['cmd']})"
     lines = [head, f"status: {state.status}" + (f" ({state.message})" if state.message else "")]
     rows = [("#", "commit", "verdict", "build", "value", "subject")]
+    untested = 0
     for i in range(len(state.commits)):
         c, e = state.commit(i), state.entries.get(state.commits[i]["hash"])
+        if not state.tested(i) and 0 < i < n:  # a run of untested commits: one line
+            untested += 1
+            if i + 1 < n and not state.tested(i + 1):
+                continue
+            rows.append(("", "", "", "", "", f"({untested} untested)"))
+            untested = 0
+            continue
         tag = " (good ref)" if i == 0 else " (bad ref)" if i == n else ""
         value = ""
         if e and e.values:
@@ -93,7 +101,8 @@ def result_text(state: bisect.State) -> str:
 
 def plot(state: bisect.State, output: Path | str) -> Path:
     """The metric (median, bars min..max) against commit order, colored by verdict; the first bad one marked."""
-    points = [(i, state.entry(i)) for i in range(len(state.commits)) if state.entry(i).values]
+    points = [(i, state.entries[c["hash"]]) for i, c in enumerate(state.commits)
+              if c["hash"] in state.entries and state.entries[c["hash"]].values]
     if not points:
         raise InputError("nothing to plot: no commit has measurements")
     try:

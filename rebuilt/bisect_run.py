@@ -49,6 +49,8 @@ class Bisection:
             while (i := bisect.next_index(st.verdicts())) is not None:
                 self.test(i)
                 self._check_ends(i)
+            for end in (0, len(st.commits) - 1):  # a resumed bisection whose ends disagreed stops again
+                self._check_ends(end)
         except (Interrupted, KeyboardInterrupt):
             st.status, st.message = "interrupted", "Ctrl-C; --resume continues"
             self.save()

@@ -15,8 +15,8 @@ else (killed by a signal) stops the bisection, as it stops git's.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from rebuilt import runner
 from rebuilt.bench import compare, stats

@@ -181,3 +181,111 @@ def test_clearing_between_commits_removes_only_what_the_recipe_names(tmp_path, m
     for bad in ("relative/dir", "/", "~"):
         with pytest.raises(ConfigError):
             _builds(tmp_path, (bad,)).clear_caches()
+
+
+# ---------------------------------------------------------------- the loop, with builds and measurements faked
+
+import io  # noqa: E402
+
+from rebuilt import bisect_run, runner  # noqa: E402
+from rebuilt.errors import Interrupted  # noqa: E402
+
+REF3 = [1.00, 1.01, 0.99]
+
+
+class FakeBuilds:
+    def __init__(self, broken=()):
+        self.broken, self.built, self.restored = set(broken), [], []
+
+    def build(self, commit, ref=None):
+        self.built.append(commit)
+        if commit in self.broken:
+            return {"status": "failed", "manifest": f"/m/{commit}.json", "error": "step x:wheel failed"}
+        return {"status": "built", "manifest": f"/m/{commit}.json"}
+
+    def restore(self, start, fast_only=False):
+        self.restored.append(fast_only)
+        return "restored"
+
+    def source_dir(self):
+        return Path("/src")
+
+
+def _loop_state(n: int, mode: str) -> bisect.State:
+    commits = [{"hash": f"{i:040x}", "subject": f"c{i}", "date": "2026-01-01T00:00:00+00:00"} for i in range(n + 1)]
+    return bisect.State(recipe="r", mode=mode, good="v1", bad="main", commits=commits, source_dir="/src", flags={},
+                        options={"metric": "total_latency", "threshold": 50.0, "alpha": 0.05, "cmd": "check",
+                                 "spec": "s"})
+
+
+def _bisection(tmp_path, state, builds) -> bisect_run.Bisection:
+    bench = bisect_run.Bench(spec=None, model_path="/m", check=False)
+    return bisect_run.Bisection(state, builds, workdir=tmp_path, python="/py", bench=bench,
+                                console=runner.Console(stream=io.StringIO()))
+
+
+@pytest.fixture
+def no_git(monkeypatch):
+    monkeypatch.setattr(bisect, "is_tag", lambda src, ref, commit: False)
+
+
+def test_an_undecidable_commit_is_measured_twice_then_unclear_never_guessed(tmp_path, monkeypatch, no_git):
+    calls: dict[int, int] = {}
+
+    def measure(spec, *, stack, **kw):
+        i = int(stack["commit"], 16)
+        calls[i] = calls.get(i, 0) + 1
+        vals = [3.0, 3.1, 0.5] if i == 4 else [x * 3 for x in REF3] if i >= 5 else REF3
+        return {"bs1": vals}, f"/runs/{i}-{calls[i]}"
+
+    monkeypatch.setattr(bisect_run.bisect_verdict, "measure_bench", measure)
+    st, builds = _loop_state(8, "bench"), FakeBuilds()
+    result = _bisection(tmp_path, st, builds).run()
+    assert calls == {0: 1, 8: 1, 4: 2, 3: 1, 5: 1}
+    assert st.entry(4).verdict == "unclear" and st.entry(4).measured == 2 and len(st.entry(4).values["bs1"]) == 6
+    assert result["first_bad"]["index"] == 5 and result["parent"]["index"] == 3
+    assert [u["index"] for u in result["undecided"]] == [4]
+    assert builds.restored == [False] and bisect.load(tmp_path, "r").status == "done"
+    assert (tmp_path / "bisect" / "r" / "bisect.png").exists()
+
+
+def test_a_good_ref_that_fails_stops_with_the_reason_and_puts_the_build_back(tmp_path, monkeypatch, no_git):
+    monkeypatch.setattr(bisect_run.bisect_verdict, "run_command", lambda cmd, **kw: 1)
+    st, builds = _loop_state(4, "cmd"), FakeBuilds()
+    with pytest.raises(InputError, match="the good ref v1 .* is bad: exit 1"):
+        _bisection(tmp_path, st, builds).run()
+    assert bisect.load(tmp_path, "r").status == "failed" and builds.restored == [False]
+
+
+def test_build_only_calls_a_failed_build_bad(tmp_path, no_git):
+    n = 12
+    st = _loop_state(n, "build-only")
+    builds = FakeBuilds(broken={f"{i:040x}" for i in range(7, n + 1)})
+    result = _bisection(tmp_path, st, builds).run()
+    assert result["first_bad"]["index"] == 7 and "does not build" in result["first_bad"]["note"]
+    assert len(builds.built) <= bisect.max_tests(n)
+
+
+def test_interrupted_then_resumed_tests_no_commit_twice(tmp_path, monkeypatch, no_git):
+    rcs = {i: 125 if i == 3 else 0 if i < 6 else 1 for i in range(11)}
+    seen: list[int] = []
+
+    def command(cmd, *, commit, **kw):
+        i = int(commit, 16)
+        if len(seen) == 3 and not any(isinstance(s, str) for s in seen):
+            seen.append("interrupt")
+            raise KeyboardInterrupt
+        seen.append(i)
+        return rcs[i]
+
+    monkeypatch.setattr(bisect_run.bisect_verdict, "run_command", command)
+    st, builds = _loop_state(10, "cmd"), FakeBuilds()
+    with pytest.raises(Interrupted) as err:
+        _bisection(tmp_path, st, builds).run()
+    assert "inv bisect --recipe r --resume" in err.value.render()
+    saved = bisect.load(tmp_path, "r")
+    assert saved.status == "interrupted" and builds.restored == [True]
+    result = _bisection(tmp_path, saved, builds).run()
+    tested = [s for s in seen if s != "interrupt"]
+    assert len(tested) == len(set(tested))
+    assert result["first_bad"]["index"] == 6 and saved.entry(5).verdict == "good"
