@@ -158,9 +158,14 @@ def test_a_role_that_crashes_at_start_fails_up_with_its_log_and_stops_the_others
 
 
 def test_a_slow_start_is_waited_for_and_a_deadline_fails(box):
-    slow = box.inv("serve.up", "fake-single", env={"FAKE_LISTEN_DELAY": "1", "FAKE_WARMUP": "1"})
+    token = "hf_fromTheCallersEnv42"
+    slow = box.inv("serve.up", "fake-single", env={"FAKE_LISTEN_DELAY": "1", "FAKE_WARMUP": "1",
+                                                   "FAKE_HF_TOKEN": token})
     assert slow.returncode == 0, slow.stdout + slow.stderr
     assert "ready server" in slow.stdout
+    assert "env HF_TOKEN=***" in box.inv("serve.logs").stdout  # a secret from ${VAR} is masked as well
+    assert box.state("fake-single")["roles"]["server"]["env"]["HF_TOKEN"] == "***"
+    assert not [p for p in box.work.rglob("*") if p.is_file() and token in p.read_text(errors="replace")]
     assert box.inv("serve.down").returncode == 0
 
     late = box.inv("serve.up", "fake-single", "--timeout", "2", env={"FAKE_WARMUP": "60"})
