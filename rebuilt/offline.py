@@ -47,8 +47,20 @@ def read_index(workdir: Path | str) -> dict:
     return data if isinstance(data, dict) else {"repos": {}, "deps": {}, "bundles": []}
 
 
+def bare_url(url: str) -> str:
+    """``url`` without credentials (they never go into a bundle, its manifest or the index)."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme and (parts.username or parts.password):
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit(parts._replace(netloc=host))
+    return url
+
+
 def url_variants(url: str) -> list[str]:
     """The spellings of one repository URL (with and without ``.git`` and a trailing slash)."""
+    url = bare_url(url)
     base = url.rstrip("/")
     base = base[:-4] if base.endswith(".git") else base
     return list(dict.fromkeys([url, base, base + ".git"]))
@@ -68,7 +80,8 @@ def git_config(workdir: Path | str, index: dict | None = None, environ=None,
         pairs += [(f"url.{mirror}.insteadOf", u) for u in url_variants(url)]
     for alias, url in sorted((aliases or {}).items()):
         if url in repos:
-            pairs += [(f"url.{root(workdir) / repos[url]['mirror']}.insteadOf", u) for u in url_variants(alias)]
+            pairs += [(f"url.{root(workdir) / repos[url]['mirror']}.insteadOf", u)
+                      for u in dict.fromkeys([alias, *url_variants(alias)])]
     try:
         start = int(environ.get("GIT_CONFIG_COUNT") or 0)
     except ValueError:
@@ -102,9 +115,10 @@ def component_alias(workdir: Path | str, step) -> dict[str, str]:
     (bundled from a mirror or a fork): {step URL: bundled URL}."""
     if step.action != "fetch":
         return {}
-    index = read_index(workdir)
-    if _known(step.args["url"], index.get("repos", {})):
-        return {}
+    index, url = read_index(workdir), step.args["url"]
+    if _known(url, index.get("repos", {})):  # with credentials, git sees the URL as written: map that one
+        bare = next(v for v in url_variants(url) if v in index["repos"])
+        return {url: bare} if bare_url(url) != url else {}
     owner = Path(step.args["dest"]).name
     url = index.get("components", {}).get(owner)
     return {step.args["url"]: url} if url else {}

@@ -9,6 +9,7 @@ show only for components already fetched (``inv src.fetch``).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from rebuilt import builder, fetchcontent, offline, runner
@@ -60,10 +61,17 @@ def estimate(settings, names: list[str], say=print) -> dict:
                 continue
             scan = fetchcontent.scan(root)
             for name, dep in scan.deps.items():
-                bare = cache / f"{offline.slug(dep.git_repository)}.git"
-                dsize = pack_bytes(bare) if bare.is_dir() else None
-                ddetail = _fmt(dsize) + " (cached)" if dsize is not None else (
-                    remote(dep.git_repository, dep.git_tag) if dep.git_repository else "an archive: not bundled")
+                if dep.git_repository:
+                    bare = cache / f"{offline.slug(dep.git_repository)}.git"
+                    dsize = pack_bytes(bare) if bare.is_dir() else None
+                    ddetail = _fmt(dsize) + " (cached)" if dsize is not None else remote(dep.git_repository,
+                                                                                         dep.git_tag)
+                else:
+                    got = [f for f in (cache.parent / "bundle-downloads").glob(
+                        hashlib.sha256(dep.url.encode()).hexdigest()[:16] + "*") if f.is_file()]
+                    dsize = got[0].stat().st_size if got else None
+                    ddetail = f"{_fmt(dsize)} (downloaded before)" if got else "an archive: size unknown until " \
+                                                                                 "src.bundle downloads it"
                 extra = "; its own FetchContent dependencies are read once it is fetched" \
                     if name in scan.subprojects else ""
                 say(f"cmake dep {name}: {redact(dep.git_repository or dep.url)} {dep.git_tag} "

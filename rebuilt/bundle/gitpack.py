@@ -131,18 +131,32 @@ def collect(repo: Repo, checkout: Path | None, cache: Path, out: list[Repo], see
         collect(child, local if (local / ".git").exists() else None, cache, out, seen)
 
 
-def write_bundle(repo: Repo, dest: Path, known: list[str]) -> bool:
-    """Bundle the pinned refs of ``repo`` into ``dest``, leaving out commits in ``known``.
-    False when there is nothing new (every pinned commit is already known)."""
-    if repo.commit in known:
-        return False
-    refs = [PIN + repo.commit]
-    git(repo.git_dir, "update-ref", PIN + repo.commit, repo.commit)
-    if repo.ref and repo.role == "component":
-        for candidate in (f"refs/tags/{repo.ref}", f"refs/rebuilt/{repo.ref}"):
-            if runner.capture(["git", "-C", repo.git_dir, "rev-parse", "-q", "--verify", candidate]).returncode == 0:
-                refs.append(candidate)
-    exclude = [f"^{c}" for c in known if has_commit(repo.git_dir, c)]
+def write_group(group: list[Repo], cache: Path, dest: Path, known: list[str]) -> list[str] | None:
+    """One bundle for every pinned commit of one repository URL (cutlass is pinned by several
+    dependencies: its history is carried once), leaving out the commits in ``known``.
+    None when there is nothing new; else the known commits it needs as prerequisites."""
+    commits = list(dict.fromkeys(r.commit for r in group))
+    if all(c in known for c in commits):
+        return None
+    src = Path(group[0].git_dir)
+    if not all(has_commit(src, c) for c in commits):  # the objects are spread over several repositories
+        src = cache / f"{offline.slug(group[0].url)}.git"
+        if not src.is_dir():
+            git(cache, "init", "-q", "--bare", str(src))
+        for r in group:
+            if not has_commit(src, r.commit):
+                git(r.git_dir, "update-ref", PIN + r.commit, r.commit)
+                git(src, "fetch", "-q", "--no-tags", str(r.git_dir), f"+{PIN}{r.commit}:{PIN}{r.commit}")
+    refs = []
+    for c in commits:
+        git(src, "update-ref", PIN + c, c)
+        refs.append(PIN + c)
+    for r in group:
+        if r.ref and r.role == "component":
+            for candidate in (f"refs/tags/{r.ref}", f"refs/rebuilt/{r.ref}"):
+                if runner.capture(["git", "-C", str(src), "rev-parse", "-q", "--verify", candidate]).returncode == 0:
+                    refs.append(candidate)
+    prereq = [c for c in known if has_commit(src, c)]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    git(repo.git_dir, "bundle", "create", "-q", str(dest), *refs, *exclude)
-    return True
+    git(src, "bundle", "create", "-q", str(dest), *refs, *(f"^{c}" for c in prereq))
+    return prereq

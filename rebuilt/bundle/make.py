@@ -11,6 +11,7 @@ prerequisites), unless ``full``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from rebuilt import builder, fetchcontent, offline, runner
-from rebuilt.bundle import archive, gitpack, wheelhouse
+from rebuilt.bundle import archive, downloads, gitpack, wheelhouse
 from rebuilt.errors import ConfigError
 from rebuilt.util.fs import sha256_file, write_json
 from rebuilt.util.text import redact
@@ -69,14 +70,23 @@ def fetchcontent_repos(root: Path, who: str, cache: Path, problems: list[str], d
     s = _scan_tree(root, who, problems)
     for name, dep in s.deps.items():
         if name in deps:
-            if (deps[name]["url"], deps[name]["ref"]) != (dep.git_repository or dep.url, dep.git_tag):
+            if (deps[name]["url"], deps[name]["ref"]) != (dep.git_repository or dep.url, dep.git_tag or dep.url_hash):
                 problems.append(f"{who}: {name} is declared at {dep.git_tag or dep.url} here and at "
                                 f"{deps[name]['ref']} by {deps[name]['for']}: FETCHCONTENT_SOURCE_DIR_{name.upper()} "
                                 "can name one tree; the first is bundled")
             continue
         if not dep.git_repository:
-            problems.append(f"{who}: {name} ({dep.where}) downloads an archive ({dep.url}): archives are not bundled "
-                            "yet; give it a local copy with -DFETCHCONTENT_SOURCE_DIR_" + name.upper())
+            say(f"  {name}: {redact(dep.url)} (an archive)" + (" (conditional)" if dep.conditional else ""))
+            if not dep.url_hash:
+                problems.append(f"{who}: {name} ({dep.where}) has no URL_HASH: the archive is bundled as downloaded now")
+            path = downloads.fetch(dep.url, dep.url_hash, cache.parent / "bundle-downloads")
+            deps[name] = {"kind": "archive", "url": dep.url, "ref": dep.url_hash, "sha256": sha256_file(path),
+                          "file": str(path), "suffix": downloads.suffix(dep.url) or ".bin", "for": who,
+                          "declared": dep.where, "conditional": dep.conditional}
+            if name in s.subprojects:
+                with tempfile.TemporaryDirectory(prefix="rebuilt-fc-") as tmp:
+                    downloads.unpack(path, Path(tmp) / "src")
+                    fetchcontent_repos(Path(tmp) / "src", f"{who} > {name}", cache, problems, deps, repos, seen, say)
             continue
         say(f"  {name}: {redact(dep.git_repository)} {dep.git_tag}" + (" (conditional)" if dep.conditional else ""))
         bare, commit = gitpack.cache_repo(cache, dep.git_repository, dep.git_tag)
@@ -125,15 +135,28 @@ def bundle(settings, names: list[str], out: Path, *, full: bool = False, console
         members: dict[str, Path] = {}
         entries = []
         known = previous.get("repos", {})
+        groups: dict[str, list[gitpack.Repo]] = {}
         for r in repos:
-            name = f"git/{offline.slug(r.url)}-{r.commit[:12]}.bundle"
-            wrote = gitpack.write_bundle(r, tmp / name, known.get(r.url, []))
-            if wrote:
+            groups.setdefault(offline.slug(r.url), []).append(r)
+        for key, group in groups.items():
+            urls = list(dict.fromkeys(offline.bare_url(r.url) for r in group))
+            done = [c for u in urls for c in known.get(u, [])]
+            name = f"git/{key}-{hashlib.sha256(' '.join(r.commit for r in group).encode()).hexdigest()[:12]}.bundle"
+            prereq = gitpack.write_group(group, cache, tmp / name, done)
+            if prereq is not None:
                 members[name] = tmp / name
-            entries.append({"url": redact(r.url) if r.url != redact(r.url) else r.url, "commit": r.commit,
-                            "role": r.role, "name": r.name, "ref": r.ref, "submodules": r.submodules,
-                            "bundle": name if wrote else None,
-                            "prerequisites": [c for c in known.get(r.url, []) if wrote]})
+            for r in group:
+                entries.append({"url": offline.bare_url(r.url), "commit": r.commit, "role": r.role, "name": r.name, "ref": r.ref,
+                                "submodules": r.submodules, "bundle": name if prereq is not None else None,
+                                "prerequisites": prereq or []})
+        carried = previous.get("downloads", {})
+        for name, d in deps.items():
+            if d.get("kind") == "archive":
+                d["member"] = f"downloads/{name}-{d['sha256'][:12]}{d['suffix']}"
+                if carried.get(d["url"]) != d["sha256"]:
+                    members[d["member"]] = Path(d.pop("file"))
+                else:
+                    d.pop("file")
         with open(tmp / "pip-download.log", "w") as log:
             files = wheelhouse.download(settings.python(), sorted(reqs), workdir / "cache" / "bundle-wheels",
                                         settings["python_version"],
@@ -149,7 +172,8 @@ def bundle(settings, names: list[str], out: Path, *, full: bool = False, console
         manifest = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "stack": settings.stack.name,
             "recipes": [rp.recipe.name for rp in plan.recipes], "python_version": settings["python_version"],
-            "components": [{**{k: c.get(k) for k in ("recipe", "url", "ref", "commit", "recipes")},
+            "components": [{**{k: c.get(k) for k in ("recipe", "ref", "commit", "recipes")},
+                            "url": offline.bare_url(c["url"]),
                             "dest_name": Path(c["dest"]).name} for c in comps],
             "repos": entries, "fetchcontent": deps, "wheels": wheels, "requirements": reqs, "problems": problems,
             "incremental_over": previous.get("bundles", []),
@@ -177,7 +201,10 @@ def _write_index(path: Path, previous: dict, manifest: dict, digest: str) -> Non
             repos[r["url"]].append(r["commit"])
     wheels = dict(previous.get("wheels", {}))
     wheels.update({w["file"]: w["sha256"] for w in manifest["wheels"]})
-    write_json(path, {"repos": repos, "wheels": wheels, "bundles": previous.get("bundles", []) + [digest]})
+    fetched = dict(previous.get("downloads", {}))
+    fetched.update({d["url"]: d["sha256"] for d in manifest["fetchcontent"].values() if d.get("kind") == "archive"})
+    write_json(path, {"repos": repos, "wheels": wheels, "downloads": fetched,
+                      "bundles": previous.get("bundles", []) + [digest]})
 
 
 def _mib(n: int) -> str:

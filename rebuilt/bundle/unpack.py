@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from rebuilt import offline, runner
-from rebuilt.bundle import archive
+from rebuilt.bundle import archive, downloads
 from rebuilt.errors import InputError, SourceError
 from rebuilt.util.fs import mark_cachedir, write_json, write_text
 
@@ -47,10 +47,14 @@ def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
         manifest = archive.extract(path, tmp / "members")
         say(f"verified {len(manifest['members'])} member(s) of {path} (sha256)")
         repos = index.setdefault("repos", {})
+        fetched: set = set()
         for r in manifest["repos"]:
             entry = repos.setdefault(r["url"], {"mirror": f"git/{offline.slug(r['url'])}.git", "commits": []})
             mirror = root / entry["mirror"]
-            if r["bundle"]:
+            if r["bundle"] and (mirror, r["bundle"]) in fetched:
+                pass  # one bundle holds every pinned commit of a repository
+            elif r["bundle"]:
+                fetched.add((mirror, r["bundle"]))
                 if not mirror.is_dir():
                     mirror.parent.mkdir(parents=True, exist_ok=True)
                     _git(["init", "-q", "--bare", str(mirror)])
@@ -76,9 +80,15 @@ def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
         env = offline.git_config(workdir, index)
         deps = index.setdefault("deps", {})
         for name, d in manifest["fetchcontent"].items():
-            rel = f"deps/{name}-{d['commit'][:12]}"
+            rel = f"deps/{name}-{(d.get('commit') or d.get('sha256'))[:12]}"
             target = root / rel
-            if not target.is_dir():
+            if not target.is_dir() and d.get("kind") == "archive":
+                member = tmp / "members" / d["member"]
+                if not member.is_file():
+                    raise InputError(f"{path}: {name} ({d['url']}) was carried by an earlier bundle that is not "
+                                     "unpacked here", hint="unbundle the earlier bundle first")
+                downloads.unpack(member, target)
+            elif not target.is_dir():
                 work = tmp / "dep"
                 shutil.rmtree(work, ignore_errors=True)
                 mirror = root / repos[d["url"]]["mirror"]
@@ -88,7 +98,8 @@ def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
                 _git(["-C", str(work), "submodule", "update", "--init", "--recursive", "-q"], env)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(work, target)
-            deps[name] = {"dir": rel, "url": d["url"], "ref": d["ref"], "commit": d["commit"]}
+            deps[name] = {"dir": rel, "url": d["url"], "ref": d["ref"], "commit": d.get("commit"),
+                          "sha256": d.get("sha256")}
         for c in manifest.get("components", []):  # checkout folder -> URL, for builds that name another URL
             if c.get("dest_name"):
                 index.setdefault("components", {})[c["dest_name"]] = c["url"]

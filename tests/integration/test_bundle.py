@@ -13,6 +13,7 @@ import base64
 import functools
 import hashlib
 import http.server
+import io
 import json
 import os
 import shutil
@@ -95,9 +96,16 @@ def world(tmp_path):
     sub = make_repo(tmp_path / "up" / "sub", {"sub.h": "#define SUB_VALUE 33\n"})
     for repo, name in ((depa, "depa"), (depb, "depb"), (sub, "sub")):
         _publish(repo, www, name)
+    depc = www / "depc-1.0.tar.gz"
+    with tarfile.open(depc, "w:gz") as tar:
+        data = b"#define DEPC_VALUE 44\n"
+        info = tarfile.TarInfo("depc-1.0/depc.h")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
     proj = make_repo(tmp_path / "up" / "proj", copy_from=FIX / "project")
     (proj / "cmake" / "urls.cmake").write_text(
-        f'set(DEPA_URL {base}/depa.git)\nset(DEPA_TAG v1)\nset(DEPB_URL {base}/depb.git)\nset(DEPB_TAG {depb_commit})\n')
+        f'set(DEPA_URL {base}/depa.git)\nset(DEPA_TAG v1)\nset(DEPB_URL {base}/depb.git)\nset(DEPB_TAG {depb_commit})\n'
+        f'set(DEPC_URL {base}/depc-1.0.tar.gz)\nset(DEPC_SHA256 {hashlib.sha256(depc.read_bytes()).hexdigest()})\n')
     git(proj, "-c", "protocol.file.allow=always", "submodule", "add", "-q", f"{base}/sub.git", "third_party/sub")
     commit(proj, "urls and the submodule")
     git(proj, "tag", "v1")
@@ -177,6 +185,8 @@ def test_bundle_then_offline_build_corruption_and_increment(world):
     assert roles == [("component", "offline-proj"), ("fetchcontent", "depa"), ("fetchcontent", "depb"),
                      ("submodule", "offline-proj/third_party/sub")]
     assert manifest["fetchcontent"]["depb"]["declared"] == "cmake/deps.cmake:4"  # the nested one
+    assert manifest["fetchcontent"]["depc"]["kind"] == "archive" and manifest["fetchcontent"]["depc"]["member"] in \
+        manifest["members"]
     assert sorted(w["file"] for w in manifest["wheels"]) == ["offdep_a-1.0-py3-none-any.whl",
                                                              "offdep_b-1.0-py3-none-any.whl"]
     assert all(len(m["sha256"]) == 64 and m["size"] > 0 for m in manifest["members"].values())
@@ -215,7 +225,7 @@ def test_bundle_then_offline_build_corruption_and_increment(world):
     stop.set()
     sock.close()
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "offline-proj: depa=11 depb=22 sub=33" in r.stdout
+    assert "offline-proj: depa=11 depb=22 depc=44 sub=33" in r.stdout
     assert hits == [], "an offline step connected to the network"
     installed = subprocess.run([py, "-c", "import offdep_a, offdep_b; print(offdep_a.VALUE, offdep_b.VALUE)"],
                                capture_output=True, text=True)
