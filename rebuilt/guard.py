@@ -95,6 +95,18 @@ def _base(reqs: list[str]) -> list[str]:
     return out
 
 
+def _from_files(root: Path, files: list[str]) -> list[str]:
+    """Requirements of setuptools' ``dynamic.dependencies.file`` (one per line, comments and options skipped)."""
+    from rebuilt.reqcompat import read_lines
+
+    out = []
+    for name in files:
+        if not (root / name).is_file():
+            raise InputError(f"{root / name}: named by pyproject.toml's dynamic dependencies but missing")
+        out += [ln.requirement for ln in read_lines(root / name, name) if ln.requirement]
+    return _base(out)
+
+
 def project_requirements(path: Path) -> list[str]:
     """Base dependencies of a project folder (pyproject [project].dependencies) or of a wheel (Requires-Dist)."""
     path = Path(path)
@@ -113,6 +125,9 @@ def project_requirements(path: Path) -> list[str]:
         if "dependencies" in project:
             return list(project["dependencies"])
         if "dependencies" in project.get("dynamic", []):
+            files = data.get("tool", {}).get("setuptools", {}).get("dynamic", {}).get("dependencies", {}).get("file")
+            if files:  # setuptools reads them from requirement files (flashinfer: requirements.txt)
+                return _from_files(path, [files] if isinstance(files, str) else files)
             raise InputError(f"{pyproject}: dependencies are dynamic; build a wheel and install that instead")
         return []
     raise InputError(f"{path}: no pyproject.toml with [project].dependencies and not a wheel",

@@ -332,8 +332,16 @@ class Refusal:
 
 
 def _requires(item: dict) -> list[str]:
-    return [canonicalize_name(Requirement(r).name) for r in item["metadata"].get("requires_dist") or []
-            if _parses(r)]
+    """Names an item of pip's report requires here (markers evaluated with the extras it was asked for)."""
+    extras = [""] + list(item.get("requested_extras") or [])
+    out = []
+    for text in item["metadata"].get("requires_dist") or []:
+        if not _parses(text):
+            continue
+        req = Requirement(text)
+        if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras):
+            out.append(canonicalize_name(req.name))
+    return out
 
 
 def _parses(text: str) -> bool:
@@ -349,52 +357,55 @@ def plan_install(pip: Pip, requirements: list[str], pins: dict[str, str], absent
     """What to install for ``requirements`` next to the installed protected ``pins``.
 
     ``absent``: each protected distribution that is not installed -> (the version that matches the
-    installed torch or None, why). The resolution may bring one in only at that version; when no such
-    version exists or pip cannot find it, it is refused: left out, and the distributions that wanted
-    it are named. Returns (report items to install, refusals, pip's output of a failed first resolution).
+    installed torch or None, why). The resolution may bring one in only at that version: when it
+    wants another, the matching one is looked up alone (cheap) and, if the index has it, pinned for a
+    second resolution; when none matches, the index lacks it or the second resolution fails, it is
+    refused: left out, and the distributions that wanted it are named. At most two full resolutions.
+    Returns (report items to install, refusals, pip's output of a failed first resolution).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    extra: dict[str, str] = {}
-    refused: dict[str, Refusal] = {}
-    for attempt in range(2 * len(absent) + 2):  # each round pins or refuses one more distribution
-        constraints = workdir / f"constraints-{attempt}.txt"
+
+    def run(extra: dict[str, str], tag: str) -> tuple[bool, str, dict]:
+        constraints = workdir / f"constraints{tag}.txt"
         constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted({**pins, **extra}.items())))
-        good, out, report = resolve(pip, requirements, constraints, workdir, tag=f"-install-{attempt}")
-        if not good:
-            if not extra:
-                return [], [], out
-            name = sorted(extra)[-1]  # the pin added last did not resolve: refuse it, resolve again
-            pin, why = absent[name]
-            refused[name] = Refusal(name, pin or "", (), f"{why}; {name}=={pin} cannot be installed here: "
-                                                        f"{explain(out, pins)[1]}")
-            del extra[name]
+        return resolve(pip, requirements, constraints, workdir, tag=tag)
+
+    good, out, report = run({}, "-install")
+    if not good:
+        return [], [], out
+    items = report.get("install", [])
+    refused: dict[str, str] = {}
+    extra: dict[str, str] = {}
+    for item in items:
+        name = canonicalize_name(item["metadata"]["name"])
+        if name not in absent:
             continue
-        items = report.get("install", [])
-        new = None
-        for item in items:
-            name = canonicalize_name(item["metadata"]["name"])
-            if name not in absent or name in refused:
-                continue
-            pin, why = absent[name]
-            if pin is None:
-                refused[name] = Refusal(name, item["metadata"]["version"], (), why)
-            elif Version(item["metadata"]["version"]) != Version(pin):
-                new = name
+        pin, why = absent[name]
+        if pin is None:
+            refused[name] = why
+        elif Version(item["metadata"]["version"]) != Version(pin):
+            rc, text = pip(["install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet", f"{name}=={pin}"])
+            if rc == 0:
                 extra[name] = pin
-                break
-        if new:
-            continue
-        keep = [i for i in items if canonicalize_name(i["metadata"]["name"]) not in refused]
-        out_refusals = []
-        for name, r in refused.items():
-            by = tuple(sorted({f"{i['metadata']['name']} {i['metadata']['version']}" for i in items
-                               if name in _requires(i)}))
-            version = next((i["metadata"]["version"] for i in items
-                            if canonicalize_name(i["metadata"]["name"]) == name), r.version)
-            if by or any(canonicalize_name(i["metadata"]["name"]) == name for i in items):
-                out_refusals.append(Refusal(name, version, by, r.reason))
-        return keep, out_refusals, ""
-    raise RuntimeError("plan_install did not settle")  # unreachable: see the loop's bound
+            else:
+                refused[name] = f"{why}, and {name}=={pin} is not on the package index here ({explain(text, {})[1]})"
+    if extra:
+        good, out, again = run(extra, "-install-pinned")
+        if good:
+            items = again.get("install", [])
+        else:
+            for name, pin in extra.items():
+                refused[name] = f"{absent[name][1]}; with {name}=={pin} the requirements do not resolve: " \
+                                f"{explain(out, pins)[1]}"
+    keep = [i for i in items if canonicalize_name(i["metadata"]["name"]) not in refused]
+    refusals = []
+    for name, reason in refused.items():
+        version = next((i["metadata"]["version"] for i in items if canonicalize_name(i["metadata"]["name"]) == name),
+                       "")
+        by = tuple(sorted({f"{i['metadata']['name']} {i['metadata']['version']}" for i in items
+                           if name in _requires(i)}))
+        refusals.append(Refusal(name, version, by, reason))
+    return keep, refusals, ""
 
 
 def install_arg(item: dict) -> str:
