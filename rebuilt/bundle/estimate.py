@@ -10,6 +10,7 @@ show only for components already fetched (``inv src.fetch``).
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 from rebuilt import builder, fetchcontent, offline, runner
@@ -33,7 +34,8 @@ def remote(url: str, ref: str) -> str:
     proc = runner.capture(["git", "ls-remote", url, *( [ref] if ref else [])], timeout=LS_REMOTE_TIMEOUT)
     if proc.returncode != 0:
         why = (proc.stderr or "").strip().splitlines()[-1:] or ["no answer"]
-        return f"size unknown (remote not reachable from here: {redact(why[0])[:80]})"
+        reason = re.sub(r"^fatal: unable to access '[^']*': ", "", redact(why[0]))[:70]
+        return f"size unknown (not reachable from here: {reason})"
     if ref and not proc.stdout.strip() and len(ref) != 40:
         return f"size unknown; ref {ref} NOT FOUND on the remote"
     return "size unknown (remote answers; ref found)"
