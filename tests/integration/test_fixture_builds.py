@@ -10,11 +10,11 @@ import json
 import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
 
+from tests.envs import make_venv
 from tests.gitrepo import GIT_ENV, git, make_repo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,10 +24,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory) -> Path:
-    """A venv that sees the system's torch 2.13.0 CPU, scikit-build-core, uv and ninja."""
+    """A venv that sees the test interpreter's torch 2.13.0 CPU, scikit-build-core, uv and ninja."""
     path = tmp_path_factory.mktemp("venv") / "env"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(path)
-    return path / "bin" / "python"
+    return make_venv(path)
 
 
 def repo_of(tmp_path: Path, fixture: str, name: str, tag: str) -> Path:

@@ -4,11 +4,11 @@ a fresh environment at the same path gets the wheel from the wheelhouse instead 
 from __future__ import annotations
 
 import shutil
-import venv
 from pathlib import Path
 
 import pytest
 
+from tests.envs import make_venv
 from tests.gitrepo import commit, git
 from tests.integration.test_fixture_builds import inv, repo_of
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_noop_touch_setting_and_reuse(tmp_path):
     repo = repo_of(tmp_path, "sglang_like", "sglang", "v0.5.4")
     env_dir = tmp_path / "env"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    make_venv(env_dir)
     py = env_dir / "bin" / "python"
     wd = tmp_path / "wd"
     args = ["build.sgl-kernel", "--python", str(py), "--workdir", str(wd), "--no-checks",
@@ -56,7 +56,7 @@ def test_noop_touch_setting_and_reuse(tmp_path):
 
     # a fresh environment at the same path (what nox does): the wheel is reused, nothing is compiled
     shutil.rmtree(env_dir)
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    make_venv(env_dir)
     reuse = inv(*args, "--jobs", "2", "--set", "sgl-kernel.nvcc_threads=4", "--ref", "v0.5.5")
     assert reuse.returncode == 0, reuse.stdout + reuse.stderr
     assert "reused" in reuse.stdout and "sgl_kernel-0.3.16.post3" in reuse.stdout and "built in" not in reuse.stdout
