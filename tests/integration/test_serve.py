@@ -269,3 +269,47 @@ def test_one_role_at_a_time_like_one_role_per_host(box):
     assert box.inv("serve.status").returncode == 3
     assert box.inv("serve.down").returncode == 0
     assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-pd")["roles"].values())
+
+
+@pytest.mark.slow
+def test_h200_bench_runs_a_serving_spec_against_a_profile(box, tmp_path):
+    """nox -s h200_bench on a fake GPU machine (REBUILT_PYTHON: no build) with a spec naming a profile."""
+    from tests.integration.test_nox import H200, health_report, nox
+
+    bench_fix = ROOT / "tests" / "fixtures" / "bench"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{bench_fix / "bin" / "nvidia-smi"}" "$@"\n')
+    python = bin_dir / "python-target"
+    python.write_text('#!/bin/sh\ncase "$1" in */gpu_health.py) cat "$FAKE_GPU_HEALTH"; exit 0;; esac\n'
+                      f'exec "{sys.executable}" "$@"\n')
+    for p in (smi, python):
+        p.chmod(0o755)
+    report = tmp_path / "health.json"
+    report.write_text(json.dumps(health_report(0.8)))
+    spec = tmp_path / "serving-fake.toml"
+    spec.write_text('kind = "serving"\nprofile = "fake-pd"\n[matrix]\nmax_concurrency = [2]\nnum_prompts = [6]\n'
+                    "random_input_len = [32]\nrandom_output_len = [4]\n")
+    folders = (FIX / "recipes", ROOT / "tests" / "fixtures" / "recipes", ROOT / "recipes")
+    recipes = os.pathsep.join(map(str, folders))
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_NVSMI_GPUS": H200, "FAKE_NVSMI_APPS": "",
+           "PYTHONPATH": os.pathsep.join([str(bench_fix), str(ROOT)]), "REBUILT_PYTHON": str(python),
+           "FAKE_GPU_HEALTH": str(report), "REBUILT_RECIPES_DIR": recipes,
+           "INVOKE_REBUILT_SERVE_MOONCAKE_PASSWORD": PASSWORD, "INVOKE_REBUILT_SERVE_MODEL_PATH": "/models/fake",
+           "INVOKE_REBUILT_SERVE_STOP_GRACE": "2",
+           **{f"INVOKE_REBUILT_SERVE_{k.upper()}": str(v) for k, v in box.ports.items()}}
+    r = nox(tmp_path, "-s", "h200_bench", "--", "--spec", str(spec), "--model-path", "/models/fake",
+            "--workdir", str(box.work), env=env)
+    out = r.stdout + r.stderr
+    box.outputs.append(out)
+    assert r.returncode == 0, out[-3000:]
+    assert "starting serving profile fake-pd for this run" in out and "stopped router" in out
+    (run_dir,) = [d for d in (box.work / "bench").iterdir() if d.is_dir()]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "complete" and run["base_url"] == f"http://127.0.0.1:{box.ports['router_port']}"
+    assert run["serve"]["profile"] == "fake-pd" and set(run["serve"]["roles"]) == {"prefill", "decode", "router"}
+    assert run["serve"]["roles"]["prefill"]["env"]["MOONCAKE_META_SERVER_PASSWORD"] == "***"
+    assert run["gpu_health"]["harness_ok"] is True
+    assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-pd")["roles"].values())
+    assert box.leaks() == []
