@@ -6,6 +6,7 @@ import statistics
 from pathlib import Path
 
 from rebuilt import bisect
+from rebuilt.bench.compare import unit
 from rebuilt.errors import InputError
 from rebuilt.util.fs import atomic_path
 
@@ -125,14 +126,20 @@ def plot(state: bisect.State, output: Path | str) -> Path:
             med = statistics.median(vals)
             ax.errorbar([i], [med], yerr=[[med - min(vals)], [max(vals) - med]], marker=markers[k % len(markers)],
                         color=colors.get(e.verdict or "", "tab:blue"), capsize=3)
+    skipped = [i for i, v in enumerate(state.verdicts()) if v == "skip"]
+    for k, i in enumerate(skipped):
+        ax.axvline(i, color="tab:gray", linestyle=":", alpha=0.7, label="skipped (no build or no result)" if k == 0
+                   else None)
     out = bisect.outcome(state.verdicts())
     if state.status == "done":
         ax.axvline(out.first_bad - 0.5, color="tab:red", linestyle="--", alpha=0.6,
                    label=f"first bad {state.commit(out.first_bad).hash[:12]}")
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
     metric = state.options.get("metric") or "value"
     ax.set_xlabel(f"commit order ({state.good} = 0 .. {state.bad} = {len(state.commits) - 1})")
-    ax.set_ylabel(metric)
+    u = unit(metric, "one_batch")
+    ax.set_ylabel(f"{metric} ({u})" if u else metric)
     ax.set_title(f"{state.recipe}: {metric} per commit (median, bars min..max; "
                  f"green good, red bad, gray unclear){' — cases: ' + ', '.join(cases) if len(cases) > 1 else ''}",
                  fontsize="small")

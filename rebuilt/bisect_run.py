@@ -129,8 +129,9 @@ class Bisection:
     def _bench(self, i: int) -> None:
         st, e, opts = self.state, self.state.entry(i), self.state.options
         while True:
-            stack = {"recipe": st.recipe, "commit": st.commit(i).hash, "bisect": str(self.folder / "state.json"),
-                     "manifest": next((b.get("manifest") for b in reversed(e.builds) if b.get("manifest")), None)}
+            manifest = next((b.get("manifest") for b in reversed(e.builds) if b.get("manifest")), None)
+            stack = {"components": {st.recipe: {"commit": st.commit(i).hash, "manifest": manifest}},
+                     "bisect": str(self.folder / "state.json")}
             try:
                 values, run_dir = bisect_verdict.measure_bench(
                     self.bench.spec, python=self.python, model_path=self.bench.model_path, workdir=self.workdir,
