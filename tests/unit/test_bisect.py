@@ -233,7 +233,7 @@ def test_an_undecidable_commit_is_measured_twice_then_unclear_never_guessed(tmp_
     calls: dict[int, int] = {}
 
     def measure(spec, *, stack, **kw):
-        i = int(stack["commit"], 16)
+        i = int(stack["components"]["r"]["commit"], 16)
         calls[i] = calls.get(i, 0) + 1
         vals = [3.0, 3.1, 0.5] if i == 4 else [x * 3 for x in REF3] if i >= 5 else REF3
         return {"bs1": vals}, f"/runs/{i}-{calls[i]}"
