@@ -111,6 +111,12 @@ def _start(a: Args) -> dict:
     mode = _mode(a)
     if not (a.good and a.bad):
         raise InputError("--good and --bad are required: the refs the regression lies between")
+    from rebuilt.settings import parse_assignments
+
+    key = f"{_owner(a.recipe)}.ref"
+    if key in parse_assignments(a.flags.get("set_")):
+        raise InputError(f"--set {key}=... cannot be used with bisect: it sets {key} to each candidate commit",
+                         hint="give the range with --good and --bad")
     settings_for = _resolver(a.flags)
     settings = settings_for(None, None)
     threshold = _number(a.threshold, "threshold") if a.threshold is not None \
@@ -143,12 +149,17 @@ def _start(a: Args) -> dict:
     return _run(state, a)
 
 
-def _builds(a: Args, settings_for, checks: bool) -> Builds:
+def _owner(name: str) -> str:
+    """The recipe whose checkout ``name`` builds (sgl-kernel builds in sglang's)."""
     from rebuilt import recipes
 
+    recipe = recipes.get(name)
+    return recipe.source.from_ if recipe.source and recipe.source.from_ else recipe.name
+
+
+def _builds(a: Args, settings_for, checks: bool) -> Builds:
     settings = settings_for(None, None)
-    recipe = recipes.get(a.recipe)
-    owner = recipe.source.from_ if recipe.source and recipe.source.from_ else recipe.name
+    owner = _owner(a.recipe)
     return Builds(settings_for=lambda ref: settings_for(f"{owner}.ref", ref), recipe=a.recipe,
                   folder=bisect.folder(settings.workdir(), a.recipe), console=runner.Console(verbose=a.verbose),
                   checks=checks, verbose=a.verbose or settings["verbose"])
