@@ -269,3 +269,71 @@ def test_bundle_then_offline_build_corruption_and_increment(world):
     r = inv(*build, "--set", "offline-proj.ref=v2", env=off_env, netns=netns)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (wd2 / "src" / "offline-proj" / "NEWS").read_text() == "v2\n"
+
+
+# --- no servers: the pieces --------------------------------------------------------------------------
+
+
+def _index(wd: Path) -> None:
+    from rebuilt import offline
+
+    (wd / "offline").mkdir(parents=True)
+    (wd / "offline" / "index.json").write_text(json.dumps({
+        "repos": {"https://git.example/org/dep.git": {"mirror": "git/dep.git", "commits": ["a" * 40]}},
+        "deps": {"repo-dep": {"dir": "deps/repo-dep-aaaaaaaaaaaa", "url": "https://git.example/org/dep.git"}},
+        "components": {}, "bundles": []}))
+    assert offline.read_index(wd)["deps"]
+
+
+def test_offline_env_of_a_step(tmp_path):
+    from rebuilt import offline
+
+    _index(tmp_path)
+    env = offline.env_for(tmp_path, {"CMAKE_ARGS": "-DSGL_KERNEL_COMPILE_THREADS=8"},
+                          environ={"GIT_CONFIG_COUNT": "1"})
+    wheels = str(tmp_path / "offline" / "wheels")
+    assert (env["PIP_NO_INDEX"], env["PIP_FIND_LINKS"], env["UV_OFFLINE"], env["UV_FIND_LINKS"]) == \
+        ("1", wheels, "1", wheels)
+    assert env["CMAKE_ARGS"] == ("-DSGL_KERNEL_COMPILE_THREADS=8 -DFETCHCONTENT_FULLY_DISCONNECTED=ON "
+                                 f"-DFETCHCONTENT_SOURCE_DIR_REPO-DEP={tmp_path}/offline/deps/repo-dep-aaaaaaaaaaaa")
+    assert env["CMAKE_TOOLCHAIN_FILE"] == str(tmp_path / "offline" / "fetchcontent.cmake")
+    keys = {env[k]: env[k.replace("KEY", "VALUE")] for k in env if k.startswith("GIT_CONFIG_KEY_")}
+    assert "GIT_CONFIG_KEY_0" not in env and env["GIT_CONFIG_COUNT"] == "4"  # after the caller's entry 0
+    assert keys["protocol.file.allow"] == "always" and env["GIT_ALLOW_PROTOCOL"] == "file"
+    assert f"url.{tmp_path}/offline/git/dep.git.insteadOf" in keys
+    assert env["https_proxy"] == env["HTTP_PROXY"] == "http://127.0.0.1:9"
+    mine = offline.env_for(tmp_path, {}, environ={"CMAKE_TOOLCHAIN_FILE": "/opt/my.cmake"})
+    assert "CMAKE_TOOLCHAIN_FILE" not in mine and "CMAKE_ARGS" not in mine
+
+
+def test_nox_sessions_and_settings_take_offline():
+    from rebuilt import nox_support, settings
+
+    args = nox_support.parse_posargs(["--offline"])
+    assert nox_support._settings("sglang-0.5.4", args)["offline"] is True
+    assert settings.resolve({}, environ={"INVOKE_REBUILT_OFFLINE": "1"})["offline"] is True
+    assert settings.resolve({}, environ={})["offline"] is False
+
+
+@pytest.mark.parametrize("bad", ["../escape.txt", "/abs.txt", "link"])
+def test_unbundle_refuses_escaping_members(tmp_path, bad):
+    from rebuilt.bundle import archive
+    from rebuilt.errors import InputError
+
+    path = tmp_path / "b.tar"
+    manifest = {"format": archive.FORMAT, "version": archive.VERSION, "members": {bad: {"sha256": "0" * 64, "size": 1}}}
+    data = json.dumps(manifest).encode()
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo(archive.MANIFEST)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo(bad)
+        if bad == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        else:
+            info.size = 1
+        tar.addfile(info, io.BytesIO(b"x") if bad != "link" else None)
+    with pytest.raises(InputError, match="refused") as exc:
+        archive.extract(path, tmp_path / "out")
+    assert bad.lstrip("/") in str(exc.value) or bad in str(exc.value)
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out" / "link").exists()
