@@ -164,7 +164,7 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
         status = "done"
     except (Interrupted, KeyboardInterrupt) as exc:  # Ctrl-C, SIGTERM, SIGHUP
         results.append(runner.StepResult(step.name, "interrupted", log=str(_log_path(logdir, i, step))))
-        status, error = _ended(hooks, step, results[-1], "interrupted", _interrupted(exc, step))
+        status, error = _ended(hooks, step, results[-1], "interrupted", _interrupted(exc, f"[{i}/{total}] {step.title}"))
     except RebuiltError as exc:
         if step is not None and (not results or results[-1].name != step.name):  # its duration, exit status, errors
             results.append(getattr(exc, "result", None) or
@@ -195,11 +195,11 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
     return path
 
 
-def _interrupted(exc: BaseException, step) -> Interrupted:
+def _interrupted(exc: BaseException, where: str) -> Interrupted:
     if isinstance(exc, Interrupted):
         return exc
     by = exc.args[0] if isinstance(exc, runner.Terminated) else "Ctrl-C"
-    return Interrupted(f"interrupted during {step.title if step else 'the build'} ({by})")
+    return Interrupted(f"interrupted during {where} ({by})")
 
 
 def _ended(hooks, step, result, status: str, error):
@@ -210,7 +210,7 @@ def _ended(hooks, step, result, status: str, error):
         return status, exc
     except KeyboardInterrupt as exc:
         result.status = "interrupted"
-        return "interrupted", _interrupted(exc, step)
+        return "interrupted", _interrupted(exc, step.title)
     return status, error
 
 

@@ -7,6 +7,11 @@ After the step the snapshot is taken again: a protected distribution that
 changed is restored from its backup wheel (made automatically before the first
 installing step when none exists) and the step fails, naming the step and the
 package that pulled the change in.
+
+This holds on every ending of a step: success, failure and interrupt (the builder
+calls ``after_step`` with the step's status), and a kill of rebuilt itself: before
+each step a journal (``rebuilt.journal``) records what must stay as it is, and the
+next build settles a journal left behind before it starts anything.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rebuilt import builder, guard
+from rebuilt import builder, guard, journal
 from rebuilt.errors import GuardViolation, RebuiltError
 from rebuilt.util.fs import write_text
 
@@ -46,6 +51,9 @@ class Guard:
         self.backups = Path(settings["backup_dir"]) if settings["backup_dir"] else self.workdir / "backups"
         self.auto_backup = settings["auto_backup"]
         self.before: dict = {}
+        self.pending = None  # the step whose journal is open
+        if self.protected:
+            journal.recover(self.workdir, console.say)  # a run killed mid-step left it
 
     def before_step(self, step, env) -> None:
         if not self.protected:
@@ -56,22 +64,54 @@ class Guard:
                 self._ensure_backups(step)
             pinned = {k: v for k, v in self.before.items() if guard.canonical(k) not in self._replaces(step)}
             write_text(self.constraints, guard.constraints_text(pinned))
+        self._open_journal(step)
+
+    def _open_journal(self, step) -> None:
+        from rebuilt.wheel import backup
+
+        wheels = {d: backup.find_backup(self.backups, d, s.version) for d, s in self.before.items()}
+        journal.write(self.workdir, step=step.title, python=self.python, before=self.before, backups=wheels,
+                      replaces=self._replaces(step))
+        self.pending = step.title
 
     def after_step(self, step, result) -> None:
-        if not self.protected:
+        """Every ending of a step (result.status done, failed or interrupted): compare, restore, close the journal.
+
+        After a failed or interrupted step the restore is reported and the step's own error
+        stands; a restore that failed there becomes the error.
+        """
+        if not self.protected or self.pending != step.title:
             return
+        from rebuilt import runner
+
+        with runner.deferred_signals("the guard checks (and restores) the protected distributions first"):
+            self._settle(step, result)
+
+    def _settle(self, step, result) -> None:
         after = guard.snapshot(self.python, self.protected)
         changed = [d for d in guard.diff(self.before, after) if guard.canonical(d) not in self._replaces(step)]
-        if not changed:
-            return
-        lines = []
+        lines, failed = [], []
         for dist in changed:
             was, now = self.before.get(dist), after.get(dist)
             by = culprit(Path(result.log), dist) if result.log else None
-            restored = self._restore(dist, was)
+            try:
+                restored = self._restore(dist, was)
+            except RebuiltError as exc:
+                restored = f"restoring it failed: {exc}"
+                failed.append(dist)
             lines.append(f"{dist} {getattr(was, 'version', 'absent')} -> {getattr(now, 'version', 'removed')}"
                          f"{f' (pulled in by {by})' if by else ''}; {restored}")
-        raise GuardViolation(f"step {step.title} changed protected distributions:\n  " + "\n  ".join(lines),
+        journal.clear(self.workdir)  # checked and reported: what remains to do is in the message
+        self.pending = None
+        if not lines:
+            return
+        what = f"step {step.title} changed protected distributions"
+        if result.status != "done" and not failed:
+            for line in lines:
+                self.console.say(f"      guard: {what} before it {result.status}: {line}")
+            return
+        raise GuardViolation(f"{what}{'' if result.status == 'done' else f' and {result.status}'}:\n  "
+                             + "\n  ".join(lines),
                              hint="install such packages through a pip-protected step, or add the distribution "
                                   "to the step's `replaces` if the change is intended")
 
@@ -99,7 +139,7 @@ class Guard:
         wheel = backup.find_backup(self.backups, dist, was.version)
         if not wheel:
             return f"no backup wheel of {dist} {was.version} to restore from (inv torch.restore)"
-        restore.restore(self.python, wheel)
+        restore.restore(self.python, wheel, say=lambda m: self.console.say(f"      guard: {m}"))
         return f"restored from {wheel}"
 
 

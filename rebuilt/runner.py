@@ -41,6 +41,7 @@ def capture(
             argv, cwd=cwd, env=None if env is None else dict(env), text=True,
             capture_output=True, timeout=timeout, input=input,
             stdin=None if input is not None else subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches rebuilt only; subprocess.run kills it if rebuilt stops
         )
     except FileNotFoundError:
         raise ToolMissing(f"{argv[0]} is not installed or not on PATH") from None
@@ -93,31 +94,163 @@ _lock_depth: dict[str, int] = {}
 _lock_files: dict[str, TextIO] = {}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP while rebuilt holds a work directory: handled like Ctrl-C (group stopped, manifest)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_deferring = False
+
+
+def _raise_terminated(signum, _frame):
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While a work directory is held, SIGTERM/SIGHUP raise Terminated instead of ending Python silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def deferred_signals(note: str = ""):
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then raise the first one received.
+
+    For what must not stop halfway (a restore, the end-of-step bookkeeping). ``note`` is
+    printed when a signal arrives, saying why it waits.
+    """
+    global _deferring
+    if threading.current_thread() is not threading.main_thread() or _deferring:
+        yield  # the outermost block holds and re-raises
+        return
+    pending: list[int] = []
+
+    def hold(signum, _frame):
+        if not pending and note:
+            os.write(2, f"rebuilt: {signal.Signals(signum).name} received; {note}\n".encode())
+        pending.append(signum)
+
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, hold) for s in sigs}
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if pending:
+        raise KeyboardInterrupt() if pending[0] == signal.SIGINT else Terminated(pending[0])
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def orphan_alive(record: dict) -> bool:
+    """Is the process group a lock record names still running (and still the same group)?"""
+    pgid = record.get("pgid")
+    if not isinstance(pgid, int) or pgid <= 1 or not _group_alive(pgid):
+        return False
+    ticks = _start_ticks(pgid)
+    # The leader alive with another start time: the number was reused, not our group. The leader
+    # gone but members left: ours (Linux never hands out a pid still in use as a group id).
+    return ticks is None or record.get("pgid_start") in (None, ticks)
+
+
+def _read_record(f) -> dict:
+    import json
+
+    f.seek(0)
+    text = f.read().strip()
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        data = {"text": text}
+    return data if isinstance(data, dict) else {"text": text}
+
+
+def _write_record(f, record: dict) -> None:
+    import json
+
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps(record, sort_keys=True))
+    f.flush()
+
+
+def _holder(record: dict) -> str:
+    if "pid" in record:
+        return f"pid {record['pid']} since {record.get('since', '?')}"
+    return record.get("text") or "another process"
+
+
+def note_group(pgid: int | None, label: str = "") -> None:
+    """Record in every held lock the process group now running (None: it ended), for the next start."""
+    for f in _lock_files.values():
+        record = _read_record(f)
+        record.update(pgid=pgid, pgid_start=_start_ticks(pgid) if pgid else None, step=label if pgid else None)
+        _write_record(f, record)
+
+
 @contextlib.contextmanager
 def workdir_lock(workdir: Path):
-    """One build at a time per work directory; re-entrant within this process (chained tasks)."""
+    """One build at a time per work directory; re-entrant within this process (chained tasks).
+
+    The lock file (state/build.lock) names the holder's pid and the process group of the
+    step it runs. A group that outlived a killed rebuilt keeps the lock: nothing starts
+    while it lives.
+    """
     from rebuilt.util.fs import private_dir
 
     state = private_dir(Path(workdir) / "state")  # 0700: the lock and state files are the user's only
     key = str(state.resolve())
     if _lock_depth.get(key, 0) == 0:
-        f = open(state / "build.lock", "a+")
+        fd = os.open(state / "build.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        f = os.fdopen(fd, "r+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
+            holder = _holder(_read_record(f))
             f.close()
             raise RebuiltError(f"another build is running in {workdir} ({holder})",
                                hint="wait for it to finish, or use another --workdir") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}")
-        f.flush()
+        record = _read_record(f)
+        if orphan_alive(record):
+            f.close()
+            pgid = record["pgid"]
+            raise RebuiltError(
+                f"processes of an earlier run are still running in {workdir}: process group {pgid} "
+                f"(step {record.get('step') or '?'}, started by pid {record.get('pid', '?')}, which is gone); "
+                f"nothing starts while they may still write there",
+                hint=f"stop them: kill -TERM -- -{pgid} (then kill -KILL -- -{pgid} if they stay), "
+                     f"or wait for them to finish; then run the command again")
+        _write_record(f, {"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                          "pgid": None, "pgid_start": None, "step": None})
         _lock_files[key] = f
     _lock_depth[key] = _lock_depth.get(key, 0) + 1
     try:
-        yield
+        if _lock_depth[key] == 1:
+            with _terminate_as_interrupt():
+                yield
+        else:
+            yield
     finally:
         _lock_depth[key] -= 1
         if _lock_depth[key] == 0:
@@ -161,34 +294,71 @@ class StepResult:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Has process group ``pgid`` a member that is not a zombie?
+
+    Zombies count as gone: where nothing reaps orphans (a container whose first process
+    is not an init), a dead step stays in the process table as a zombie forever.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # pragma: no cover - a member changed owner; treat as alive
         return True
-    return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # pragma: no cover - no procfs (macOS): the signal test is all there is
+        return True
+    for name in entries:
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                return True
+    return False
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGINT, then SIGTERM, then SIGKILL to the child's whole process group, until no member is left.
+def _kill_group(proc: subprocess.Popen, first: int = signal.SIGINT) -> None:
+    """SIGINT (or ``first``), then SIGTERM, then SIGKILL to the child's whole process group, until no
+    member is left.
 
-    Background children of a non-interactive shell ignore SIGINT, so the group is
-    checked again after the child itself has exited.
+    Background children of a non-interactive shell ignore SIGINT, so the group is checked
+    again after the child itself has exited. Another Ctrl-C, SIGTERM or SIGHUP meanwhile
+    does not stop this: it skips straight to SIGKILL.
     """
     pgid = proc.pid
-    for sig, grace in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            proc.poll()
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            proc.poll()
-            if not _group_alive(pgid):
+    hurry: list[int] = []
+
+    def escalate(signum, _frame):
+        hurry.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+    ladder = [(sig, 5) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)][0 if first == signal.SIGINT else 1:]
+    on_main = threading.current_thread() is threading.main_thread()
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, escalate) for s in sigs} if on_main else {}
+    try:
+        for sig, grace in ladder:
+            if hurry:
+                sig = signal.SIGKILL
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                proc.poll()
                 return
-            time.sleep(0.1)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                proc.poll()
+                if not _group_alive(pgid):
+                    return
+                time.sleep(0.05)
+    finally:
+        for s_, handler in previous.items():
+            signal.signal(s_, handler)
 
 
 def stream(
@@ -231,9 +401,10 @@ def stream(
                 on_line(line)
 
     reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
     start = last_beat = time.monotonic()
     try:
+        note_group(proc.pid, label)
+        reader.start()
         while proc.poll() is None:
             now = time.monotonic()
             console.status(f"{label}  {fmt_seconds(now - start)}")
@@ -241,14 +412,40 @@ def stream(
                 console.say(f"      ... still running ({fmt_seconds(now - start)})")
                 last_beat = now
             time.sleep(0.25)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.end_status()
-        _kill_group(proc)
-        reader.join(timeout=2)
-        raise Interrupted(f"interrupted during {label}; its process group was stopped") from None
+        by = signal.Signals(exc.signum).name if isinstance(exc, Terminated) else "Ctrl-C"
+        _kill_group(proc, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        note_group(None)
+        if reader.is_alive():
+            reader.join(timeout=2)
+        raise Interrupted(f"interrupted during {label} ({by}); its process group was stopped") from None
+    note_group(None)
     reader.join(timeout=5)
     console.end_status()
     return proc.returncode
+
+
+def shielded(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None,
+             note: str = "it finishes first") -> int:
+    """Run a command that must not stop halfway (pip replacing torch); returns its exit code.
+
+    It gets its own session, so the terminal's Ctrl-C never reaches it; its output goes to
+    ``log`` (a file: it outlives a killed rebuilt without a broken pipe). Ctrl-C, SIGTERM and
+    SIGHUP to rebuilt are honoured once it has ended. Its group is recorded in the held lock.
+    """
+    argv = [str(a) for a in argv]
+    with open(log, "ab") as out, deferred_signals(note):
+        try:
+            proc = subprocess.Popen(argv, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError:
+            raise ToolMissing(f"{argv[0]} is not installed or not on PATH") from None
+        note_group(proc.pid, " ".join(argv[:4]))
+        try:
+            return proc.wait()
+        finally:
+            note_group(None)
 
 
 def tail(path: Path, n: int = TAIL_LINES) -> str:

@@ -27,38 +27,56 @@ def backup(c, dist="torch", output=None, fast=False, python=None):
     from rebuilt.wheel import backup as bk
 
     settings = resolve(python=python)
+    bk.clean_stale(output or _backups(settings))  # what a killed backup left
     start = time.monotonic()
     path = bk.backup(settings.python(), dist, output or _backups(settings), fast=fast)
     print(f"{path} ({path.stat().st_size / 1e6:.0f} MB in {time.monotonic() - start:.1f}s)")
 
 
 @task(positional=["wheel"], help={"wheel": "wheel to reinstall (default: the newest backup of --dist)", "dist": "distribution "
-            "(default torch)", "python": H_PY})
+            "(default torch)", "python": H_PY, "workdir": BUILD_HELP["workdir"]})
 @entry
-def restore(c, wheel=None, dist="torch", python=None):
+def restore(c, wheel="", dist="torch", python=None, workdir=None):
     """Verify a backup wheel, reinstall it (--no-deps --force-reinstall) and verify the result."""
+    from rebuilt import journal, runner
     from rebuilt.errors import InputError
     from rebuilt.wheel import backup as bk, restore as rs
 
-    settings = resolve(python=python)
-    if not wheel:
-        found = bk.backups_of(_backups(settings), dist)
-        if not found:
-            raise InputError(f"no backup of {dist} in {_backups(settings)}", hint="inv torch.backup first")
-        wheel = str(found[0])
-    info = rs.restore(settings.python(), wheel)
-    print(f"restored {info.name} {info.version} from {wheel}; version and {len(info.record)} file hashes verified")
+    settings = resolve(python=python, workdir=workdir)
+    folder = _backups(settings)
+    with runner.workdir_lock(settings.workdir()):  # not while a build (or what a killed one left) runs
+        bk.clean_stale(folder)
+        if not wheel:
+            found = bk.backups_of(folder, dist)
+            if not found:
+                raise InputError(f"no backup of {dist} in {folder}", hint="inv torch.backup first")
+            wheel = str(found[0])
+        info = rs.restore(settings.python(), wheel, say=print)
+        print(f"restored {info.name} {info.version} from {wheel}; version and {len(info.record)} file hashes "
+              f"verified")
+        pending = journal.read(settings.workdir())
+        if pending and pending["python"] == settings.python():
+            journal.recover(settings.workdir(), print, done={info.name})  # what a killed build left
 
 
-@task(help={"dist": "distribution (default torch)", "python": H_PY})
+@task(help={"dist": "distribution (default torch)", "python": H_PY, "workdir": BUILD_HELP["workdir"]})
 @entry
-def check(c, dist="torch", python=None):
+def check(c, dist="torch", python=None, workdir=None):
     """Show the environment's torch: version, CUDA, path, how it was installed, its backup."""
     from rebuilt.wheel import identity
 
-    settings = resolve(python=python)
+    from rebuilt import journal
+    from rebuilt.wheel import backup as bk
+
+    settings = resolve(python=python, workdir=workdir)
+    bk.clean_stale(_backups(settings))
     for field, value in identity.report(settings.python(), dist, _backups(settings)):
         print(f"{field:<13} {value}")
+    pending = journal.read(settings.workdir())
+    if pending:
+        print(f"{'guard':<13} step {pending['step']} of a killed run may have changed "
+              f"{', '.join(pending['dists'])} in {pending['python']}; the next build (or inv torch.restore) "
+              f"checks and restores it")
 
 
 ns = Collection("torch", backup, restore, check)

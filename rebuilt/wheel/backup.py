@@ -13,7 +13,9 @@ and renamed when complete.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import itertools
@@ -34,7 +36,7 @@ SKIP_NAMES = {"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"}
 # 2: 9.0 / 209.2, 3: 11.5 / 204.5; zip -r at its default 6 spends ~29 s for 213.6 MB.
 LEVEL = 2
 FAST_LEVEL = 1  # --fast: ~7% less CPU for ~3% more bytes
-STALE_PART_S = 600  # a .part file untouched this long belongs to a backup that was killed
+STALE_EMPTY_S = 60  # an empty unlocked .part younger than this may be a backup about to lock it
 
 
 def escape_name(name: str) -> str:
@@ -144,14 +146,31 @@ def _refuse_editable(inst: Installed) -> None:
                               "(python setup.py bdist_wheel)")
 
 
-def _clean_stale(folder: Path, stem: str) -> None:
-    now = time.time()
-    for part in folder.glob(f".{stem}-*.part"):
+def clean_stale(folder: Path | str, dist: str | None = None) -> list[Path]:
+    """Remove ``.part`` files of backups that were killed (no live writer holds their lock); returns them.
+
+    A writer holds an exclusive flock on its ``.part`` file for as long as it writes, so a
+    file whose lock can be taken belongs to a dead process. An empty one is left for
+    STALE_EMPTY_S, the instant between its creation and its lock.
+    """
+    folder = Path(folder)
+    pattern = f".{escape_name(dist)}-*.part" if dist else ".*.whl.*.part"
+    removed = []
+    for part in folder.glob(pattern) if folder.is_dir() else []:
         try:
-            if now - part.stat().st_mtime > STALE_PART_S:
+            with open(part, "rb") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a backup is writing it now
+                st = os.fstat(f.fileno())
+                if st.st_size == 0 and time.time() - st.st_mtime < STALE_EMPTY_S:
+                    continue
                 part.unlink()
+                removed.append(part)
         except OSError:
             pass
+    return removed
 
 
 def _warn(message: str) -> None:
@@ -173,13 +192,15 @@ def backup(python: str, dist: str, outdir: Path | str, *, fast: bool = False, wo
     dist_info = Path(inst.meta_dir).name
     stem = escape_name(inst.name)
     folder = mark_cachedir(outdir)
-    _clean_stale(folder, stem)
+    clean_stale(folder, inst.name)
     out = folder / f"{stem}-{escape_version(inst.version)}-{tag}.whl"
     workers = workers or max(1, len(os.sched_getaffinity(0)))
     wheel_text = "".join([f"Wheel-Version: 1.0\nGenerator: rebuilt backup\nRoot-Is-Purelib: "
                           f"{'true' if tag.endswith('-any') else 'false'}\n"] + [f"Tag: {t}\n" for t in tags])
     records = []
-    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+    with contextlib.ExitStack() as held, atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        # A lock on the .part, held until it is renamed: clean_stale leaves a live backup's file alone.
+        fcntl.flock(held.enter_context(open(tmp, "rb")), fcntl.LOCK_EX)
         zw = ZipWriter(fh, level=FAST_LEVEL if fast else LEVEL, workers=workers)
         try:
             for arc, path in members:

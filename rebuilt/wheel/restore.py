@@ -1,4 +1,11 @@
-"""``torch.restore``: reinstall a verified wheel with --no-deps --force-reinstall, then verify the result."""
+"""``torch.restore``: reinstall a verified wheel with --no-deps --force-reinstall, then verify the result.
+
+pip runs in its own session with its output in a file: the terminal's Ctrl-C does not
+reach it, a killed rebuilt does not break it, and an interrupt is honoured once it has
+finished. pip itself moves the old files aside first and puts them back when the
+install fails (pip's ``~orch`` stash and rollback), so a restore that cannot finish
+leaves the previous torch in place.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +23,14 @@ import base64, hashlib, json, sys
 from pathlib import Path
 site, names = sys.argv[1], json.loads(sys.stdin.read())
 out = {}
-for n in names:
+for n, algo in names:
     p = Path(site) / n
-    h = hashlib.sha256()
+    h = hashlib.new(algo)
     try:
         with open(p, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-        out[n] = "sha256=" + base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+        out[n] = algo + "=" + base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
     except OSError:
         out[n] = None
 print(json.dumps(out))
@@ -39,21 +46,31 @@ def installed_matches(python: str, info: verify.WheelInfo) -> list[str]:
         return [f"version {inst.version} installed, wheel has {info.version}"]
     names = [n for n, (h, _) in info.record.items() if h and not n.startswith(info.dist_info + "/")
              and "/scripts/" not in n]
-    proc = runner.capture([python, "-c", _HASHES, inst.site], input=json.dumps(names), timeout=600)
+    pairs = [(n, info.record[n][0].partition("=")[0]) for n in names]
+    proc = runner.capture([python, "-c", _HASHES, inst.site], input=json.dumps(pairs), timeout=600)
     got = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {}
     return [n for n in names if got.get(n) != info.record[n][0]]
 
 
-def restore(python: str, wheel: Path | str) -> verify.WheelInfo:
-    """Verify ``wheel``, install it, and verify version and file hashes afterwards."""
-    info = verify.check(wheel)
-    proc = runner.capture([python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index",
-                           str(wheel)], timeout=1800)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
-        raise StepFailed(f"pip could not install {wheel}:\n{tail}")
-    bad = installed_matches(python, info)
-    if bad:
-        raise StepFailed(f"after installing {wheel}, {len(bad)} file(s) differ, e.g. {bad[0]}")
-    return info
+def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
+    """Verify ``wheel``, install it (shielded from interrupts), and verify version and file hashes afterwards."""
+    import os
+    import tempfile
 
+    info = verify.check(wheel)
+    fd, log = tempfile.mkstemp(prefix="rebuilt-restore-", suffix=".log")
+    os.close(fd)
+    if say:
+        say(f"reinstalling {info.name} {info.version} from {wheel} (pip log: {log}); Ctrl-C waits for it")
+    with runner.deferred_signals("the restore finishes first (stopping pip halfway would leave no torch)"):
+        rc = runner.shielded([python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index",
+                              "--disable-pip-version-check", str(wheel)], log=Path(log))
+        if rc != 0:
+            tail = runner.tail(Path(log), 20).rstrip()
+            raise StepFailed(f"pip could not install {wheel} (exit {rc}); pip puts the previous files back when "
+                             f"an install fails:\n{tail}\n--- full log: {log}")
+        os.unlink(log)
+        bad = installed_matches(python, info)
+        if bad:
+            raise StepFailed(f"after installing {wheel}, {len(bad)} file(s) differ, e.g. {bad[0]}")
+    return info

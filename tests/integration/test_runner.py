@@ -109,3 +109,52 @@ def test_unknown_recipe_stack_and_setting_exit_2(tmp_path):
     assert r.returncode == 2 and "did you mean 'sglang-0.5.4'" in r.stderr
     r = inv("build.torch", "--set", "torch.mdoe=wheel", "--dry-run")
     assert r.returncode == 2 and "did you mean 'torch.mode'" in r.stderr
+
+
+def _lock(wd: Path) -> dict:
+    text = (wd / "state" / "build.lock").read_text().strip()
+    return json.loads(text) if text else {}
+
+
+def _start_sleeper(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "build.sleeper", "--workdir", str(tmp_path / "wd"),
+                             "--no-checks", "--set", f"sleeper.pidfile={pidfile}"],
+                            cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    return proc, int(pidfile.read_text())
+
+
+def test_sigterm_and_sighup_stop_the_group_and_the_manifest_says_interrupted(tmp_path):
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        run_dir = tmp_path / sig.name
+        run_dir.mkdir()
+        proc, grandchild = _start_sleeper(run_dir)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, out + err
+        assert f"interrupted during [2/2] sleeper:sleep ({sig.name})" in err and "Traceback" not in err
+        wait_for(lambda: not alive(grandchild), timeout=15)
+        [manifest] = (run_dir / "wd" / "manifests").glob("*-sleeper.json")
+        assert json.loads(manifest.read_text())["status"] == "interrupted"
+        assert _lock(run_dir / "wd") == {}
+
+
+def test_after_kill_9_the_orphaned_group_keeps_the_work_dir(tmp_path):
+    proc, grandchild = _start_sleeper(tmp_path)
+    pgid = os.getpgid(grandchild)
+    record = _lock(tmp_path / "wd")
+    assert record["pid"] == proc.pid and record["pgid"] == pgid and record["step"] == "[2/2] sleeper:sleep"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    try:
+        assert alive(grandchild)
+        second = inv("build.failing", "--workdir", str(tmp_path / "wd"), "--no-checks")
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        assert f"process group {pgid}" in second.stderr and f"kill -TERM -- -{pgid}" in second.stderr
+        assert not list((tmp_path / "wd" / "manifests").glob("*-failing.json"))  # it did not run
+    finally:
+        os.killpg(pgid, signal.SIGKILL)
+    wait_for(lambda: not alive(grandchild) or open(f"/proc/{grandchild}/stat").read().split(") ")[1][0] == "Z")
+    third = inv("build.failing", "--workdir", str(tmp_path / "wd"), "--no-checks")
+    assert third.returncode == 1 and "failing:boom" in third.stderr  # the group is gone: the lock is free
