@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rebuilt import builder, guard, recipes, runner, sources
 from rebuilt.errors import ConfigError, StepFailed
-from rebuilt.util.fs import atomic_path, sha256_file, write_json
+from rebuilt.util.fs import atomic_path, mark_cachedir, sha256_file, write_json
 from rebuilt.util.text import expand_env
 
 # Written as the "installed" version of a stamp put back for reuse: every commit's wheel has the same
@@ -149,6 +149,7 @@ class Builds:
         artifacts = stamp.get("artifacts", [])
         if not any(a["path"].endswith(".whl") for a in artifacts):
             return None
+        mark_cachedir(dest.parent)
         for a in artifacts:
             target = dest / Path(a["path"]).name
             with atomic_path(target) as tmp:
