@@ -86,6 +86,8 @@ def estimate(settings, names: list[str], say=print) -> dict:
     for req, steps in sorted(wheelhouse.plan_requirements(plan, list(settings["protected"])).items()):
         say(f"wheel     {req} (for {', '.join(steps)}): size unknown until pip download")
         rows.append({"kind": "wheel", "name": req, "size": None})
+    for text in wheelhouse.unknown(plan):
+        say(f"  ! {text}")
     for r in rows:
         if r["size"] is None:
             unknown += 1

@@ -128,6 +128,7 @@ def bundle(settings, names: list[str], out: Path, *, full: bool = False, console
             if (Path(root) / "CMakeLists.txt").is_file():
                 fetchcontent_repos(Path(root), c["recipe"], cache, problems, deps, repos, seen, say)
     reqs = wheelhouse.plan_requirements(plan, list(settings["protected"]))
+    problems += wheelhouse.unknown(plan)
     for p in problems:
         say(f"  ! {p}")
     with tempfile.TemporaryDirectory(prefix=".bundle-", dir=out.parent) as tmp:

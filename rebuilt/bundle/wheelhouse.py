@@ -104,7 +104,10 @@ def step_requirements(step) -> list[str]:
 
         project = [a for a in step.args.get("target", []) if not a.startswith("-")]
         path = cwd / project[-1] if project else None
-        if path and path.suffix != ".whl" and (path / "pyproject.toml").is_file():
+        if path and path.suffix == ".whl":  # a wheel this build makes: its Requires-Dist, when one was built before
+            built = sorted(cwd.glob(project[-1]), key=lambda f: f.stat().st_mtime)
+            return guard.project_requirements(built[-1]) if built else []
+        if path and (path / "pyproject.toml").is_file():
             try:
                 return guard.project_requirements(path)
             except Exception:  # dynamic dependencies: known only after the build
@@ -119,9 +122,24 @@ def step_requirements(step) -> list[str]:
     return []
 
 
+def unknown(plan) -> list[str]:
+    """Installing steps whose requirements are known only after the build (a wheel not built yet)."""
+    out = []
+    for step in plan.steps:
+        if step.action != "pip-protected":
+            continue
+        project = [a for a in step.args.get("target", []) if not a.startswith("-")]
+        if project and project[-1].endswith(".whl") and not list(Path(step.cwd).glob(project[-1])):
+            out.append(f"{step.title}: installs {project[-1]}, built later; its requirements are not in the "
+                       "wheelhouse (build once on the connected host, then bundle: the built wheel is read)")
+    return out
+
+
 def plan_requirements(plan, protected: list[str]) -> dict[str, list[str]]:
-    """requirement -> the steps that install it, protected distributions left out."""
+    """requirement -> the steps that install it; protected distributions and the plan's own components
+    (by recipe name) left out."""
     keep = {canonicalize_name(p) for p in protected}
+    keep |= {canonicalize_name(rp.recipe.name) for rp in plan.recipes}  # built by this plan (sgl-kernel for sglang)
     out: dict[str, list[str]] = {}
     for step in plan.steps:
         for req in step_requirements(step):
