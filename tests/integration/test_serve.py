@@ -313,3 +313,46 @@ def test_h200_bench_runs_a_serving_spec_against_a_profile(box, tmp_path):
     assert run["gpu_health"]["harness_ok"] is True
     assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-pd")["roles"].values())
     assert box.leaks() == []
+
+
+# The router release current when sglang v0.5.4 came out (its wheel was built on 2025-10-21, sglang's
+# sdist on 2025-10-24): the real one, from the package index, in front of the stand-in workers.
+ROUTER = "sglang-router==0.2.1"
+CACHE = Path(os.environ.get("REBUILT_TESTS_CACHE", Path.home() / ".cache" / "rebuilt-tests"))
+
+
+def router_python() -> Path:
+    """A venv with the real sglang_router, made once under ~/.cache/rebuilt-tests/venvs (locked)."""
+    import fcntl
+
+    home = CACHE / "venvs" / f"{ROUTER.replace('==', '-')}-py{sys.version_info[0]}.{sys.version_info[1]}"
+    python = home / "bin" / "python"
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{home}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.exists() and subprocess.run([str(python), "-c", "import sglang_router"]).returncode == 0:
+            return python
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
+        proc = subprocess.run([str(python), "-m", "pip", "install", "-q", ROUTER], capture_output=True, text=True)
+        assert proc.returncode == 0, f"cannot install {ROUTER} from the package index:\n{proc.stderr[-2000:]}"
+    return python
+
+
+@pytest.mark.upstream
+def test_the_real_sglang_router_in_front_of_the_profile(box):
+    python = router_python()
+    up = box.inv("serve.up", "fake-pd-router", "--python", str(python), "--timeout", "120")
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = box.state("fake-pd-router")
+    assert state["roles"]["router"]["argv"][1:3] == ["-m", "sglang_router.launch_router"]
+    smoke = box.inv("serve.smoke", "--expect", "paris")
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "answer: 'Paris'" in smoke.stdout  # max_tokens 1 went through the router to the decode worker
+    log = box.inv("serve.logs", "--role", "router", "--lines", "400").stdout
+    assert f"Activated worker http://127.0.0.1:{box.ports['prefill_port']}" in log
+    assert f"Activated worker http://127.0.0.1:{box.ports['decode_port']}" in log
+    decode_log = box.inv("serve.logs", "--role", "decode").stdout
+    assert "POST /v1/chat/completions" in decode_log
+    assert box.inv("serve.down").returncode == 0
+    assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-pd-router")["roles"].values())
+    assert box.leaks() == []
