@@ -337,3 +337,65 @@ def test_unbundle_refuses_escaping_members(tmp_path, bad):
         archive.extract(path, tmp_path / "out")
     assert bad.lstrip("/") in str(exc.value) or bad in str(exc.value)
     assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out" / "link").exists()
+
+
+# --- the sgl-kernel chain offline: make rebuild -> uv build -> scikit-build-core -> CMake FetchContent -----
+
+WHEELS = Path(os.path.expanduser("~/.cache/rebuilt-tests/bundle-wheels"))
+
+
+def _cached_wheels() -> Path:
+    """uv and scikit-build-core (with their requirements) from the package index, downloaded once."""
+    if not list(WHEELS.glob("scikit_build_core-*.whl")) or not list(WHEELS.glob("uv-*.whl")):
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(WHEELS), "uv", "scikit-build-core"],
+                       check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull}, timeout=600)
+    return WHEELS
+
+
+@pytest.mark.slow
+def test_sgl_kernel_shaped_build_offline_through_make_uv_and_scikit_build_core(tmp_path):
+    from tests.envs import make_venv
+
+    www = tmp_path / "www"
+    www.mkdir()
+    server = Server(www)
+    depa = make_repo(tmp_path / "up" / "depa", copy_from=FIX / "depa")
+    git(depa, "tag", "v1")
+    _publish(depa, www, "depa")
+    sglang = make_repo(tmp_path / "up" / "sglang", copy_from=ROOT / "tests" / "fixtures" / "sglang_like")
+    cml = sglang / "sgl-kernel" / "CMakeLists.txt"
+    cml.write_text(cml.read_text() + (
+        "\n# as sgl-kernel: a dependency cloned at configure time\ninclude(FetchContent)\n"
+        f"FetchContent_Declare(repo-depa GIT_REPOSITORY {server.url}/depa.git GIT_TAG v1 GIT_SHALLOW OFF)\n"
+        "FetchContent_Populate(repo-depa)\nfile(READ ${repo-depa_SOURCE_DIR}/depa.h DEPA)\n"
+        "file(WRITE ${CMAKE_BINARY_DIR}/depa_seen.txt \"${DEPA}\")\n"))
+    commit(sglang, "FetchContent")
+    git(sglang, "tag", "v0.5.4")
+    _publish(sglang, www, "sglang")
+    target = make_venv(tmp_path / "venv")
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(_cached_wheels()),
+           "INVOKE_REBUILT_AUTO_BACKUP": "false", "INVOKE_REBUILT_SGLANG_URL": f"{server.url}/sglang.git"}
+    env.pop("PIP_CONSTRAINT", None)
+    out, wd1, wd2 = tmp_path / "sgl.bundle.tar", tmp_path / "wd1", tmp_path / "wd2"
+    made = inv("src.bundle", "--recipe", "sgl-kernel", "--python", str(target), "--workdir", str(wd1), "-o", str(out),
+               env=env)
+    server.stop()
+    assert made.returncode == 0, made.stdout + made.stderr
+    manifest = json.loads(tarfile.open(out).extractfile("manifest.json").read())
+    assert manifest["fetchcontent"]["repo-depa"]["declared"] == "CMakeLists.txt:24"
+    assert {w["file"].split("-")[0] for w in manifest["wheels"]} >= {"uv", "scikit_build_core"}
+    assert sorted(manifest["requirements"]) == ["scikit-build-core", "uv"]  # Makefile install-deps, install-uv
+    shutil.rmtree(www)
+    assert inv("src.unbundle", str(out), "--workdir", str(wd2), env=env).returncode == 0
+    off = {**env, "INVOKE_REBUILT_OFFLINE": "1"}
+    off.pop("PIP_FIND_LINKS")
+    r = inv("build.sgl-kernel", "--python", str(target), "--workdir", str(wd2), "--jobs", "2", "--no-checks",
+            env=off, netns=_netns(), timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
+    build = wd2 / "src" / "sglang" / "sgl-kernel" / "build"
+    assert (build / "depa_seen.txt").read_text() == "#define DEPA_VALUE 11\n"
+    cache = (build / "CMakeCache.txt").read_text()
+    assert f"FETCHCONTENT_SOURCE_DIR_REPO-DEPA:UNINITIALIZED={wd2}/offline/deps/" in cache \
+        or f"FETCHCONTENT_SOURCE_DIR_REPO-DEPA:STRING={wd2}/offline/deps/" in cache
+    assert "FETCHCONTENT_FULLY_DISCONNECTED" in cache
