@@ -80,8 +80,8 @@ def result_text(state: bisect.State) -> str:
     bad, parent = r["first_bad"], r["parent"]
     lines = []
     if r["undecided"]:
-        lines.append(f"the first bad commit is one of these {len(r['undecided']) + 1} (the others could not be "
-                     f"tested: skipped or unclear):")
+        lines.append(f"the first bad commit is one of these {len(r['undecided']) + 1} (the skipped or unclear ones "
+                     f"could not be tested):")
         for u in r["undecided"]:
             lines.append(f"  {u['hash']} {u['subject']} ({u['verdict']}: {u['note']})")
         lines.append(f"  {bad['hash']} {bad['subject']} (bad)")

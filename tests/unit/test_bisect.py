@@ -289,3 +289,40 @@ def test_interrupted_then_resumed_tests_no_commit_twice(tmp_path, monkeypatch, n
     tested = [s for s in seen if s != "interrupt"]
     assert len(tested) == len(set(tested))
     assert result["first_bad"]["index"] == 6 and saved.entry(5).verdict == "good"
+
+
+def _finished(tmp_path) -> bisect.State:
+    st = _loop_state(6, "bench")
+    for i, (verdict, vals) in enumerate([("good", REF3), (None, None), ("good", REF3), ("skip", None),
+                                         ("bad", [3.0, 3.2, 2.9]), (None, None), ("bad", [3.1, 3.0, 3.3])]):
+        if verdict:
+            e = st.entry(i)
+            e.verdict, e.note = verdict, "does not build: boom" if verdict == "skip" else "why"
+            e.builds.append({"status": "failed" if verdict == "skip" else "built"})
+            e.values = {"bs1": vals} if vals else {}
+    st.status = "done"
+    return st
+
+
+def test_the_result_names_the_commits_a_skip_leaves_open(tmp_path):
+    from rebuilt import bisect_report
+
+    st = _finished(tmp_path)
+    text = bisect_report.result_text(st)
+    assert "the first bad commit is one of these 2" in text and f"{4:040x}" in text and f"{3:040x}" in text
+    assert "its parent (last good): " + f"{2:040x}" in text
+    assert "measured bs1: median 3 (min 2.9, max 3.2, n=3)" in text
+    table = bisect_report.table(st)
+    assert "(1 untested)" in table and "3 build(s) compiled" not in table and "4 build(s) compiled" in table
+
+
+def test_without_matplotlib_the_plot_is_refused_with_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from rebuilt import bisect_report
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    with pytest.raises(InputError) as err:
+        bisect_report.plot(_finished(tmp_path), tmp_path / "p.png")
+    assert "matplotlib is not installed" in str(err.value) and "pip install matplotlib" in err.value.render()
+    assert not (tmp_path / "p.png").exists()
