@@ -78,7 +78,8 @@ def fetchcontent_repos(root: Path, who: str, cache: Path, problems: list[str], d
         if not dep.git_repository:
             say(f"  {name}: {redact(dep.url)} (an archive)" + (" (conditional)" if dep.conditional else ""))
             if not dep.url_hash:
-                problems.append(f"{who}: {name} ({dep.where}) has no URL_HASH: the archive is bundled as downloaded now")
+                problems.append(f"{who}: {name} ({dep.where}) has no URL_HASH: the archive is bundled as "
+                                "downloaded now")
             path = downloads.fetch(dep.url, dep.url_hash, cache.parent / "bundle-downloads")
             deps[name] = {"kind": "archive", "url": dep.url, "ref": dep.url_hash, "sha256": sha256_file(path),
                           "file": str(path), "suffix": downloads.suffix(dep.url) or ".bin", "for": who,
@@ -147,7 +148,8 @@ def bundle(settings, names: list[str], out: Path, *, full: bool = False, console
             if prereq is not None:
                 members[name] = tmp / name
             for r in group:
-                entries.append({"url": offline.bare_url(r.url), "commit": r.commit, "role": r.role, "name": r.name, "ref": r.ref,
+                entries.append({"url": offline.bare_url(r.url), "commit": r.commit, "role": r.role, "name": r.name,
+                                "ref": r.ref,
                                 "submodules": r.submodules, "bundle": name if prereq is not None else None,
                                 "prerequisites": prereq or []})
         carried = previous.get("downloads", {})

@@ -75,7 +75,8 @@ def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
             if src.is_file():
                 os.replace(src, wheels / w["file"])
             elif not (wheels / w["file"]).is_file():
-                raise InputError(f"{path}: wheel {w['file']} was carried by an earlier bundle that is not unpacked here",
+                raise InputError(f"{path}: wheel {w['file']} was carried by an earlier bundle that is not "
+                                 "unpacked here",
                                  hint="unbundle the earlier bundle first")
         env = offline.git_config(workdir, index)
         deps = index.setdefault("deps", {})

@@ -71,7 +71,8 @@ def _wheel(dest: Path, name: str, requires: list[str]) -> Path:
     files = {f"{dist}/__init__.py": f"VALUE = {name!r}\n",
              f"{dist}-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: " + name + "\nVersion: 1.0\n"
              + "".join(f"Requires-Dist: {r}\n" for r in requires),
-             f"{dist}-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+             f"{dist}-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                            "Tag: py3-none-any\n"}
     record = [f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(t.encode()).digest()).rstrip(b'=').decode()},"
               f"{len(t.encode())}" for n, t in files.items()]
     files[f"{dist}-1.0.dist-info/RECORD"] = "\n".join(record + [f"{dist}-1.0.dist-info/RECORD,,"]) + "\n"
