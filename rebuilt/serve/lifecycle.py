@@ -70,18 +70,20 @@ def _tail(path: str, n: int = TAIL) -> str:
 
 
 def _check_ports(roles: list[resolve.Role], red: Redactor) -> None:
+    """Every port a role listens on is free, and no two roles share one (on this host)."""
     seen: dict[int, str] = {}
     for r in roles:
-        if r.port in seen:
-            raise ConfigError(f"roles {seen[r.port]} and {r.name} both use port {r.port} on this host",
-                              hint="start one role per host with --role, or give them different ports "
-                                   "(serve.prefill_port, serve.decode_port, ...)")
-        seen[r.port] = r.name
-        holder = procs.port_holder(r.port)
-        if holder:
-            raise ConfigError(f"port {r.port} (role {r.name}) is already in use by {red(holder)}",
-                              hint="stop that process (inv serve.down if it is a profile), or choose another "
-                                   "port with --set serve.<role>_port=N")
+        for port in (r.port, *r.ports):
+            if port in seen:
+                raise ConfigError(f"roles {seen[port]} and {r.name} both use port {port} on this host",
+                                  hint="start one role per host with --role, or give them different ports "
+                                       "(serve.prefill_port, serve.decode_port, ...)")
+            seen[port] = r.name
+            holder = procs.port_holder(port)
+            if holder:
+                raise ConfigError(f"port {port} (role {r.name}) is already in use by {red(holder)}",
+                                  hint="stop that process (inv serve.down if it is a profile), or choose another "
+                                       "port with --set serve.<setting>=N")
 
 
 def _start(res: resolve.Resolved, r: resolve.Role, logs: Path, red: Redactor):

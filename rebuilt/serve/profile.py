@@ -26,7 +26,8 @@ from rebuilt.util.text import did_you_mean
 
 TOP_KEYS = ("profile", "roles")
 PROFILE_KEYS = ("summary", "entry", "model")
-ROLE_KEYS = ("module", "command", "flags", "env", "port", "gpus", "after", "health", "ready", "address", "cwd")
+ROLE_KEYS = ("module", "command", "flags", "env", "port", "ports", "gpus", "after", "health", "ready", "address",
+             "cwd")
 DEFAULT_HEALTH = "/health"
 DEFAULT_READY = ("/v1/models", "/get_model_info")
 BUILTINS = ("python", "host_ip", "workdir", "profile", "profile_dir", "role", "port", "gpus")
@@ -46,6 +47,7 @@ class RoleSpec:
     ready: tuple[str, ...]
     address: str
     cwd: str | None
+    ports: tuple = ()  # other ports the role listens on (bootstrap, rendezvous, metrics): checked free too
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,14 @@ def _role(name: str, raw: Any, ctx) -> RoleSpec:
         health=str(raw.get("health", DEFAULT_HEALTH)),
         ready=_strings(raw.get("ready", list(DEFAULT_READY)), _where(ctx, name, "ready")),
         address=str(raw.get("address", "{serve.host}")), cwd=raw.get("cwd"),
+        ports=tuple(str(p) for p in _ports(raw.get("ports", []), _where(ctx, name, "ports"))),
     )
+
+
+def _ports(value, where: str) -> list:
+    if not isinstance(value, list) or not all(isinstance(p, (int, str)) and not isinstance(p, bool) for p in value):
+        raise ConfigError(f"{where}: expected a list of port numbers or placeholders, got {value!r}")
+    return value
 
 
 def parse(text: str, path: Path) -> Profile:

@@ -31,6 +31,7 @@ class Role:
     health: str
     ready: tuple[str, ...]
     cwd: str
+    ports: tuple[int, ...] = ()  # the other ports it listens on
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,9 @@ def context(settings, *, python: str, host: str, workdir: str, profile: Profile)
     return ctx
 
 
-def _port(profile: Profile, spec: RoleSpec, ctx: dict) -> int:
-    where = _where(profile, spec.name, "port")
-    text = render(str(spec.port), ctx, where=f"{where}: ")
+def _port(profile: Profile, spec: RoleSpec, ctx: dict, value: Any = None, key: str = "port") -> int:
+    where = _where(profile, spec.name, key)
+    text = render(str(spec.port if value is None else value), ctx, where=f"{where}: ")
     try:
         port = int(text)
     except ValueError:
@@ -116,7 +117,9 @@ def resolve(profile: Profile, settings, *, python: str, workdir: str, only: str 
             if value and secrets.secret_env(var):
                 red.add(value)
         cwd = render(spec.cwd, ctx, where=f"{_where(profile, name, 'cwd')}: ") if spec.cwd else workdir
+        extra = tuple(_port(profile, spec, ctx, p, "ports") for p in spec.ports)
         roles.append(Role(name=name, argv=argv, env=env, port=ports[name], url=base[f"role.{name}.url"], gpus=gpus,
+                          ports=extra,
                           after=spec.after, health=spec.health, ready=spec.ready, cwd=cwd))
     model = render(profile.model, base, where=f"{_where(profile, None, 'model')}: ") if profile.model else ""
     return Resolved(profile=profile, roles=roles, python=python, host_ip=host,

@@ -35,7 +35,7 @@ class Box:
 
     def __init__(self, tmp_path: Path):
         self.work = tmp_path / "work"
-        self.ports = dict(zip(("port", "prefill_port", "decode_port", "router_port"), free_ports(4)))
+        self.ports = dict(zip(("port", "prefill_port", "decode_port", "router_port", "bootstrap_port"), free_ports(5)))
         self.env = {**os.environ, "REBUILT_RECIPES_DIR": os.pathsep.join([str(FIX / "recipes"), str(ROOT / "recipes")]),
                     "INVOKE_REBUILT_SERVE_MOONCAKE_PASSWORD": PASSWORD,
                     "INVOKE_REBUILT_SERVE_MOONCAKE_URL": f"redis://:{PASSWORD}@127.0.0.1:6379"}
@@ -143,6 +143,19 @@ def test_a_port_in_use_is_refused_naming_its_holder(box):
     assert out.returncode == 2
     assert f"port {box.ports['port']} (role server) is already in use by pid {os.getpid()}" in out.stderr
     assert not (box.work / "serve" / "fake-single" / "state.json").exists()
+
+
+def test_a_role_s_other_port_in_use_is_refused_too(box):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", box.ports["bootstrap_port"]))
+    holder.listen()
+    try:
+        out = box.inv("serve.up", "fake-pd")
+    finally:
+        holder.close()
+    assert out.returncode == 2
+    assert f"port {box.ports['bootstrap_port']} (role prefill) is already in use by pid {os.getpid()}" in out.stderr
+    assert not (box.work / "serve" / "fake-pd" / "state.json").exists()
 
 
 def test_a_role_that_crashes_at_start_fails_up_with_its_log_and_stops_the_others(box):

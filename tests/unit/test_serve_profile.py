@@ -113,6 +113,7 @@ CYCLE = ('[roles.extra]\nmodule = "m"\nport = 1\nafter = ["extra2"]\n'
     ("[roles]\n", r"at least one role"),
     (GOOD.replace("[profile]", "[profil]"), r"unknown key in the profile \(did you mean 'profile'\?\)"),
     (GOOD.replace("ready = [", "ready = 3\nx = ["), r"unknown key"),
+    (GOOD.replace("port = 8000", "port = 8000\nports = 9"), r":\d+: \[roles.router\] ports: expected a list of port"),
 ])
 def test_mistakes_name_file_line_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
@@ -148,6 +149,7 @@ def test_the_shipped_profiles_load_and_resolve(settings):
     assert decode.argv[decode.argv.index("--disaggregation-mode") + 1] == "decode"
     assert "--disaggregation-bootstrap-port" in prefill.argv and "--disaggregation-ib-device" not in prefill.argv
     assert router.argv[2] == "sglang_router.launch_router" and router.after == ("prefill", "decode")
+    assert prefill.ports == (8998, 6676) and decode.ports == (6677,) and router.ports == (29000,)
     i = router.argv.index("--prefill")
     assert router.argv[i + 1: i + 3] == ("http://127.0.0.1:30000", "8998")
     assert pd.profile.entry == "router"
