@@ -1,6 +1,6 @@
 """``serve.smoke``: the chat completion people send by hand after a launch, with its timings.
 
-The request is the one the launch notes send with curl (``max_tokens: 1``, not streamed)
+The request is the one people send with curl after a launch (``max_tokens: 1``, not streamed)
 to the profile's entry role (the router, or the single server), through ``requests`` with
 retries while the server warms up.
 """
