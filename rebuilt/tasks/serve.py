@@ -36,6 +36,19 @@ def _name(profile, s) -> str:
     return profile or state.last_started(s.workdir()) or s["serve.profile"]
 
 
+def _number(flag: str, value, kind=float):
+    """A flag's value as a number, or one clear message (exit 2)."""
+    from rebuilt.errors import ConfigError
+
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{flag} takes a {'whole ' if kind is int else ''}number, not {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"--{flag} cannot be negative ({value})")
+    return number
+
+
 def _echo(red):
     return lambda text: print(red(text), flush=True)
 
@@ -55,7 +68,7 @@ def up(c, profile=None, role=None, dry_run=False, python=None, timeout=None, wor
     s = _settings(workdir, set_, stack)
     red = _red(s)
     lifecycle.up(s, _name(profile, s), role=role, python=python, dry_run=dry_run,
-                 timeout=float(timeout) if timeout is not None else None, echo=_echo(red))
+                 timeout=_number("timeout", timeout) if timeout is not None else None, echo=_echo(red))
 
 
 @task(iterable=["set_"], help=H)
@@ -81,7 +94,8 @@ def logs(c, role=None, profile=None, follow=False, lines=50, workdir=None, set_=
     s = _settings(workdir, set_, stack)
     red = _red(s)
     try:
-        watch.logs(s, _name(profile, s), role=role, lines=int(lines), follow=follow, echo=_echo(red), red=red)
+        watch.logs(s, _name(profile, s), role=role, lines=_number("lines", lines, int), follow=follow,
+                   echo=_echo(red), red=red)
     except BrokenPipeError:  # `inv serve.logs | head`
         sys.stdout = None
 
@@ -104,7 +118,8 @@ def smoke(c, profile=None, role=None, url=None, prompt=None, max_tokens=1, timeo
     s = _settings(workdir, set_, stack)
     red = _red(s)
     smoke_mod.run(s, _name(profile, s), role=role, url=url, prompt=prompt or health.PROMPT,
-                  max_tokens=int(max_tokens), timeout=float(timeout), retries=int(retries), expect=expect,
+                  max_tokens=_number("max-tokens", max_tokens, int), timeout=_number("timeout", timeout),
+                  retries=_number("retries", retries, int), expect=expect,
                   red=red, echo=_echo(red))
 
 
