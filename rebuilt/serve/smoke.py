@@ -42,6 +42,9 @@ def run(settings, name: str, *, role: str | None = None, url: str | None = None,
     echo(f"POST {red(base)}/v1/chat/completions (model {red(model)}, max_tokens {max_tokens})")
     ans = health.chat(base, model, prompt=prompt, max_tokens=max_tokens, timeout=timeout, retries=retries)
     ttfb = f"{ans.ttfb_s * 1000:.1f} ms" if ans.ttfb_s is not None else "-"
+    if not ans.ok and ans.status is None:
+        raise CheckFailed(f"no answer from {red(base)} after {ans.total_s:.1f} s and {retries} retries: "
+                          f"{red(ans.error)}", hint="inv serve.status; inv serve.logs")
     if not ans.ok:
         detail = f"\n  body: {red(ans.body)}" if ans.body else ""
         raise CheckFailed(f"the server answered with an error: {red(ans.error)} "

@@ -79,3 +79,17 @@ def test_the_dry_run_of_a_profile_spec_targets_the_profile(tmp_path, monkeypatch
     assert "--base-url http://127.0.0.1:8000" in planned.commands[0].shell()  # the pd router
     text = brun.dry_run_text(spec, planned, python="/env/bin/python", model_path="/m")
     assert "# against serving profile pd" in text and not (tmp_path / "w").exists()
+
+
+def test_smoke_without_an_answer_says_so(resolve):
+    from rebuilt.errors import CheckFailed
+    from rebuilt.serve import smoke
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]  # bound, never listening: connections are refused
+    try:
+        with pytest.raises(CheckFailed, match=rf"no answer from http://127.0.0.1:{port} after .* and 1 retries"):
+            smoke.run(resolve(), "single", url=f"http://127.0.0.1:{port}", retries=1, timeout=2, echo=lambda t: None)
+    finally:
+        s.close()
