@@ -12,6 +12,7 @@ atomically: until then offline builds see the previous state.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,6 +33,17 @@ def _git(args: list[str], env: dict | None = None, timeout: float = 3600) -> Non
 def _has(mirror: Path, commit: str) -> bool:
     return mirror.is_dir() and runner.capture(["git", "-C", str(mirror), "cat-file", "-e",
                                                f"{commit}^{{commit}}"]).returncode == 0
+
+
+def _serve_ref(mirror: Path, ref: str) -> None:
+    """A branch or pull request the checkout pinned (kept as ``refs/rebuilt/<ref>``) where ``src.fetch``
+    asks for it: ``refs/heads/<branch>``, ``refs/pull/<N>/head``."""
+    proc = runner.capture(["git", "-C", str(mirror), "rev-parse", "-q", "--verify", f"refs/rebuilt/{ref}^{{commit}}"])
+    if proc.returncode != 0:
+        return
+    pr = re.fullmatch(r"pr/(\d+)", ref)
+    name = f"refs/pull/{pr.group(1)}/head" if pr else f"refs/heads/{ref}"
+    _git(["-C", str(mirror), "update-ref", name, proc.stdout.strip()])
 
 
 def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
@@ -66,6 +78,8 @@ def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
             elif not _has(mirror, r["commit"]):
                 raise InputError(f"{path}: {r['name']} ({r['url']} {r['commit'][:12]}) was carried by an earlier "
                                  "bundle that is not unpacked here", hint="unbundle the earlier bundle first")
+            if r["role"] == "component" and r.get("ref"):
+                _serve_ref(mirror, r["ref"])
             if r["commit"] not in entry["commits"]:
                 entry["commits"].append(r["commit"])
         wheels = root / "wheels"

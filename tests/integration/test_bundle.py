@@ -400,3 +400,26 @@ def test_sgl_kernel_shaped_build_offline_through_make_uv_and_scikit_build_core(t
     assert f"FETCHCONTENT_SOURCE_DIR_REPO-DEPA:UNINITIALIZED={wd2}/offline/deps/" in cache \
         or f"FETCHCONTENT_SOURCE_DIR_REPO-DEPA:STRING={wd2}/offline/deps/" in cache
     assert "FETCHCONTENT_FULLY_DISCONNECTED" in cache
+
+
+def test_branch_and_pull_request_refs_offline(world):
+    tmp, env, py = world["tmp"], world["env"], world["python"]
+    bare = world["www"] / "proj.git"
+    head = git(world["proj"], "rev-parse", "HEAD")
+    subprocess.run(["git", "-C", str(bare), "update-ref", "refs/pull/7/head", head], check=True)
+    subprocess.run(["git", "-C", str(bare), "update-server-info"], check=True)
+    wd2 = tmp / "wd-offline"
+    for ref in ("main", "pr/7"):
+        out = tmp / f"{ref.replace('/', '-')}.tar"
+        made = inv("src.bundle", "--recipe", "offline-proj", "--workdir", str(tmp / "wd1"), "--python", py,
+                   "--set", f"offline-proj.ref={ref}", "-o", str(out), env=env)
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert inv("src.unbundle", str(out), "--workdir", str(wd2), env=env).returncode == 0
+    for s in world["servers"].values():
+        s.stop()
+    for ref in ("main", "pr/7"):
+        shutil.rmtree(wd2 / "src", ignore_errors=True)
+        r = inv("src.fetch", "--recipe", "offline-proj", "--workdir", str(wd2), "--set", f"offline-proj.ref={ref}",
+                "--set", "offline=true", env=env, netns=_netns())
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert git(wd2 / "src" / "offline-proj", "rev-parse", "HEAD") == head
