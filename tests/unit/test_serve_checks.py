@@ -93,3 +93,22 @@ def test_smoke_without_an_answer_says_so(resolve):
             smoke.run(resolve(), "single", url=f"http://127.0.0.1:{port}", retries=1, timeout=2, echo=lambda t: None)
     finally:
         s.close()
+
+
+def test_the_interpreter_defaults_to_the_environment_nox_built(resolve, tmp_path):
+    import sys
+
+    from rebuilt.serve.lifecycle import choose_python
+
+    built = tmp_path / "env" / "bin" / "python"
+    built.parent.mkdir(parents=True)
+    built.write_text("")
+    s = resolve({"python": ""})
+    assert choose_python(s, None) == sys.executable  # nothing built: the interpreter running rebuilt
+    state = s.workdir() / "state" / f"nox-{s['stack']}.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"python": str(built), "built": True}))
+    assert choose_python(s, None) == str(built)
+    assert choose_python(resolve({"python": sys.executable}), None) == sys.executable  # the setting wins
+    with pytest.raises(ConfigError, match="interpreter /nope/python does not exist"):
+        choose_python(s, "/nope/python")
