@@ -160,7 +160,9 @@ def bundle(settings, names: list[str], out: Path, *, full: bool = False, console
                     members[d["member"]] = Path(d.pop("file"))
                 else:
                     d.pop("file")
-        with open(tmp / "pip-download.log", "w") as log:
+        log_path = workdir / "logs" / f"bundle-{time.strftime('%Y%m%d-%H%M%S')}-pip-download.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w", encoding="utf-8") as log:  # what pip said, kept for a failed download
             files = wheelhouse.download(settings.python(), sorted(reqs), workdir / "cache" / "bundle-wheels",
                                         settings["python_version"],
                                         log, workdir / "state" / "constraints.txt", list(settings["protected"]))
