@@ -186,11 +186,18 @@ def test_cmd_mode_follows_git_bisect_run(box):
     hashes = box["hashes"]
     check = ("python -P -c 'import sys, bisect_fix; "
              "sys.exit(125 if bisect_fix.UNTESTABLE else 0 if bisect_fix.loops() < 10**7 else 1)'")
+    store = box["wd"] / "bisect" / "bisect-fix" / "builds"
+    kept = {p.name for p in store.iterdir() if (p / "stamp.json").exists()} if store.exists() else set()
+    since = time.time()
     r = inv(box, "bisect", "--recipe", "bisect-fix", "--good", "v0.1.0", "--bad", hashes[N], "--cmd", check,
             "--keep", *box["common"])
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
     assert f"first bad commit: {hashes[SLOW]}" in r.stdout
     done = state(box)
+    # a commit built by an earlier bisection is not compiled again: its kept wheel is reinstalled
+    assert not kept & {m["source"]["commit"] for m in compiled(box, since)}
+    for h in kept & set(done["entries"]):
+        assert done["entries"][h]["builds"][-1]["status"] == "reused", (h, done["entries"][h]["builds"])
     assert done["entries"][hashes[UNTESTABLE]]["verdict"] == "skip"
     assert done["entries"][hashes[UNTESTABLE]]["note"] == "exit 125"
     assert installed_step(box) == f"{SLOW} 80000000"  # --keep: the last candidate stays
