@@ -148,6 +148,7 @@ class _Walker:
         self.scan = Scan(str(self.root))
         self.vars: dict[str, str] = {"CMAKE_SOURCE_DIR": str(self.root), "PROJECT_SOURCE_DIR": str(self.root)}
         self.module_path: list[str] = []
+        self.alternatives: dict[str, list[str]] = {}  # variables set differently in if/else branches
         self.seen: set[Path] = set()
 
     def where(self, path: Path, line: int) -> str:
@@ -158,6 +159,11 @@ class _Walker:
 
     def expand(self, value: str, path: Path, line: int, what: str) -> str | None:
         """Substitute known variables; None (and a reported problem) when something stays unknown."""
+        for name in sorted(set(_VAR.findall(value)) & set(self.alternatives)):
+            values = " | ".join(self.alternatives[name])
+            self.scan.problems.append(Problem(self.where(path, line), f"{what}: {name} is set under conditions to "
+                                              f"{values}; the first is used here (a build that takes another "
+                                              "branch needs that one bundled too)"))
         for _ in range(8):
             new = _VAR.sub(lambda m: self.vars.get(m.group(1), m.group(0)), value)
             if new == value:
@@ -207,8 +213,13 @@ class _Walker:
                     self.vars.pop(a[0], None)  # not known here; a later use is reported there
                     return
                 joined = expanded
-            if not conditional or a[0] not in self.vars:
+            if not conditional:
                 self.vars[a[0]] = joined
+                self.alternatives.pop(a[0], None)
+            elif a[0] not in self.vars:
+                self.vars[a[0]] = joined
+            elif self.vars[a[0]] != joined:  # if/else branches set it differently: CMake decides at configure
+                self.alternatives.setdefault(a[0], [self.vars[a[0]]]).append(joined)
         elif cmd.name == "project":
             self.vars["PROJECT_SOURCE_DIR"] = str(source_dir)
         elif cmd.name == "list" and len(a) >= 3 and a[0] == "APPEND" and a[1] == "CMAKE_MODULE_PATH":

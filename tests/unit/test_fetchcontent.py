@@ -86,6 +86,31 @@ def test_what_it_cannot_follow_is_reported_with_file_and_line(tmp_path):
     assert list(scan.deps) == ["h"]  # the others could not be resolved: reported above, not guessed
 
 
+def test_a_variable_set_differently_in_if_branches_is_reported(tmp_path):
+    # the shape of sgl-kernel's CMakeLists.txt in 2025 before the pins: DeepGEMM's repository and tag by CUDA version
+    root = _tree(tmp_path, {"CMakeLists.txt": "\n".join([
+        'if("${CUDA_VERSION}" VERSION_EQUAL "12.8")',
+        '  set(DG_REPO "https://github.com/sgl-project/DeepGEMM")',
+        '  set(DG_TAG "blackwell")',
+        "else()",
+        '  set(DG_REPO "https://github.com/deepseek-ai/DeepGEMM")',
+        '  set(DG_TAG "8dfa3298274bfe6b242f6f8a3e6f3eff2707dd9f")',
+        "endif()",
+        "FetchContent_Declare(repo-deepgemm GIT_REPOSITORY ${DG_REPO} GIT_TAG ${DG_TAG})",
+    ]) + "\n"})
+    scan = fetchcontent.scan(root)
+    assert (scan.deps["repo-deepgemm"].git_repository, scan.deps["repo-deepgemm"].git_tag) == \
+        ("https://github.com/sgl-project/DeepGEMM", "blackwell")
+    text = [str(p) for p in scan.problems]
+    assert text == [
+        "CMakeLists.txt:8: repo-deepgemm GIT_REPOSITORY: DG_REPO is set under conditions to "
+        "https://github.com/sgl-project/DeepGEMM | https://github.com/deepseek-ai/DeepGEMM; the first is used here "
+        "(a build that takes another branch needs that one bundled too)",
+        "CMakeLists.txt:8: repo-deepgemm GIT_TAG: DG_TAG is set under conditions to blackwell | "
+        "8dfa3298274bfe6b242f6f8a3e6f3eff2707dd9f; the first is used here (a build that takes another branch needs "
+        "that one bundled too)"]
+
+
 def test_no_cmakelists_is_a_problem_not_an_exception(tmp_path):
     scan = fetchcontent.scan(tmp_path)
     assert scan.deps == {} and "no CMakeLists.txt" in scan.problems[0].why
