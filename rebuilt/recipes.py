@@ -386,7 +386,7 @@ def _load_all(dirs: tuple[Path, ...]) -> tuple[dict[str, Recipe], dict[str, Conf
         unknown = [dep for dep in r.requires if dep not in out and dep not in bad]
         if unknown:
             bad[name] = ConfigError(f"{r.path}{_line_of(str(r.path), 'requires')}: [recipe] requires unknown "
-                                    f"recipe {unknown[0]!r}{did_you_mean(unknown[0], set(out) | set(bad))}",
+                                    f"recipe {unknown[0]!r}{did_you_mean(unknown[0], (set(out) | set(bad)) - {name})}",
                                     hint="requires names other recipes (file names in the recipes folder)")
             del out[name]
     return out, bad

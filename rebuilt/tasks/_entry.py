@@ -26,7 +26,6 @@ def checked_namespace(project):
     from rebuilt.settings import read_invoke_file
     from rebuilt.tasks import namespace
 
-    _parse_errors_are_bad_input()
     try:
         for folder, names in ((Path(project), INVOKE_FILES), (Path.home(), tuple("." + n for n in INVOKE_FILES))):
             for name in names:
@@ -138,3 +137,6 @@ def entry(fn):
             raise Exit(code=130) from None
 
     return wrapper
+
+
+_parse_errors_are_bad_input()  # every program that loads rebuilt's tasks (inv, rebuilt) gets it

@@ -77,3 +77,100 @@ def test_set_assignments():
 def test_list_setting_from_env(resolve):
     s = resolve(environ={"INVOKE_REBUILT_PROTECTED": "torch, triton"})
     assert s["protected"] == ["torch", "triton"]
+
+
+# --------------------------------------------------------------------------- bad input, one message each
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rebuilt: [1\n", r"invoke.yaml: line 2 malformed YAML"),
+    ("rebuilt: 5\n", r"the `rebuilt:` key must hold a mapping of settings, got 5"),
+    ("- a\n- b\n", r"expected a mapping at the top level .* got a list"),
+    ("tasks: 5\n", r"`tasks:` is one of invoke's own sections"),
+    ("run: {env: 3}\n", r"`run.env:` is one of invoke's own sections"),
+])
+def test_invoke_files_that_invoke_would_choke_on(tmp_path, text, message):
+    path = tmp_path / "invoke.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        settings_mod.read_invoke_file(path)
+
+
+def test_an_ordinary_invoke_file_passes(tmp_path):
+    path = tmp_path / "invoke.yaml"
+    path.write_text("run: {echo: true}\nrebuilt:\n  jobs: 4\n")
+    assert settings_mod.read_invoke_file(path)["rebuilt"] == {"jobs": 4}
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_nvcc_threads_must_be_at_least_one_from_any_layer(resolve, value):
+    with pytest.raises(ConfigError, match=r"sgl-kernel.nvcc_threads .*must be at least 1"):
+        resolve({"sgl-kernel.nvcc_threads": value})
+    with pytest.raises(ConfigError, match=r"env INVOKE_REBUILT_FLASHINFER_NVCC_THREADS.*must be at least 1"):
+        resolve(environ={"INVOKE_REBUILT_FLASHINFER_NVCC_THREADS": value})
+    assert resolve({"sgl-kernel.nvcc_threads": "2"})["sgl-kernel.nvcc_threads"] == 2
+
+
+def _recipes(tmp_path, files: dict[str, str]):
+    rdir = tmp_path / "recipes"
+    (rdir / "stacks").mkdir(parents=True)
+    (rdir / "ok.toml").write_text('[recipe]\nsummary = "fine"\n[options]\nn = 2\n[[steps]]\nname = "a"\nrun = ["true"]\n')
+    (rdir / "stacks" / "s.toml").write_text('[stack]\nname = "s"\n[components.ok]\nn = 3\n'
+                                            + "".join(f"[components.{n}]\n" for n in files if n != "ok"))
+    for name, text in files.items():
+        (rdir / f"{name}.toml").write_text(text)
+    return rdir
+
+
+def test_recipe_limits_are_data(tmp_path, resolve):
+    from rebuilt import recipes
+
+    rdir = _recipes(tmp_path, {"lim": '[recipe]\nsummary = "x"\n[options]\nshards = 4\n[limits]\nshards = {min = 1, '
+                                      'max = 8}\n[[steps]]\nname = "a"\nrun = ["true"]\n'})
+    kw = {"recipes_dir": rdir, "stacks_dir": rdir / "stacks"}
+    assert recipes.get("lim", rdir).limits == {"shards": (1, 8)}
+    with pytest.raises(ConfigError, match=r"lim.shards .*9 must be at most 8"):
+        resolve({"stack": "s", "lim.shards": "9"}, **kw)
+    bad = _recipes(tmp_path / "2", {"lim": '[recipe]\nsummary = "x"\n[options]\nshards = 0\n[limits]\nshards = '
+                                            '{min = 1}\n'})
+    with pytest.raises(ConfigError, match=r"lim.toml: default shards = 0 must be at least 1"):
+        recipes.get("lim", bad)
+
+
+def test_a_bad_recipe_breaks_only_what_uses_it(tmp_path, resolve):
+    from rebuilt import recipes
+
+    rdir = _recipes(tmp_path, {"broken": '[recipe\nsummary = "x"\n',
+                               "typed": 'steps = 5\n[recipe]\nsummary = "x"\n',
+                               "ghosty": '[recipe]\nsummary = "x"\nrequires = ["ghost"]\n'})
+    kw = {"recipes_dir": rdir, "stacks_dir": rdir / "stacks"}
+    s = resolve({"stack": "s"}, **kw)  # the stack names the broken ones too: settings still resolve
+    assert s["ok.n"] == 3 and set(s.stack.components) == {"ok", "broken", "typed", "ghosty"}
+    assert set(recipes.invalid(rdir)) == {"broken", "typed", "ghosty"}
+    with pytest.raises(ConfigError, match=r"broken.toml: malformed TOML"):
+        recipes.get("broken", rdir)
+    with pytest.raises(ConfigError, match=r"typed.toml: invalid recipe: a value has the wrong type"):
+        recipes.get("typed", rdir)
+    with pytest.raises(ConfigError, match=r"ghosty.toml \(line 3\): \[recipe\] requires unknown recipe 'ghost'"):
+        recipes.get("ghosty", rdir)
+    with pytest.raises(ConfigError, match=r"broken.toml: malformed TOML"):  # setting it on purpose says why
+        resolve({"stack": "s", "broken.x": "1"}, **kw)
+
+
+@pytest.mark.parametrize("ref", ["bad..ref", "-x", "a b", "v1~2", "x.lock", "feat/", "@{u}"])
+def test_bad_git_refs_are_refused(resolve, ref):
+    with pytest.raises(ConfigError, match="not a valid git ref name"):
+        resolve({"sglang.ref": ref})
+
+
+@pytest.mark.parametrize("ref", ["v0.5.4", "pr/12345", "HEAD", "release/v0.5", "0123456789abcdef0123456789abcdef01234567"])
+def test_good_git_refs_pass(resolve, ref):
+    assert resolve({"sglang.ref": ref})["sglang.ref"] == ref
+
+
+def test_a_folder_setting_that_is_a_file(resolve, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    for value in (str(f), str(f / "sub")):
+        with pytest.raises(ConfigError, match=r"workdir .*is a file, not a folder"):
+            resolve({"workdir": value})
