@@ -20,7 +20,7 @@ from rebuilt.serve import health, procs, resolve
 from rebuilt.serve import profile as profile_mod
 from rebuilt.serve.logpipe import ENV as REDACT_ENV
 from rebuilt.serve.secrets import Redactor, from_settings, secret_env
-from rebuilt.serve.state import _state_or_fail, load_state, now, running, save_state, serve_dir
+from rebuilt.serve.state import _state_or_fail, load_state, locked, now, running, save_state, serve_dir
 from rebuilt.util.fs import mark_cachedir
 from rebuilt.util.text import fmt_seconds
 
@@ -113,7 +113,6 @@ def up(settings, name: str, *, role: str | None = None, python: str | None = Non
     py = choose_python(settings, python)
     workdir = settings.workdir()
     res = resolve.resolve(prof, settings, python=py, workdir=str(workdir), only=role)
-    red = res.redactor
     if dry_run:
         echo(dry_run_text(res))
         echo("(dry run: nothing was started)")
@@ -124,6 +123,12 @@ def up(settings, name: str, *, role: str | None = None, python: str | None = Non
             raise ConfigError(f"role {r.name}: {empty[0]} is empty in {prof.path}",
                               hint="set the setting it takes its value from, e.g. serve.model_path in invoke.yaml")
     timeout = float(timeout if timeout is not None else settings["serve.timeout"])
+    with locked(workdir, prof.name):
+        return _up(settings, prof, res, workdir, timeout, echo)
+
+
+def _up(settings, prof, res: resolve.Resolved, workdir: Path, timeout: float, echo) -> dict:
+    red = res.redactor
     state = load_state(workdir, prof.name)
     for r in res.roles:
         entry = state.get("roles", {}).get(r.name)
@@ -218,6 +223,12 @@ def _wait(red: Redactor, names: list[str], procs_by_role: dict, state: dict, dea
 def down(settings, name: str, *, role: str | None = None, echo: Callable[[str], None] = print) -> None:
     """Stop each role's whole session (SIGINT, SIGTERM, SIGKILL) in reverse start order."""
     workdir = settings.workdir()
+    _state_or_fail(workdir, name)
+    with locked(workdir, name):
+        _down(settings, workdir, name, role, echo)
+
+
+def _down(settings, workdir: Path, name: str, role: str | None, echo) -> None:
     state = _state_or_fail(workdir, name)
     order = [n for n in state.get("order", list(state["roles"])) if n in state["roles"]]
     if role and role not in state["roles"]:

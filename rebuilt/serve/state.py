@@ -7,8 +7,12 @@ and env, redacted before they are written.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from rebuilt.errors import ConfigError, InputError
@@ -59,3 +63,21 @@ def _state_or_fail(workdir: Path, name: str) -> dict:
     if not state.get("roles"):
         raise ConfigError(f"profile {name} was never started in {workdir}", hint=f"inv serve.up {name}")
     return state
+
+
+@contextlib.contextmanager
+def locked(workdir: Path, profile: str) -> Iterator[None]:
+    """One serve.up or serve.down of a profile at a time in a work directory."""
+    folder = serve_dir(workdir, profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise ConfigError(f"another serve.up or serve.down of {profile} is running in {workdir} "
+                              f"({f.read().strip() or 'pid unknown'})", hint="wait for it, then try again") from None
+        f.truncate(0)
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        yield

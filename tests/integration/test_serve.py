@@ -369,3 +369,13 @@ def test_the_real_sglang_router_in_front_of_the_profile(box):
     assert box.inv("serve.down").returncode == 0
     assert all(procs.members(e["pgid"]) == [] for e in box.state("fake-pd-router")["roles"].values())
     assert box.leaks() == []
+
+
+def test_one_up_or_down_of_a_profile_at_a_time(box):
+    from rebuilt.serve import state
+
+    with state.locked(box.work, "fake-single"):
+        out = box.inv("serve.up", "fake-single")
+    assert out.returncode == 2
+    assert f"another serve.up or serve.down of fake-single is running in {box.work} (pid {os.getpid()})" in out.stderr
+    assert not (box.work / "serve" / "fake-single" / "state.json").exists()
