@@ -24,6 +24,7 @@ SECRET_KEYS: tuple[tuple[str, str], ...] = (
     ("*.url", "url"),
     ("*.remote", "url"),
     ("*.password", "value"),
+    ("*.passwd", "value"),
     ("*.token", "value"),
     ("*.api_key", "value"),
     ("*.secret", "value"),
