@@ -370,3 +370,13 @@ def test_needs_in_recipes_are_validated(tmp_path):
     path.write_text(base + 'needs = ["cmake>=3.26", { need = "nvcc", when = "gpu" }]\nprovides = ["torch"]\n')
     step = recipes.parse_recipe(path).steps[0]
     assert step.needs == ("cmake>=3.26", {"need": "nvcc", "when": "gpu"}) and step.provides == ("torch",)
+
+
+def test_torchs_requirements_provide_cmake_for_the_steps_after_them(resolve, roomy):
+    """PyTorch's requirements.txt installs cmake into the target environment: an old cmake on PATH does not
+    stop a stack whose torch is built from source, but does stop sgl-kernel alone."""
+    m = fake_machine(torch=None, cmake="3.25.1", **GCC12)
+    m.python.torch, m.python.packages = {"version": None}, {}
+    rows = preflight_rows(resolve(), ["stack"], m)
+    assert fails(rows) == {} and "torch:requirements installs its own" in one(rows, "cmake").found
+    assert "sgl-kernel:rebuild needs cmake>=3.26" in fails(preflight_rows(resolve(), ["sgl-kernel"], m))["cmake"]
