@@ -92,12 +92,22 @@ def _git(src: Path | str, *args: str) -> str:
     return proc.stdout
 
 
-def resolve(src: Path | str, ref: str) -> str:
-    """A ref of the checkout (tag, branch, remote branch, commit) → its full commit id, no network."""
+def try_resolve(src: Path | str, ref: str) -> str | None:
+    """A ref of the checkout (tag, branch, fetched branch, commit) → its full commit id, or None; no network."""
+    if not Path(src, ".git").exists():
+        return None
     for candidate in (ref, f"refs/rebuilt/{ref}", f"origin/{ref}"):
         proc = runner.capture(["git", "-C", str(src), "rev-parse", "--verify", "-q", f"{candidate}^{{commit}}"])
         if proc.returncode == 0:
             return proc.stdout.strip()
+    return None
+
+
+def resolve(src: Path | str, ref: str) -> str:
+    """Like ``try_resolve``; a ref the checkout lacks is bad input."""
+    found = try_resolve(src, ref)
+    if found:
+        return found
     raise InputError(f"{ref!r} is not a commit of {src}",
                      hint="give a tag, branch or commit that the checkout has (inv src.fetch --ref ... fetches one)")
 
@@ -111,9 +121,9 @@ def is_tag(src: Path | str, ref: str, commit: str) -> bool:
 FORMAT = "%H%x1f%s%x1f%aI"
 
 
-def commits(src: Path | str, good: str, bad: str) -> list[Commit]:
-    """[good, first-parent commits after it ..., bad] of the checkout in ``src``."""
-    g, b = resolve(src, good), resolve(src, bad)
+def commits(src: Path | str, good: str, bad: str, g: str | None = None, b: str | None = None) -> list[Commit]:
+    """[good, first-parent commits after it ..., bad] of the checkout in ``src`` (``g``, ``b``: resolved already)."""
+    g, b = g or resolve(src, good), b or resolve(src, bad)
     if g == b:
         raise InputError(f"--good {good} and --bad {bad} are the same commit ({g[:12]})")
     if runner.capture(["git", "-C", str(src), "merge-base", "--is-ancestor", g, b]).returncode != 0:

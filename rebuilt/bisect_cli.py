@@ -134,14 +134,19 @@ def _start(a: Args) -> dict:
                          hint=f"--resume continues it, --log shows it; remove {folder / 'state.json'} to start over")
     builds = _builds(a, settings_for, checks)
     start = builds.snapshot_start()
-    for ref in (a.good, a.bad):  # both refs in the checkout (a local tag or commit needs no network)
-        builds.fetch(ref)
     src = builds.source_dir()
-    if not (src / ".git").exists():
-        raise InputError(f"recipe {a.recipe} has no checkout with these settings (its [source] is off)",
-                         hint="bisect a mode that builds from source, e.g. --set flashinfer.mode=editable")
+    resolved = []
+    for ref in (a.good, a.bad):  # resolved before anything moves the checkout (HEAD stays what it was)
+        found = bisect.try_resolve(src, ref)
+        if found is None:  # not in the checkout yet: fetched as --ref fetches it
+            builds.fetch(ref)
+            if not (src / ".git").exists():
+                raise InputError(f"recipe {a.recipe} has no checkout with these settings (its [source] is off)",
+                                 hint="bisect a mode that builds from source, e.g. --set flashinfer.mode=editable")
+            found = bisect.resolve(src, ref)
+        resolved.append(found)
     state = bisect.State(recipe=a.recipe, mode=mode, good=a.good, bad=a.bad,
-                         commits=[c.__dict__ for c in bisect.commits(src, a.good, a.bad)], options=options,
+                         commits=[c.__dict__ for c in bisect.commits(src, a.good, a.bad, *resolved)], options=options,
                          flags=a.flags, source_dir=str(src), start=start)
     n = len(state.commits) - 1
     runner.Console().say(f"bisect {a.recipe}: {n} commit(s) after {a.good} up to {a.bad}; at most "
