@@ -259,7 +259,8 @@ def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
             raise _step_failed(step, str(exc), log_path, t0, last_rc[0], details, exc.hint) from None
         except RebuiltError as exc:
             log.flush()
-            exc.result = _failed_result(step, log_path, t0, last_rc[0], details)
+            if not isinstance(exc, Interrupted):  # an interrupted step is recorded by _run_recipe, at once
+                exc.result = _failed_result(step, log_path, t0, last_rc[0], details)
             raise
     seconds = time.monotonic() - t0
     if rc != 0:
