@@ -16,6 +16,11 @@ from typing import Mapping, Sequence
 from rebuilt.errors import ToolMissing
 
 
+def _argv(argv: Sequence) -> list[str]:
+    """Arguments as text; a secret setting (rebuilt.util.secret.Secret) is handed over as its real value."""
+    return [str.__str__(a) if isinstance(a, str) else str(a) for a in argv]
+
+
 def which(program: str, path: str | None = None) -> str | None:
     """Absolute path of ``program`` on PATH (or ``path``), or None."""
     return shutil.which(program, path=path)
@@ -35,7 +40,7 @@ def capture(
     ``env`` replaces the environment when given. A missing program raises
     ToolMissing (exit 2); a time-out returns returncode 124 with a note in stderr.
     """
-    argv = [str(a) for a in argv]
+    argv = _argv(argv)
     try:
         proc = subprocess.run(
             argv, cwd=cwd, env=None if env is None else dict(env), text=True,
@@ -434,7 +439,7 @@ def shielded(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = 
     ``log`` (a file: it outlives a killed rebuilt without a broken pipe). Ctrl-C, SIGTERM and
     SIGHUP to rebuilt are honoured once it has ended. Its group is recorded in the held lock.
     """
-    argv = [str(a) for a in argv]
+    argv = _argv(argv)
     with open(log, "ab") as out, deferred_signals(note):
         try:
             proc = subprocess.Popen(argv, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
@@ -473,7 +478,7 @@ def spawn_detached(argv: Sequence[str], *, cwd: str | Path, env: Mapping[str, st
     stdin is closed; stdout and stderr go to ``log`` (appended). Its pid is its process
     group and session id, so ``os.killpg(pid, sig)`` reaches every process it starts.
     """
-    argv = [str(a) for a in argv]
+    argv = _argv(argv)
     with open(log, "ab") as out:
         try:
             return subprocess.Popen(argv, cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
@@ -490,7 +495,7 @@ def pipe_lines(argv: Sequence[str], *, env: Mapping[str, str], sink: Callable[[b
     SIGINT, SIGTERM and SIGHUP sent to this process reach the child through the group; this
     process keeps reading until the child's output ends, so no line is lost on the way down.
     """
-    argv = [str(a) for a in argv]
+    argv = _argv(argv)
     try:
         proc = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, bufsize=0)
