@@ -55,7 +55,7 @@ def env(c, workdir=None, set_=None):
     values = proxy.env_for(settings)
     if values:  # the real URL, credentials included: this output is meant for eval, not for a log
         for k, v in values.items():
-            print(f"export {k}={shlex.quote(v)}")
+            print(f"export {k}={shlex.quote(str.__str__(v))}")  # a Secret prints redacted unless unwrapped
     else:
         names = (*proxy.NAMES, *proxy.NO_PROXY) + ((proxy.INSECURE,) if settings["proxy.insecure"] else ())
         print("unset " + " ".join(names))

@@ -282,3 +282,12 @@ def test_state_logs_and_manifests_are_private(tmp_path):
             checked += 1
     assert stat.S_IMODE(wd.stat().st_mode) == 0o700
     assert checked >= 6
+
+
+def test_proxy_env_prints_the_real_url_for_eval(tmp_path):
+    env = {**os.environ, "INVOKE_REBUILT_PROXY_URL": f"http://u:{SECRET}@127.0.0.1:9"}
+    assert inv("proxy.on", "--workdir", str(tmp_path), env=env).returncode == 0
+    r = inv("proxy.env", "--workdir", str(tmp_path), env=env)
+    assert f"export https_proxy=http://u:{SECRET}@127.0.0.1:9" in r.stdout, r.stdout + r.stderr
+    status = inv("proxy.status", "--workdir", str(tmp_path), env=env)
+    assert SECRET not in status.stdout + status.stderr and "***@127.0.0.1:9" in status.stdout

@@ -145,3 +145,11 @@ def test_private_files_and_folders(tmp_path):
     with fs.atomic_path(kept) as tmp:  # editing a user's file keeps its mode
         tmp.write_text("b\n")
     assert stat.S_IMODE(kept.stat().st_mode) == 0o644
+
+
+def test_programs_get_the_real_value():
+    """A Secret handed to a program (argv) is its value, not its redacted text."""
+    from rebuilt import runner
+
+    s = secret.Secret("https://x:tok-7788@git.example/a.git", "url")
+    assert runner.capture(["echo", s]).stdout.strip() == "https://x:tok-7788@git.example/a.git"
