@@ -2,6 +2,7 @@
 
     nox -s "build(stack='sglang-0.5.4')"                      build the stack into its own virtualenv
     nox -s h200_bench -- --model-path /models/Llama-3.1-8B-Instruct --cases 'bs=1,8;il=512'
+        (h200_preflight: the GPU in seconds -> h200_build: the stack, only if that passed -> h200_bench)
     nox -s h200_bench -- --dry-run                            every command, anywhere
     REBUILT_PYTHON=/usr/bin/python3 nox -s h200_bench -- ...   an existing environment (NGC): no venv, no build
 
