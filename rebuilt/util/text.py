@@ -80,7 +80,7 @@ def render(template: str, context: Mapping[str, object], *, where: str = "") -> 
             return "1" if value else "0"
         if isinstance(value, (list, tuple)):
             return " ".join(str(v) for v in value)
-        return str(value)
+        return str.__str__(value) if isinstance(value, str) else str(value)  # a Secret's value, not its redacted text
 
     return _TEMPLATE.sub(sub, template)
 

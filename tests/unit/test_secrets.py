@@ -153,3 +153,11 @@ def test_programs_get_the_real_value():
 
     s = secret.Secret("https://x:tok-7788@git.example/a.git", "url")
     assert runner.capture(["echo", s]).stdout.strip() == "https://x:tok-7788@git.example/a.git"
+
+
+def test_recipe_templates_get_the_real_value():
+    from rebuilt.util.text import render
+
+    s = secret.Secret("https://t:pw-12345@h/x.git", "url")
+    assert render("git+{u}", {"u": s}) == "git+https://t:pw-12345@h/x.git"
+    assert redact(render("git+{u}", {"u": s})) == "git+https://***@h/x.git"
