@@ -220,7 +220,7 @@ class Settings:
 
     def redacted(self) -> dict[str, Any]:
         """All values with credentials in URLs replaced by ``***`` (for logs and manifests)."""
-        return {k: redact(v.value) if isinstance(v.value, str) else v.value for k, v in self.items()}
+        return {k: secret_mod.shown(v.value) for k, v in self.items()}
 
 
 def read_invoke_file(path: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ def config(c, stack=None, key=None, json=False, set_=None):
     """Print the resolved settings with the layer each value came from (secrets redacted)."""
     import json as json_mod
 
-    from rebuilt.util.text import redact
+    from rebuilt.util.secret import shown
 
     settings = resolve(stack=stack, set_=set_)
     rows = [(k, v.value, v.source) for k, v in settings.items() if not key or k.startswith(key)]
@@ -27,14 +27,13 @@ def config(c, stack=None, key=None, json=False, set_=None):
         raise ConfigError(f"--key {key!r}: no setting starts with it{did_you_mean(key, [k for k, _ in settings.items()])}",
                           hint="inv config lists every setting")
     if json:
-        print(json_mod.dumps({k: {"value": redact(v) if isinstance(v, str) else v, "source": s} for k, v, s in rows},
+        print(json_mod.dumps({k: {"value": shown(v), "source": s} for k, v, s in rows},
                              indent=2))
         return
     width = max((len(k) for k, _, _ in rows), default=10)
     print(f"stack {settings.stack.name} ({settings.stack.path})")
     for k, v, s in rows:
-        shown = redact(v) if isinstance(v, str) else v
-        print(f"{k:<{width}}  {json_mod.dumps(shown):<40}  {s}")
+        print(f"{k:<{width}}  {json_mod.dumps(shown(v)):<40}  {s}")
 
 
 ns = Collection(config)

@@ -125,3 +125,12 @@ class Secret(str):
 def reveal(value):
     """``value.reveal()`` for a Secret, the value itself otherwise."""
     return value.reveal() if isinstance(value, Secret) else value
+
+
+def shown(value):
+    """What may be printed or stored for a setting value: a Secret's redacted text, URLs in text redacted."""
+    from rebuilt.util.text import redact
+
+    if isinstance(value, Secret):
+        return str(value)
+    return redact(value) if isinstance(value, str) else value

@@ -161,3 +161,8 @@ def test_recipe_templates_get_the_real_value():
     s = secret.Secret("https://t:pw-12345@h/x.git", "url")
     assert render("git+{u}", {"u": s}) == "git+https://t:pw-12345@h/x.git"
     assert redact(render("git+{u}", {"u": s})) == "git+https://***@h/x.git"
+
+
+def test_short_tokens_are_redacted_whole_in_settings_dumps():
+    s = secret.Secret("abc")  # too short to be masked inside free text, still never printed
+    assert secret.shown(s) == "***" and secret.shown("http://u:p@h") == "http://***@h" and secret.shown(3) == 3
