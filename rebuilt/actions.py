@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from rebuilt import reqcompat, sources
@@ -91,14 +92,17 @@ def pip_protected(step, ax: ActionEnv) -> dict:
         ax.say(f"      dropped (protected): {line}")
         ax.log.write(f"dropped protected requirement: {line}\n")
     details = {"dropped": dropped, "installed_requirements": kept, "installed": [], "refused": []}
-    if not kept:
-        return details
     state = guard.snapshot(py, list(step.args["protected"]))
     pins = {canonicalize_name(k): v.version for k, v in state.items()}
     absent = {canonicalize_name(d): guard.companion_pin(d, state.get("torch")) for d in step.args["protected"]
               if canonicalize_name(d) not in pins}
+    named = {canonicalize_name(Requirement(t).name): t for t in dropped}
+    named = {n: t for n, t in named.items() if n in absent}  # the project's own, on what is not installed
+    if not kept and not named:
+        return details
     with tempfile.TemporaryDirectory(prefix="rebuilt-install-") as tmp:
-        items, refused, failure = reqcompat.plan_install(_pip(step, ax, py), kept, pins, absent, Path(tmp))
+        items, refused, failure = reqcompat.plan_install(_pip(step, ax, py), kept, pins, absent, Path(tmp),
+                                                         named=named, project=_label(Path(step.cwd, project[-1])))
     if failure:
         raise StepFailed(f"step {step.title}: the requirements do not resolve next to the protected versions: "
                          f"{reqcompat.explain(failure, pins)[1]}", hint="see pip's words in the log")
@@ -116,6 +120,18 @@ def pip_protected(step, ax: ActionEnv) -> dict:
     if args:
         ax.run([py, "-m", "pip", "install", "--no-deps", *args], cwd=step.cwd)
     return details
+
+
+def _label(path: Path) -> str:
+    """The project's name (pyproject's [project].name, a wheel's first field), else the path."""
+    if path.suffix == ".whl":
+        return path.name.split("-")[0]
+    try:
+        import tomllib
+
+        return tomllib.loads((path / "pyproject.toml").read_text())["project"]["name"]
+    except (OSError, KeyError, ValueError):
+        return str(path)
 
 
 def _pip(step, ax: ActionEnv, python: str):

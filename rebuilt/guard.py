@@ -203,3 +203,16 @@ def uninstall(python: str, dist: str) -> str:
     if proc.returncode != 0:
         return f"uninstalling it failed ({(proc.stdout + proc.stderr).strip()[-200:]}): pip uninstall -y {dist}"
     return "uninstalled"
+
+
+def appeared_matches(dist: str, before: dict[str, DistState], after: dict[str, DistState]) -> bool:
+    """A protected distribution a step installed where there was none, at the version matching torch."""
+    if dist in before or dist not in after:
+        return False
+    return companion_matches(dist, after[dist].version, after.get("torch"))[0]
+
+
+def remove_appeared(python: str, dist: str, after: dict[str, DistState]) -> str:
+    """A protected distribution a step installed where there was none, not matching torch: removed, and why."""
+    _, why = companion_matches(dist, after[dist].version, after.get("torch"))
+    return f"it was not installed before and does not match torch ({why}); {uninstall(python, dist)}"

@@ -89,7 +89,8 @@ class Guard:
 
     def _settle(self, step, result) -> None:
         after = guard.snapshot(self.python, self.protected)
-        changed = [d for d in guard.diff(self.before, after) if guard.canonical(d) not in self._replaces(step)]
+        changed = [d for d in guard.diff(self.before, after) if guard.canonical(d) not in self._replaces(step)
+                   and not guard.appeared_matches(d, self.before, after)]  # e.g. torch's own triton pin
         lines, failed = [], []
         for dist in changed:
             was, now = self.before.get(dist), after.get(dist)
@@ -134,8 +135,8 @@ class Guard:
     def _restore(self, dist: str, was) -> str:
         from rebuilt.wheel import backup, restore
 
-        if was is None:
-            return "it was not installed before; uninstall it if unwanted"
+        if was is None:  # absent before, at a version that does not match torch: never left installed
+            return guard.remove_appeared(self.python, dist, guard.snapshot(self.python, self.protected))
         wheel = backup.find_backup(self.backups, dist, was.version)
         if not wheel:
             return f"no backup wheel of {dist} {was.version} to restore from (inv torch.restore)"

@@ -25,7 +25,6 @@ from typing import Callable
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 Pip = Callable[[list[str]], tuple[int, str]]
 
@@ -353,58 +352,68 @@ def _parses(text: str) -> bool:
 
 
 def plan_install(pip: Pip, requirements: list[str], pins: dict[str, str], absent: dict[str, tuple[str | None, str]],
-                 workdir: Path) -> tuple[list[dict], list[Refusal], str]:
+                 workdir: Path, named: dict[str, str] | None = None,
+                 project: str = "the project") -> tuple[list[dict], list[Refusal], str]:
     """What to install for ``requirements`` next to the installed protected ``pins``.
 
     ``absent``: each protected distribution that is not installed -> (the version that matches the
-    installed torch or None, why). The resolution may bring one in only at that version: when it
-    wants another, the matching one is looked up alone (cheap) and, if the index has it, pinned for a
-    second resolution; when none matches, the index lacks it or the second resolution fails, it is
-    refused: left out, and the distributions that wanted it are named. At most two full resolutions.
-    Returns (report items to install, refusals, pip's output of a failed first resolution).
+    installed torch or None, why). One may come in only at that version: each matching version is
+    looked up alone first (cheap) and, when the index has it, pinned for the resolution. One the
+    resolution wants that has no matching version, or whose matching version the index lacks, is
+    refused: left out, and the distributions that wanted it are named. A second full resolution runs
+    only when the pins themselves make the requirements unresolvable.
+    ``named``: the project's own requirements on absent protected distributions (canonical name ->
+    requirement text, dropped from ``requirements``): each is installed at the matching version when
+    its specifier allows that version and the index has it, otherwise refused, naming the project.
+    Returns (report items to install, refusals, pip's output of a failed resolution).
     """
+    named = named or {}
     workdir.mkdir(parents=True, exist_ok=True)
+    refused: dict[str, str] = {}
+    extra: dict[str, str] = {}
+    for name, (pin, why) in sorted(absent.items()):
+        if pin is None:
+            refused[name] = why
+            continue
+        if name in named and not Requirement(named[name]).specifier.contains(pin, prereleases=True):
+            refused[name] = f"{project} requires {named[name]}, but {why}: wanted {name}=={pin}"
+            continue
+        rc, text = pip(["install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet", f"{name}=={pin}"])
+        if rc == 0:
+            extra[name] = pin
+        else:
+            refused[name] = f"{why}, and {name}=={pin} is not on the package index here ({explain(text, {})[1]})"
 
-    def run(extra: dict[str, str], tag: str) -> tuple[bool, str, dict]:
+    asked = [f"{name}=={extra[name]}" for name in sorted(named) if name in extra]  # the project's own, matching
+
+    def run(more: dict[str, str], tag: str) -> tuple[bool, str, dict]:
         constraints = workdir / f"constraints{tag}.txt"
-        constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted({**pins, **extra}.items())))
-        return resolve(pip, requirements, constraints, workdir, tag=tag)
+        constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted({**pins, **more}.items())))
+        return resolve(pip, requirements + asked, constraints, workdir, tag=tag)
 
-    good, out, report = run({}, "-install")
+    good, out, report = run(extra, "-install")
+    if not good and extra:
+        pinned_out = out
+        good, out, report = run({}, "-install-unpinned")
+        if good:
+            for name, pin in extra.items():
+                refused[name] = f"{absent[name][1]}; with {name}=={pin} the requirements do not resolve: " \
+                                f"{explain(pinned_out, pins)[1]}"
     if not good:
         return [], [], out
     items = report.get("install", [])
-    refused: dict[str, str] = {}
-    extra: dict[str, str] = {}
-    for item in items:
-        name = canonicalize_name(item["metadata"]["name"])
-        if name not in absent:
-            continue
-        pin, why = absent[name]
-        if pin is None:
-            refused[name] = why
-        elif Version(item["metadata"]["version"]) != Version(pin):
-            rc, text = pip(["install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet", f"{name}=={pin}"])
-            if rc == 0:
-                extra[name] = pin
-            else:
-                refused[name] = f"{why}, and {name}=={pin} is not on the package index here ({explain(text, {})[1]})"
-    if extra:
-        good, out, again = run(extra, "-install-pinned")
-        if good:
-            items = again.get("install", [])
-        else:
-            for name, pin in extra.items():
-                refused[name] = f"{absent[name][1]}; with {name}=={pin} the requirements do not resolve: " \
-                                f"{explain(out, pins)[1]}"
     keep = [i for i in items if canonicalize_name(i["metadata"]["name"]) not in refused]
     refusals = []
     for name, reason in refused.items():
         version = next((i["metadata"]["version"] for i in items if canonicalize_name(i["metadata"]["name"]) == name),
-                       "")
+                       None)
+        if version is None and name not in named:
+            continue  # the requirements do not want it: nothing to refuse
         by = tuple(sorted({f"{i['metadata']['name']} {i['metadata']['version']}" for i in items
                            if name in _requires(i)}))
-        refusals.append(Refusal(name, version, by, reason))
+        if name in named:
+            by = (f"{project} ({named[name]})",) + by
+        refusals.append(Refusal(name, version or absent.get(name, ("", ""))[0] or "", by, reason))
     return keep, refusals, ""
 
 

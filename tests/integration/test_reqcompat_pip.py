@@ -131,8 +131,10 @@ def test_absent_protected_come_only_at_the_version_matching_torch(tmp_path, env,
     assert have["triton"] == "3.7.1"  # torch 2.13.0's own triton, not the newest 3.9.0
     assert have["timmish"] == "1.0" and have["plain"] == "1.0" and have["xgram"] == "0.1.25"
     assert guard.snapshot(target, ["torch"]) == torch_before
-    [refusal] = details["refused"]
-    assert refusal["dist"] == "torchvision" and refusal["wanted_by"] == ["timmish 1.0"]
+    refusals = {r["dist"]: r for r in details["refused"]}
+    assert set(refusals) == {"torchvision", "torchaudio"}  # app's own torchaudio==2.8.0 cannot match torch 2.13
+    refusal = refusals["torchvision"]
+    assert refusal["wanted_by"] == ["timmish 1.0"]
     assert "torchvision==0.28.0+cpu is not on the package index here" in refusal["reason"]
     assert any(s.startswith("      ! refused torchvision 0.28.0 (wanted by timmish 1.0)") for s in said)
     assert details["dropped"] == ["torch==2.8.0", "torchaudio==2.8.0"]
@@ -149,3 +151,55 @@ def test_absent_protected_installed_when_the_matching_build_exists(tmp_path, env
     env = {**env, "PIP_FIND_LINKS": f"{index} {cpu_index}"}
     details = actions.pip_protected(step, action_env(tmp_path, env, []))
     assert installed(target)["torchvision"] == "0.28.0+cpu" and details["refused"] == []
+
+
+class _Settings(dict):
+    def __init__(self, python, **kw):
+        super().__init__(protected=PROTECTED, backup_dir="", auto_backup=False, **kw)
+        self._python = python
+
+    def python(self):
+        return self._python
+
+
+def test_guard_keeps_an_appeared_companion_only_when_it_matches_torch(tmp_path, env, target):
+    import io
+
+    from rebuilt.errors import GuardViolation
+    from rebuilt.protect import Guard
+
+    hook = Guard(_Settings(target), tmp_path / "wd", runner.Console(io.StringIO()), None)
+    step = Step("x", "plain-install", cwd=str(tmp_path), argv=("pip",), installs=True)
+    log = tmp_path / "step.log"
+    log.write_text("Collecting torchvision (from timmish)\n")
+    result = runner.StepResult("plain-install", "done", 1.0, 0, str(log))
+
+    hook.before_step(step, env)
+    subprocess.run([target, "-m", "pip", "install", "-q", "--no-deps", "triton==3.7.1"], check=True, env=env)
+    hook.after_step(step, result)  # torch 2.13.0's own triton: accepted
+    assert installed(target)["triton"] == "3.7.1"
+
+    hook.before_step(step, env)
+    subprocess.run([target, "-m", "pip", "install", "-q", "--no-deps", "torchvision==0.28.0"], check=True, env=env)
+    with pytest.raises(GuardViolation, match=r"torchvision absent -> 0.28.0 \(pulled in by timmish\); it was not "
+                                             r"installed before and does not match torch .*0.28.0\+cpu.*; uninstalled"):
+        hook.after_step(step, result)
+    assert "torchvision" not in installed(target)  # no broken import left behind
+
+
+def test_the_projects_own_absent_companions_at_the_matching_version_or_refused(tmp_path, env, target, index):
+    cpu_index = tmp_path / "cpu-index"
+    make_wheel(cpu_index, "torchvision", "0.28.0+cpu", ["torch==2.13.0"])
+    wheel = make_wheel(tmp_path / "dist", "proj", "1.0", ["plain", "torch==2.8.0", "torchvision", "torchaudio==2.8.0"])
+    step = Step("sglang", "install", cwd=str(tmp_path), action="pip-protected",
+                args={"target": [str(wheel)], "python": target, "protected": PROTECTED})
+    env = {**env, "PIP_FIND_LINKS": f"{index} {cpu_index}"}
+    said: list[str] = []
+    details = actions.pip_protected(step, action_env(tmp_path, env, said))
+    have = installed(target)
+    assert have["torchvision"] == "0.28.0+cpu"  # its own unpinned torchvision: the build matching torch
+    assert "torchaudio" not in have
+    [refusal] = details["refused"]
+    assert refusal["dist"] == "torchaudio" and refusal["wanted_by"] == ["proj (torchaudio==2.8.0)"]
+    assert refusal["reason"] == ("proj requires torchaudio==2.8.0, but torchaudio 2.13 pairs with torch 2.13: "
+                                 "wanted torchaudio==2.13.0+cpu")
