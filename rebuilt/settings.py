@@ -145,7 +145,7 @@ def _check_secret(key: str, value: str, kind: str, where: str) -> None:
         return
     if secret_mod.schemeless_credentials(value):
         raise ConfigError(f"{where}: {redact(value)!r} has a user and password but no scheme",
-                          hint=f"write it as a URL, e.g. http://user:password@host:port")
+                          hint="write it as a URL, e.g. http://user:password@host:port")
     if key == "proxy.url":
         import urllib.parse
 

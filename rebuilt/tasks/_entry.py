@@ -9,7 +9,6 @@ from invoke import Exit
 
 from rebuilt.errors import RebuiltError
 
-
 HELP_FLAGS = ("--help", "-h")
 INVOKE_FILES = ("invoke.yaml", "invoke.yml", "invoke.json")
 

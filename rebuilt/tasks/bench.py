@@ -126,7 +126,8 @@ def preflight(c, spec=None, python=None, model_path=None, cuda_visible_devices=N
 
     s = _settings(None)
     _check_target(model_path or s["bench.model_path"] or None,
-                  cuda_visible_devices or s["bench.cuda_visible_devices"] or None, base_url or s["bench.base_url"] or None)
+                  cuda_visible_devices or s["bench.cuda_visible_devices"] or None,
+                  base_url or s["bench.base_url"] or None)
     for check in pre.run(_spec(spec or s["bench.spec"]), python=_python(python, s),
                          model_path=model_path or s["bench.model_path"] or None,
                          cuda_visible_devices=cuda_visible_devices or s["bench.cuda_visible_devices"] or None,

@@ -24,7 +24,8 @@ def config(c, stack=None, key=None, json=False, set_=None):
         from rebuilt.errors import ConfigError
         from rebuilt.util.text import did_you_mean
 
-        raise ConfigError(f"--key {key!r}: no setting starts with it{did_you_mean(key, [k for k, _ in settings.items()])}",
+        known = [k for k, _ in settings.items()]
+        raise ConfigError(f"--key {key!r}: no setting starts with it{did_you_mean(key, known)}",
                           hint="inv config lists every setting")
     if json:
         print(json_mod.dumps({k: {"value": shown(v), "source": s} for k, v, s in rows},

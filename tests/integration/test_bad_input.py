@@ -18,12 +18,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-
-import re
 
 import pytest
 
@@ -280,12 +279,14 @@ def _file_probes(w: dict) -> list[dict]:
     probes = [
         {"id": "profile.summary deep trace", "argv": ["profile.summary", deep_trace]},
         {"id": "profile.perfetto-fix deep trace", "argv": ["profile.perfetto-fix", deep_trace, "--output",
-                                                           f"{out}/deep-fixed.json"], "absent": [f"{out}/deep-fixed.json"]},
+                                                           f"{out}/deep-fixed.json"],
+         "absent": [f"{out}/deep-fixed.json"]},
         {"id": "profile.merge deep trace", "argv": ["profile.merge", deep_rank, "--output", f"{out}/deep-merged.json"],
          "absent": [f"{out}/deep-merged.json"]},
         {"id": "bench.parse deep JSONL object", "argv": ["bench.parse", str(t / "deep.jsonl")]},
         {"id": "bench.parse deep JSONL array", "argv": ["bench.parse", str(t / "deep-array.jsonl")]},
-        {"id": "profile.summary --csv read-only folder", "argv": ["profile.summary", w["trace"], "--csv", "/sys/x.csv"]},
+        {"id": "profile.summary --csv read-only folder",
+         "argv": ["profile.summary", w["trace"], "--csv", "/sys/x.csv"]},
         {"id": "profile.summary --csv full disk", "argv": ["profile.summary", w["trace"], "--csv", f"{out}/full.csv"],
          "fsize": 64, "absent": [f"{out}/full.csv"]},
         {"id": "profile.perfetto-fix --output full disk", "argv": ["profile.perfetto-fix", w["trace"], "--output",
@@ -307,7 +308,8 @@ def _file_probes(w: dict) -> list[dict]:
          "env": {"INVOKE_REBUILT_FLASHINFER_NVCC_THREADS": "0"}},
         {"id": "scheme-less proxy URL", "argv": ["proxy.on"],
          "env": {"INVOKE_REBUILT_PROXY_URL": f"alice:{SECRET}@127.0.0.1:9"}},
-        {"id": "proxy.on --url scheme-less with password", "argv": ["proxy.on", "--url", f"alice:{SECRET}@127.0.0.1:9"]},
+        {"id": "proxy.on --url scheme-less with password",
+         "argv": ["proxy.on", "--url", f"alice:{SECRET}@127.0.0.1:9"]},
     ]
     for what, wheel in wheels.items():
         probes.append({"id": f"torch.restore wheel with {what}", "argv": ["torch.restore", "--wheel", str(wheel)],

@@ -42,7 +42,7 @@ def test_known_secret_values_are_masked_in_any_text():
 
 def test_secret_prints_redacted_but_works_as_the_value():
     s = secret.Secret("http://bob:pw-9876@proxy:3128", "url")
-    for shown in (str(s), repr(s), f"{s}", "%s" % s, "{}".format(s), str([s])):
+    for shown in (str(s), repr(s), f"{s}", "%s" % s, "{}".format(s), str([s])):  # noqa: UP031, UP032
         assert "pw-9876" not in shown and "***@proxy:3128" in shown
     assert s == "http://bob:pw-9876@proxy:3128" and s.startswith("http://bob")
     import urllib.parse

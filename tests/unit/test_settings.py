@@ -114,7 +114,8 @@ def test_nvcc_threads_must_be_at_least_one_from_any_layer(resolve, value):
 def _recipes(tmp_path, files: dict[str, str]):
     rdir = tmp_path / "recipes"
     (rdir / "stacks").mkdir(parents=True)
-    (rdir / "ok.toml").write_text('[recipe]\nsummary = "fine"\n[options]\nn = 2\n[[steps]]\nname = "a"\nrun = ["true"]\n')
+    (rdir / "ok.toml").write_text('[recipe]\nsummary = "fine"\n[options]\nn = 2\n'
+                                  '[[steps]]\nname = "a"\nrun = ["true"]\n')
     (rdir / "stacks" / "s.toml").write_text('[stack]\nname = "s"\n[components.ok]\nn = 3\n'
                                             + "".join(f"[components.{n}]\n" for n in files if n != "ok"))
     for name, text in files.items():
@@ -163,7 +164,7 @@ def test_bad_git_refs_are_refused(resolve, ref):
         resolve({"sglang.ref": ref})
 
 
-@pytest.mark.parametrize("ref", ["v0.5.4", "pr/12345", "HEAD", "release/v0.5", "0123456789abcdef0123456789abcdef01234567"])
+@pytest.mark.parametrize("ref", ["v0.5.4", "pr/12345", "HEAD", "release/v0.5", "0123456789abcdef" * 2 + "01234567"])
 def test_good_git_refs_pass(resolve, ref):
     assert resolve({"sglang.ref": ref})["sglang.ref"] == ref
 
