@@ -164,7 +164,8 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
         status = "done"
     except (Interrupted, KeyboardInterrupt) as exc:  # Ctrl-C, SIGTERM, SIGHUP
         results.append(runner.StepResult(step.name, "interrupted", log=str(_log_path(logdir, i, step))))
-        status, error = _ended(hooks, step, results[-1], "interrupted", _interrupted(exc, f"[{i}/{total}] {step.title}"))
+        error = _interrupted(exc, f"[{i}/{total}] {step.title}")
+        status, error = _ended(hooks, step, results[-1], "interrupted", error)
     except RebuiltError as exc:
         if step is not None and (not results or results[-1].name != step.name):  # its duration, exit status, errors
             results.append(getattr(exc, "result", None) or

@@ -77,7 +77,7 @@ def changed(data: dict, now: dict) -> list[str]:
 
 def restore_command(data: dict, dist: str) -> str:
     wheel = data["dists"][dist].get("backup") or "<backup wheel>"
-    return f"inv torch.restore {wheel} --dist {dist} --python {data['python']}"
+    return f"inv torch.restore --wheel {wheel} --dist {dist} --python {data['python']}"
 
 
 def settle(workdir: Path | str, data: dict, say: Callable[[str], None], *, why: str, done=()) -> list[str]:
@@ -90,7 +90,11 @@ def settle(workdir: Path | str, data: dict, say: Callable[[str], None], *, why: 
     from rebuilt.wheel import restore
 
     python = data["python"]
-    now = guard.snapshot(python, list(data["dists"]))
+    try:
+        now = guard.snapshot(python, list(data["dists"]))
+    except ConfigError as exc:
+        raise ConfigError(f"{path(workdir)} names {python}, which cannot be inspected: {exc}",
+                          hint=f"if that environment is gone, delete {path(workdir)}") from None
     lines, failed = [], []
     for dist in [d for d in changed(data, now) if guard.canonical(d) not in {guard.canonical(x) for x in done}]:
         was = data["dists"][dist]

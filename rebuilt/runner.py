@@ -115,7 +115,7 @@ def _raise_terminated(signum, _frame):
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt():
+def terminate_as_interrupt():
     """While a work directory is held, SIGTERM/SIGHUP raise Terminated instead of ending Python silently."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -252,7 +252,7 @@ def workdir_lock(workdir: Path):
     _lock_depth[key] = _lock_depth.get(key, 0) + 1
     try:
         if _lock_depth[key] == 1:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 yield
         else:
             yield

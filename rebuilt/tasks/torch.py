@@ -26,17 +26,20 @@ def backup(c, dist="torch", output=None, fast=False, python=None):
 
     from rebuilt.wheel import backup as bk
 
+    from rebuilt import runner
+
     settings = resolve(python=python)
     bk.clean_stale(output or _backups(settings))  # what a killed backup left
     start = time.monotonic()
-    path = bk.backup(settings.python(), dist, output or _backups(settings), fast=fast)
+    with runner.terminate_as_interrupt():  # SIGTERM/SIGHUP: the .part is removed on the way out
+        path = bk.backup(settings.python(), dist, output or _backups(settings), fast=fast)
     print(f"{path} ({path.stat().st_size / 1e6:.0f} MB in {time.monotonic() - start:.1f}s)")
 
 
-@task(positional=["wheel"], help={"wheel": "wheel to reinstall (default: the newest backup of --dist)", "dist": "distribution "
+@task(help={"wheel": "wheel to reinstall (default: the newest backup of --dist)", "dist": "distribution "
             "(default torch)", "python": H_PY, "workdir": BUILD_HELP["workdir"]})
 @entry
-def restore(c, wheel="", dist="torch", python=None, workdir=None):
+def restore(c, wheel=None, dist="torch", python=None, workdir=None):
     """Verify a backup wheel, reinstall it (--no-deps --force-reinstall) and verify the result."""
     from rebuilt import journal, runner
     from rebuilt.errors import InputError

@@ -190,8 +190,8 @@ def members(pgid: int) -> list[int]:
     return out
 
 
-def pids_running(needle: str) -> list[int]:
-    """Processes whose command line contains ``needle``."""
+def pips_running(needle: str) -> list[int]:
+    """pip processes whose command line contains ``needle``."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -199,7 +199,7 @@ def pids_running(needle: str) -> list[int]:
                 cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if needle in cmd:
+            if needle in cmd and " -m pip install " in cmd:
                 out.append(int(entry.name))
     return out
 

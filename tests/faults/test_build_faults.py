@@ -16,7 +16,7 @@ import signal
 import pytest
 
 from tests.faults.conftest import (Inv, inv_run, journal_of, lock_record, manifest_status, members, pgid_of,
-                                   pids_running, wait_for)
+                                   pips_running, wait_for)
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGHUP": signal.SIGHUP}
 
@@ -163,8 +163,8 @@ def test_kill_9_during_the_guards_restore_pip_finishes_and_the_next_run_waits(to
     run, wd, marks = start(torch_env, tmp_path, wheel=torch_env["fake"], fail="swap")
     wait_for(lambda: "guard: reinstalling torch" in run.stdout or run.proc.poll() is not None,
              what="the guard's restore")
-    wait_for(lambda: pids_running(str(torch_env["wheel"])) or run.proc.poll() is not None, what="pip")
-    pips = pids_running(str(torch_env["wheel"]))
+    wait_for(lambda: pips_running(str(torch_env["wheel"])) or run.proc.poll() is not None, what="pip")
+    pips = pips_running(str(torch_env["wheel"]))
     run.signal(signal.SIGKILL)
     run.wait()
     probe.expect("wrong", pips, "pip was not running when inv was killed")

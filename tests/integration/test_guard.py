@@ -88,7 +88,7 @@ def test_backup_uninstall_restore(env):
     assert "matches" in check.stdout and "2.13.0+cpu" in check.stdout, check.stdout + check.stderr
     assert run(env["python"], "-m", "pip", "uninstall", "-y", "torch").returncode == 0
     assert torch_in_venv(env) is None and not (env["site"] / "torch").exists()
-    r = inv("torch.restore", str(wheel), "--python", env["python"])
+    r = inv("torch.restore", "--wheel", str(wheel), "--python", env["python"], "--workdir", env["base"] / "wd")
     assert r.returncode == 0, r.stderr
     assert "version and" in r.stdout and "file hashes verified" in r.stdout
     assert torch_in_venv(env) == "2.13.0+cpu"
@@ -117,7 +117,7 @@ def test_crafted_wheels_are_refused_before_touching_the_env(env, tmp_path, kind)
     if kind == "misnamed":
         wheel = wheel.rename(wheel.with_name("torch-2.5.1-py3-none-any.whl"))
     before = torch_in_venv(env)
-    r = inv("torch.restore", str(wheel), "--python", env["python"])
+    r = inv("torch.restore", "--wheel", str(wheel), "--python", env["python"], "--workdir", env["base"] / "wd")
     assert r.returncode == 2, r.stdout + r.stderr
     expect = {"dotdot": "'..' component", "absolute": "absolute path", "symlink": "symbolic link",
               "badhash": "does not match its RECORD hash", "misnamed": "METADATA says"}[kind]
