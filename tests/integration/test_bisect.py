@@ -211,3 +211,15 @@ def test_bad_input_is_refused_before_anything_runs(box):
     assert r.returncode == 2 and "is not an ancestor" in r.stderr, r.stderr
     r = inv(box, "bisect", "--recipe", "bisect-fix", "--resume", "--good", "v0.1.0", "--workdir", str(box["wd"]))
     assert r.returncode == 2 and "cannot be combined with --resume" in r.stderr
+
+
+def test_bad_head_is_the_commit_checked_out_and_a_bad_ref_that_passes_stops(box):
+    head = box["hashes"][12]
+    built = inv(box, "build.bisect-fix", "--ref", head, *box["common"])  # the environment: commit 12, checked out
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-2000:]
+    r = inv(box, "bisect", "--recipe", "bisect-fix", "--good", "v0.1.0", "--bad", "HEAD", "--build-only",
+            *box["common"])
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-2000:]
+    assert f"the bad ref HEAD ({head[:12]}) builds" in r.stderr
+    assert state(box)["status"] == "failed" and len(state(box)["commits"]) == 13
+    assert installed_step(box) == "12 4000000"  # put back after the failure
