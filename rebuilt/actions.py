@@ -86,7 +86,11 @@ def pip_protected(step, ax: ActionEnv) -> dict:
         raise StepFailed(f"step {step.title}: pip-protected needs a project path or wheel")
     py = step.args["python"]
     ax.run([py, "-m", "pip", "install", "--no-deps", *target], cwd=step.cwd)
-    reqs = guard.project_requirements(Path(step.cwd, project[-1]))
+    where = Path(step.cwd, project[-1])
+    if where.exists():
+        reqs = guard.project_requirements(where)
+    else:  # a requirement from the index (flashinfer-python==0.3.1): what the installed metadata requires
+        reqs = guard.installed_requirements(py, Requirement(project[-1]).name)
     kept, dropped = guard.split_requirements(reqs, set(step.args["protected"]))
     for line in dropped:
         ax.say(f"      dropped (protected): {line}")
@@ -102,7 +106,7 @@ def pip_protected(step, ax: ActionEnv) -> dict:
         return details
     with tempfile.TemporaryDirectory(prefix="rebuilt-install-") as tmp:
         items, refused, failure = reqcompat.plan_install(_pip(step, ax, py), kept, pins, absent, Path(tmp),
-                                                         named=named, project=_label(Path(step.cwd, project[-1])))
+                                                         named=named, project=_label(where))
     if failure:
         raise StepFailed(f"step {step.title}: the requirements do not resolve next to the protected versions: "
                          f"{reqcompat.explain(failure, pins)[1]}", hint="see pip's words in the log")
@@ -126,6 +130,8 @@ def _label(path: Path) -> str:
     """The project's name (pyproject's [project].name, a wheel's first field), else the path."""
     if path.suffix == ".whl":
         return path.name.split("-")[0]
+    if not path.exists():
+        return path.name  # a requirement
     try:
         import tomllib
 

@@ -216,3 +216,13 @@ def remove_appeared(python: str, dist: str, after: dict[str, DistState]) -> str:
     """A protected distribution a step installed where there was none, not matching torch: removed, and why."""
     _, why = companion_matches(dist, after[dist].version, after.get("torch"))
     return f"it was not installed before and does not match torch ({why}); {uninstall(python, dist)}"
+
+
+def installed_requirements(python: str, dist: str) -> list[str]:
+    """Base Requires-Dist of a distribution installed in ``python`` (a requirement installed from an index)."""
+    code = ("import json, sys\nfrom importlib import metadata\n"
+            "print(json.dumps(metadata.requires(sys.argv[1]) or []))")
+    proc = runner.capture([python, "-c", code, dist], timeout=120)
+    if proc.returncode != 0:
+        raise InputError(f"{dist} is not installed in {python}: {proc.stderr.strip()[-300:]}")
+    return _base(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -174,7 +174,10 @@ def test_aiak_stack_keeps_torch_and_installs_extras(resolve):
     extras = [x for x in plan.steps if x.title == "extras:install"][0]
     assert extras.argv == (PY, "-m", "pip", "install", "setproctitle")
     flash = [x for x in plan.steps if x.title == "flashinfer:install-index"][0]
-    assert flash.argv == (PY, "-m", "pip", "install", "flashinfer-python==0.3.1", "--no-deps")
+    # built here (0.3.1's backend wants torch in an isolated build env), --no-deps, then its requirements
+    assert flash.action == "pip-protected"
+    assert flash.args["target"] == ["--no-build-isolation", "flashinfer-python==0.3.1"]
+    assert idx["flashinfer:build-requirements-index"] < idx["flashinfer:install-index"]
 
 
 def test_default_stack_in_dependency_order(resolve):
