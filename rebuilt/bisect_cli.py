@@ -147,7 +147,7 @@ def _start(a: Args) -> dict:
         resolved.append(found)
     state = bisect.State(recipe=a.recipe, mode=mode, good=a.good, bad=a.bad,
                          commits=[c.__dict__ for c in bisect.commits(src, a.good, a.bad, *resolved)], options=options,
-                         flags=a.flags, source_dir=str(src), start=start)
+                         flags={**a.flags, "workdir": str(settings.workdir())}, source_dir=str(src), start=start)
     n = len(state.commits) - 1
     runner.Console().say(f"bisect {a.recipe}: {n} commit(s) after {a.good} up to {a.bad}; at most "
                          f"{bisect.max_tests(n)} builds when every commit decides")
