@@ -125,9 +125,11 @@ class Builds:
             reason = out.skipped[self.recipe.name]
             if saved.exists():
                 self._settle_stamp(settings, saved)
+            else:  # built before the bisection (the good ref, often): keep it too
+                self._keep(settings, commit)
             return {"status": "reused" if reason.startswith("reused") else "up to date", "reason": reason}
         manifest = out.manifests[-1]
-        self._keep(settings, commit, manifest)
+        self._keep(settings, commit, json.loads(Path(manifest).read_text()).get("run_id"))
         return {"status": "built", "manifest": str(manifest)}
 
     def _manifest_since(self, settings, started: float) -> str | None:
@@ -135,13 +137,18 @@ class Builds:
                  if p.stat().st_mtime >= started - 1]
         return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
 
-    def _keep(self, settings, commit: str, manifest: Path) -> None:
-        """Copy the stamp of this build and its artifacts under builds/<commit>/ (none for editable installs)."""
+    def _keep(self, settings, commit: str, run_id: str | None = None) -> None:
+        """Copy the current stamp (of build ``run_id`` when given) and its wheels under builds/<commit>/.
+
+        Nothing is kept for editable installs (no wheel), for a stamp of another commit, or when a
+        wheel's bytes are no longer the stamp's (the wheelhouse holds one wheel per name).
+        """
         path = self._stamp_path(settings)
         if not path.exists():
             return
         stamp = json.loads(path.read_text())
-        if stamp.get("run_id") != json.loads(Path(manifest).read_text()).get("run_id"):
+        if (run_id and stamp.get("run_id") != run_id) or \
+                (stamp.get("inputs", {}).get("source") or {}).get("head") != commit or not _intact(stamp):
             return
         self._save_stamp(stamp, self.folder / "builds" / commit)
 
@@ -172,9 +179,7 @@ class Builds:
         stamp = json.loads(path.read_text())
         want = stamp.get("installed", {})
         have = {k: v.version for k, v in guard.snapshot(settings.python(), list(want)).items()} if want else {}
-        intact = all(Path(a["path"]).exists() and sha256_file(a["path"]) == a.get("sha256")
-                     for a in stamp.get("artifacts", []))
-        if (stamp.get("inputs", {}).get("source") or {}).get("head") == head and have == want and intact:
+        if (stamp.get("inputs", {}).get("source") or {}).get("head") == head and have == want and _intact(stamp):
             saved = self._save_stamp(stamp, self.folder / "start")
             start.update(stamp=str(saved) if saved else None, installed=want)
         return start
@@ -201,3 +206,9 @@ class Builds:
             self._settle_stamp(settings, Path(start["stamp"]))
         how = out.skipped.get(self.recipe.name) or f"rebuilt, manifest {out.manifests[-1]}"
         return f"the environment holds the starting build again ({self.recipe.name} at {start['ref']}: {how})"
+
+
+def _intact(stamp: dict) -> bool:
+    """Every artifact of the stamp still exists with the bytes it was built with."""
+    return all(Path(a["path"]).exists() and sha256_file(a["path"]) == a.get("sha256")
+               for a in stamp.get("artifacts", []))
