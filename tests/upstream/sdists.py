@@ -7,6 +7,7 @@ fetches GitHub. What the layout changes, per project:
 
 * every sdist: ``PKG-INFO``, ``*.egg-info`` and the ``setup.cfg`` that only holds sdist's
   ``[egg_info]`` tag are removed (the GitHub trees have none of them);
+* vllm: ``vllm/_version.py``, which setuptools-scm wrote into the sdist, is removed;
 * sglang: the sdist holds only the monorepo's ``python/`` folder: it goes under ``python/``;
 * flashinfer-python: ``version.txt`` (in the GitHub tree, read by its build backend) is written
   back, and the generated ``flashinfer/_build_meta.py`` removed.
@@ -31,6 +32,7 @@ from pathlib import Path
 import requests
 
 CACHE = Path(os.environ.get("REBUILT_TESTS_CACHE", Path.home() / ".cache" / "rebuilt-tests"))
+LAYOUT = 2  # bump when _lay_out changes: cached repositories are rebuilt
 GIT_ENV = {"GIT_AUTHOR_NAME": "rebuilt tests", "GIT_AUTHOR_EMAIL": "tests@rebuilt.invalid",
            "GIT_COMMITTER_NAME": "rebuilt tests", "GIT_COMMITTER_EMAIL": "tests@rebuilt.invalid"}
 
@@ -123,6 +125,8 @@ def _lay_out(sd: Sdist, tree: Path) -> None:
     cfg = tree / "setup.cfg"
     if cfg.is_file() and cfg.read_text().split() == ["[egg_info]", "tag_build", "=", "tag_date", "=", "0"]:
         cfg.unlink()
+    if sd.project == "vllm":  # written by setuptools-scm when the sdist was made; ignored by vLLM's .gitignore
+        (tree / "vllm" / "_version.py").unlink(missing_ok=True)
     if sd.project == "flashinfer-python":
         (tree / "version.txt").write_text(sd.version + "\n")
         (tree / "flashinfer" / "_build_meta.py").unlink(missing_ok=True)
@@ -131,7 +135,7 @@ def _lay_out(sd: Sdist, tree: Path) -> None:
 def checkout(name: str) -> str:
     """A ``file://`` URL of a git repository holding ``name``'s release laid out like GitHub, tagged."""
     sd = SDISTS[name]
-    repo = CACHE / "repos" / sd.key
+    repo = CACHE / "repos" / f"{sd.key}-layout{LAYOUT}"
     if (repo / ".git").is_dir() and _git(repo, "tag", "--list", sd.tag) == sd.tag:
         return repo.as_uri()
     archive = download(sd)
