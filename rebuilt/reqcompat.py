@@ -10,6 +10,10 @@ Two halves:
   not resolve, the lines pip names are tried alone, then halves of the set (bisection), so that every
   line that fails on its own is found and named with pip's reason.
 
+The resolution runs against the target environment as it is (no ``--ignore-installed``): the
+installed torch satisfies its own pin, so a source or NGC build that is on no index still resolves,
+and only what is missing is looked up on the index (which the step therefore needs).
+
 Nothing here starts a process: ``pip`` is a callable ``pip(args) -> (exit code, output)`` handed in by
 the step (output into its log) or by a test.
 """
@@ -25,6 +29,8 @@ from typing import Callable
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+
+from rebuilt.errors import StepFailed
 
 Pip = Callable[[list[str]], tuple[int, str]]
 
@@ -198,6 +204,11 @@ def included(path: Path, root: Path) -> list[Path]:
 
 # ----------------------------------------------------------------------------------------- resolving
 
+class PipTooOld(StepFailed):
+    def __init__(self, message: str):
+        super().__init__(message, hint="upgrade pip in the target environment: <python> -m pip install 'pip>=22.2'")
+
+
 @dataclass(frozen=True)
 class Verdict:
     line: Line
@@ -264,6 +275,8 @@ def resolve(pip: Pip, requirements: list[str], constraints: Path, workdir: Path,
     reqfile.write_text("".join(r + "\n" for r in requirements))
     report.unlink(missing_ok=True)
     rc, out = pip(["install", "--dry-run", "--report", str(report), "-r", str(reqfile), "-c", str(constraints)])
+    if rc != 0 and "no such option" in out:
+        raise PipTooOld(f"the target's pip has no `install --dry-run --report` ({_errors(out)[-1:] or out[-200:]})")
     data = json.loads(report.read_text()) if rc == 0 and report.is_file() else {}
     return rc == 0, out, data
 
@@ -397,8 +410,9 @@ def plan_install(pip: Pip, requirements: list[str], pins: dict[str, str], absent
         good, out, report = run({}, "-install-unpinned")
         if good:
             for name, pin in extra.items():
-                refused[name] = f"{absent[name][1]}; with {name}=={pin} the requirements do not resolve: " \
-                                f"{explain(pinned_out, pins)[1]}"
+                causes = [c for c in _causes(pinned_out) if not c.startswith("The user requested (constraint)")]
+                refused[name] = f"{absent[name][1]}; with {name}=={pin} the requirements do not resolve: " + \
+                    ("; ".join(causes) or explain(pinned_out, pins)[1])
     if not good:
         return [], [], out
     items = report.get("install", [])

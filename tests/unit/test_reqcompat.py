@@ -212,3 +212,49 @@ def test_inline_array_naming_torch_stops_the_step_before_any_edit(tmp_path, monk
     with pytest.raises(actions.StepFailed, match="pyproject.toml:2 names a protected distribution"):
         actions.drop_requirements(step, ax)
     assert (src / "requirements.txt").read_text() == "torch==2.5.1\n"
+
+
+def test_a_pip_without_dry_run_report_is_named_once(tmp_path):
+    old = lambda args: (2, "Usage: pip install [options]\n\nno such option: --dry-run\n")  # noqa: E731
+    with pytest.raises(reqcompat.PipTooOld, match="no `install --dry-run --report`"):
+        reqcompat.find_incompatible(old, _lines("a", "b"), {}, tmp_path / "c.txt", tmp_path)
+
+
+class ConstraintPip(FakePip):
+    """Also fails a resolution whose constraints pin one of ``bad_pins`` (like a requirement needing triton>=3.8)."""
+
+    def __init__(self, available: set[str], bad_pins: set[str], wants: list[dict]):
+        super().__init__({})
+        self.available, self.bad_pins, self.wants = available, bad_pins, wants
+
+    def __call__(self, args):
+        if "--no-deps" in args:  # the cheap look-up of one matching build
+            return (0, "") if args[-1] in self.available else (1, f"ERROR: No matching distribution found for {args[-1]}\n")
+        constraints = Path(args[args.index("-c") + 1]).read_text().split()
+        if set(constraints) & self.bad_pins:
+            return 1, ("ERROR: Cannot install xgram because these package versions have conflicting dependencies.\n\n"
+                       "The conflict is caused by:\n    xgram 1.0 depends on triton>=3.8\n"
+                       "    The user requested (constraint) triton==3.7.1\n\n")
+        report = Path(args[args.index("--report") + 1])
+        report.write_text(json.dumps({"install": self.wants}))
+        return 0, ""
+
+
+def _item(name, version, requires=()):
+    return {"metadata": {"name": name, "version": version, "requires_dist": list(requires)}}
+
+
+def test_plan_install_refuses_a_matching_pin_the_requirements_cannot_take(tmp_path):
+    wants = [_item("xgram", "1.0", ["triton>=3.8; platform_system == 'Linux'"]), _item("triton", "3.9.0"),
+             _item("timmish", "1.0", ["torchvision"]), _item("torchvision", "0.28.0"), _item("plain", "1.0")]
+    pip = ConstraintPip({"triton==3.7.1"}, {"triton==3.7.1"}, wants)
+    absent = {"triton": ("3.7.1", "torch 2.13.0's default build requires triton==3.7.1"),
+              "torchvision": ("0.28.0+cpu", "torchvision 0.28 pairs with torch 2.13"), "torchaudio": (None, "none")}
+    items, refused, failure = reqcompat.plan_install(pip, ["xgram", "timmish", "plain"], {"torch": "2.13.0+cpu"},
+                                                     absent, tmp_path)
+    assert failure == "" and [i["metadata"]["name"] for i in items] == ["xgram", "timmish", "plain"]
+    got = {r.dist: (r.version, r.wanted_by, r.reason.split(";")[0].split(",")[0]) for r in refused}
+    assert got == {"triton": ("3.9.0", ("xgram 1.0",), "torch 2.13.0's default build requires triton==3.7.1"),
+                   "torchvision": ("0.28.0", ("timmish 1.0",), "torchvision 0.28 pairs with torch 2.13")}
+    assert "with triton==3.7.1 the requirements do not resolve: xgram 1.0 depends on triton>=3.8" in \
+        [r for r in refused if r.dist == "triton"][0].reason
