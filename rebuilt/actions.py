@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -185,7 +185,7 @@ def drop_requirements(step, ax: ActionEnv) -> dict:
     lines = {f: reqcompat.read_lines(f, os.path.relpath(f, root)) for f in files}
     drops: dict[Line, str] = {}
     unread = []
-    for f, found in lines.items():
+    for found in lines.values():
         for ln in found:
             if ln.problem and ln.mentions() & protected:
                 raise StepFailed(f"step {step.title}: {ln.where()} names a protected distribution but cannot be "
@@ -247,7 +247,7 @@ def keep_installed(step, ax: ActionEnv) -> dict:
     dist, expect, found = step.args["dist"], step.args.get("expect") or "", step.args.get("found")
     if not found:
         raise StepFailed(f"step {step.title}: the stack keeps the environment's {dist}, but it is not installed "
-                         f"in {step.args['python']}", hint=f"install or restore it first (inv torch.restore)")
+                         f"in {step.args['python']}", hint="install or restore it first (inv torch.restore)")
     if expect and found != expect:
         ax.say(f"      ! {dist} {found} is installed; the stack expects {expect}")
     return {"kept": {dist: found}}

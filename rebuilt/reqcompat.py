@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+import tomllib
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -268,7 +268,8 @@ def _trigger_names(output: str) -> set[str]:
     return names
 
 
-def resolve(pip: Pip, requirements: list[str], constraints: Path, workdir: Path, tag: str = "") -> tuple[bool, str, dict]:
+def resolve(pip: Pip, requirements: list[str], constraints: Path, workdir: Path,
+            tag: str = "") -> tuple[bool, str, dict]:
     """Dry-run ``requirements`` with ``constraints``: (resolved, pip's output, its --report)."""
     workdir.mkdir(parents=True, exist_ok=True)
     reqfile, report = workdir / f"requirements{tag}.txt", workdir / f"report{tag}.json"

@@ -95,7 +95,8 @@ def test_drop_requirements_asks_pip_which_lines_cannot_coexist(tmp_path, env, ta
                         ("requirements-common.txt", "app-with-helper  # pulls helper, which pins torch"),
                         ("requirements-cpu.txt", 'torch == 2.5.1+cpu; platform_machine != "ppc64le"')}
     assert got[("requirements-cuda.txt", "torch == 2.5.1")].startswith("names protected torch (installed 2.13.0+cpu)")
-    xf = got[("requirements-cuda.txt", "xformers == 0.0.28.post3; platform_system == 'Linux'  # Requires PyTorch 2.5.1")]
+    xf = got[("requirements-cuda.txt",
+              "xformers == 0.0.28.post3; platform_system == 'Linux'  # Requires PyTorch 2.5.1")]
     assert xf == ("cannot coexist with the protected versions: xformers 0.0.28.post3 depends on torch==2.5.1 "
                   "(installed and protected: torch 2.13.0+cpu)")
     assert "helper 1.0 depends on torch==2.5.1" in got[("requirements-common.txt",

@@ -14,7 +14,8 @@ from rebuilt.reqcompat import Line, parse_line, read_lines
 
 # pip 23's words for the xformers case (ResolutionImpossible), as it prints them
 XFORMERS_CONFLICT = """\
-ERROR: Cannot install -r /tmp/r/requirements-0.txt (line 3) because these package versions have conflicting dependencies.
+ERROR: Cannot install -r /tmp/r/requirements-0.txt (line 3) because these package versions have conflicting \
+dependencies.
 
 The conflict is caused by:
     xformers 0.0.28.post3 depends on torch==2.5.1
@@ -70,7 +71,8 @@ def test_pyproject_only_dependency_arrays(tmp_path):
 
 def test_included_follows_r_once(tmp_path):
     (tmp_path / "requirements-common.txt").write_text("numpy\n")
-    (tmp_path / "requirements-cuda.txt").write_text("-r requirements-common.txt\n--requirement=requirements-common.txt\n")
+    (tmp_path / "requirements-cuda.txt").write_text("-r requirements-common.txt\n"
+                                                    "--requirement=requirements-common.txt\n")
     assert [p.name for p in reqcompat.included(tmp_path / "requirements-cuda.txt", tmp_path)] == \
         ["requirements-cuda.txt", "requirements-common.txt"]
 
@@ -81,7 +83,8 @@ def test_explain_names_the_protected_conflict():
     assert reason == "xformers 0.0.28.post3 depends on torch==2.5.1 (installed and protected: torch 2.13.0+cpu)"
     missing = "ERROR: Could not find a version that satisfies the requirement nosuch==1\n" \
               "ERROR: No matching distribution found for nosuch==1\n"
-    assert reqcompat.explain(missing, {"torch": "2.13.0+cpu"}) == (False, "No matching distribution found for nosuch==1")
+    assert reqcompat.explain(missing, {"torch": "2.13.0+cpu"}) == \
+        (False, "No matching distribution found for nosuch==1")
 
 
 class FakePip:
@@ -229,7 +232,9 @@ class ConstraintPip(FakePip):
 
     def __call__(self, args):
         if "--no-deps" in args:  # the cheap look-up of one matching build
-            return (0, "") if args[-1] in self.available else (1, f"ERROR: No matching distribution found for {args[-1]}\n")
+            if args[-1] in self.available:
+                return 0, ""
+            return 1, f"ERROR: No matching distribution found for {args[-1]}\n"
         constraints = Path(args[args.index("-c") + 1]).read_text().split()
         if set(constraints) & self.bad_pins:
             return 1, ("ERROR: Cannot install xgram because these package versions have conflicting dependencies.\n\n"

@@ -23,7 +23,7 @@ def _tvm_ffi_env(python: str) -> dict:
         return {}
     folder = standins.tvm_ffi_findlinks()
     warnings.warn(f"the package index here has no {standins.PINNED} (flashinfer 0.4.1's pinned build and runtime "
-                  f"requirement): using the stand-in apache-tvm-ffi {standins.LABEL} from {folder}")
+                  f"requirement): using the stand-in apache-tvm-ffi {standins.LABEL} from {folder}", stacklevel=2)
     return {"PIP_FIND_LINKS": f"{folder}"}
 
 
