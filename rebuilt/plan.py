@@ -101,7 +101,8 @@ def describe_action(step: Step) -> str:
         return f"copy {', '.join(a['patterns'])} -> {a['dest']} (sha256 in the manifest)"
     if step.action == "pip-protected":
         return (f"{a['python']} -m pip install --no-deps {' '.join(a['target'])}; then its requirements "
-                f"except protected {sorted(a['protected'])} (printed)")
+                f"except protected {sorted(a['protected'])} (printed), resolved first (pip --dry-run --report) and "
+                f"installed as resolved; a protected one not installed only at the version matching torch")
     if step.action == "drop-requirements":
         check = (f"; then the lines of {', '.join(a['resolve'])} that pip's resolver (--dry-run --report) cannot "
                  f"install next to the installed protected versions (each with pip's reason)") if a.get("resolve") else ""
