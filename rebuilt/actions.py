@@ -195,8 +195,11 @@ def drop_requirements(step, ax: ActionEnv) -> dict:
                 unread.append({"file": ln.file, "line": ln.number, "text": ln.text.strip(), "problem": ln.problem})
                 ax.say(f"      ! {ln.where()} left as it is ({ln.problem}): {ln.text.strip()}")
             elif ln.requirement and ln.name in protected:
-                state = f"installed {pins[ln.name]}" if ln.name in pins else "not installed"
-                drops[ln] = f"names protected {ln.name} ({state}): the environment's build is kept"
+                if ln.name in pins:
+                    drops[ln] = f"names protected {ln.name} (installed {pins[ln.name]}): the installed build is kept"
+                else:
+                    drops[ln] = (f"names protected {ln.name} (not installed): an install brings it only at the "
+                                 f"version matching the installed torch")
     resolved = {}
     if resolve:
         with tempfile.TemporaryDirectory(prefix="rebuilt-reqcompat-") as tmp:
