@@ -109,7 +109,8 @@ class Guard:
         what = f"step {step.title} changed protected distributions"
         if result.status != "done" and not failed:
             for line in lines:
-                self.console.say(f"      guard: {what} before it {result.status}: {line}")
+                ending = "was interrupted" if result.status == "interrupted" else result.status
+                self.console.say(f"      guard: {what} before it {ending}: {line}")
             return
         raise GuardViolation(f"{what}{'' if result.status == 'done' else f' and {result.status}'}:\n  "
                              + "\n  ".join(lines),

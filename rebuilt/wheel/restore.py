@@ -52,6 +52,34 @@ def installed_matches(python: str, info: verify.WheelInfo) -> list[str]:
     return [n for n in names if got.get(n) != info.record[n][0]]
 
 
+# pip moves what it uninstalls aside to "~" + (i-1 of these) + name[i:] beside the original
+# (AdjacentTempDirectory in pip/_internal/utils/temp_dir.py) and deletes it when the install is
+# committed; a pip stopped in between (Ctrl-C to a build step's pip) leaves it in site-packages.
+_PIP_STASH_CHARS = set("-~.=%0123456789")
+
+
+def is_pip_stash(entry: str, name: str) -> bool:
+    """Is ``entry`` a name pip gives its stash of ``name`` (``~orch`` for ``torch``)?"""
+    if len(entry) != len(name) or not entry.startswith("~") or entry == name:
+        return False
+    i = next(k for k in range(1, len(name) + 1) if entry[k:] == name[k:])
+    return set(entry[1:i]) <= _PIP_STASH_CHARS
+
+
+def remove_pip_stash(site: str | Path, info: verify.WheelInfo) -> list[str]:
+    """Delete pip's stash of the wheel's top-level folders left in ``site``; returns what was removed."""
+    import shutil
+
+    tops = {n.split("/", 1)[0] for n in info.record if not n.startswith("../") and "/" in n}
+    tops.discard(info.dist_info.replace(".dist-info", ".data"))
+    removed = []
+    for entry in sorted(Path(site).iterdir()) if Path(site).is_dir() else []:
+        if entry.name.startswith("~") and any(is_pip_stash(entry.name, t) for t in tops):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            removed.append(entry.name)
+    return removed
+
+
 def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
     """Verify ``wheel``, install it (shielded from interrupts), and verify version and file hashes afterwards."""
     import os
@@ -73,4 +101,7 @@ def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
         bad = installed_matches(python, info)
         if bad:
             raise StepFailed(f"after installing {wheel}, {len(bad)} file(s) differ, e.g. {bad[0]}")
+        left = remove_pip_stash(query(python, info.name).site, info)
+        if left and say:
+            say(f"removed what a stopped pip had left in site-packages: {', '.join(left)}")
     return info

@@ -271,13 +271,27 @@ def wait_until_gone(pgid: int, timeout: float = 20) -> None:
 
 
 @pytest.fixture
-def probe(request):
+def probe(request, torch_env):
     p = Probe(request.node.nodeid)
     yield p
     rep = getattr(request.node, "rep_call", None)
     if rep is None or rep.skipped:
         return
     _VERDICTS[request.node.nodeid.split("::", 1)[1]] = (p.verdict or "wrong") if rep.failed else "clean"
+    if rep.failed:
+        _repair(torch_env)
+
+
+def _repair(env) -> None:
+    """After a failed probe: let any pip on the venv end, and put torch back, so one failure stays one."""
+    wait_for(lambda: not pips_running(str(env["python"].parent.parent)) and not pips_running(str(env["python"])),
+             timeout=300, what="pip on the test venv to end")
+    if torch_files(env["python"]) != env["torch"] or stash_left(env["site"]):
+        for name in stash_left(env["site"]):
+            subprocess.run(["rm", "-rf", str(env["site"] / name)], check=True)
+        r = run(env["python"], "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-index",
+                "--disable-pip-version-check", env["wheel"])
+        assert r.returncode == 0 and torch_files(env["python"]) == env["torch"], r.stderr
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -100,7 +100,7 @@ def test_signal_after_the_swap_and_again_during_the_guards_restore(torch_env, tm
     deliver(run, sig)  # pip runs in its own session: this waits for it
     rc = run.wait()
     check_ended(probe, torch_env, run, rc, wd, code=130, status="interrupted", pgids=[pgid])
-    probe.expect("wrong", "before it interrupted" in run.stdout and "restored from" in run.stdout, run.stdout)
+    probe.expect("wrong", "before it was interrupted" in run.stdout and "restored from" in run.stdout, run.stdout)
     probe.expect("wrong", f"{sig} received; the guard checks (and restores) the protected distributions first"
                  in run.stderr, run.stderr[-2000:])
 
@@ -165,6 +165,9 @@ def test_kill_9_during_the_guards_restore_pip_finishes_and_the_next_run_waits(to
              what="the guard's restore")
     wait_for(lambda: pips_running(str(torch_env["wheel"])) or run.proc.poll() is not None, what="pip")
     pips = pips_running(str(torch_env["wheel"]))
+    # kill once the lock names pip's group (the milliseconds between its start and the record are not covered)
+    wait_for(lambda: (lock_record(wd) or {}).get("pgid") == pgid_of(pips[0]) or run.proc.poll() is not None,
+             what="the lock to name pip's group")
     run.signal(signal.SIGKILL)
     run.wait()
     probe.expect("wrong", pips, "pip was not running when inv was killed")
@@ -185,3 +188,19 @@ def test_kill_9_during_the_guards_restore_pip_finishes_and_the_next_run_waits(to
                  and not journal_of(wd).exists(), f"{manifest_status(wd)} {lock_record(wd)}")
     statuses = [json.loads(p.read_text())["status"] for p in sorted((wd / "manifests").glob("*-faults.json"))]
     probe.expect("wrong", statuses == ["done"], f"manifests {statuses}: the killed run cannot write one")
+
+
+def test_ctrl_c_while_the_steps_pip_replaces_torch(torch_env, tmp_path, probe):
+    """Ctrl-C reaches the step's pip halfway (its stash of the real torch is in site-packages): pip stops
+    without its rollback; the guard restores torch and clears pip's leftovers."""
+    from tests.faults.conftest import stash_left
+
+    run, wd, marks = start(torch_env, tmp_path, wheel=torch_env["fake"], hold="swap")
+    wait_for(lambda: stash_left(torch_env["site"]) or (marks / "swap.held").exists() or run.proc.poll() is not None,
+             what="the step's pip to move torch aside")
+    pgid = pgid_of(int((marks / "swap.pid").read_text()))
+    run.ctrl_c()
+    rc = run.wait()
+    check_ended(probe, torch_env, run, rc, wd, code=130, status="interrupted", pgids=[pgid])
+    probe.expect("wrong", "before it was interrupted" in run.stdout and "restored from" in run.stdout,
+                 run.stdout[-2000:])

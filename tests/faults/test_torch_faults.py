@@ -91,6 +91,8 @@ def test_restore_killed_pip_finishes_and_holds_the_work_dir(torch_env, tmp_path,
     wait_for(lambda: stash_left(torch_env["site"]) or run.proc.poll() is not None, what="pip to move torch aside")
     pips = pips_running(str(torch_env["wheel"]))
     probe.expect("wrong", pips and run.proc.poll() is None, "pip was not running: nothing was tested")
+    wait_for(lambda: (lock_record(wd) or {}).get("pgid") == pgid_of(pips[0]) or run.proc.poll() is not None,
+             what="the lock to name pip's group")
     run.signal(signal.SIGKILL)
     run.wait()
     pgid = pgid_of(pips[0])
