@@ -102,8 +102,6 @@ KNOWN_OPEN = {
     "serve.smoke --url=not a url": "serve.smoke sends the request and reports exit 3 instead of refusing the URL",
     "src.bundle --output={ro}/out.json.gz": "src.bundle --dry-run does not check that the output folder is writable",
     "src.bundle --python=/nonexistent/bin/python3": "src.bundle --dry-run does not check the interpreter",
-    "torch.restore WHEEL (positional)": "the positional wheel defaults to '' (not None), so invoke never fills it: "
-                                        "'No idea what ...'; --wheel PATH works",
 }
 
 DRIVER = r'''
@@ -298,8 +296,6 @@ def _file_probes(w: dict) -> list[dict]:
         {"id": "torch.backup --output full disk", "argv": ["torch.backup", "--output", f"{out}/backups", "--fast"],
          "fsize": 1 << 20, "timeout": 120},
         {"id": "torch.backup --output is a file", "argv": ["torch.backup", "--output", "/etc/passwd"]},
-        {"id": "torch.restore WHEEL (positional)", "argv": ["torch.restore", str(wheels["bad CRC"])],
-         "names": [str(wheels["bad CRC"])], "says": WHEEL_REASONS["bad CRC"]},
         {"id": "build --workdir is a file", "argv": ["build.torch", "--dry-run", "--workdir", "/etc/passwd"]},
         {"id": "nvcc_threads 0", "argv": ["build.sgl-kernel", "--dry-run", "--set", "sgl-kernel.nvcc_threads=0"]},
         {"id": "nvcc_threads negative", "argv": ["build.sgl-kernel", "--dry-run", "--set",
