@@ -90,8 +90,21 @@ def write_text(path: Path | str, text: str, mode: int = PRIVATE_FILE) -> Path:
 
 
 def write_json(path: Path | str, data: object, mode: int = PRIVATE_FILE) -> Path:
-    """Write JSON atomically, sorted and indented for diffs (0600)."""
-    return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", mode)
+    """Write JSON atomically, sorted and indented for diffs (0600); a secret setting is written redacted."""
+    return write_text(path, json.dumps(_shown(data), indent=2, sort_keys=True, default=str) + "\n", mode)
+
+
+def _shown(obj: object) -> object:
+    """``obj`` with every Secret (a str subclass json would write in clear) replaced by its redacted text."""
+    from rebuilt.util.secret import Secret
+
+    if isinstance(obj, Secret):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _shown(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_shown(v) for v in obj]
+    return obj
 
 
 def mark_cachedir(folder: Path | str) -> Path:

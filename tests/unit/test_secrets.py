@@ -166,3 +166,12 @@ def test_recipe_templates_get_the_real_value():
 def test_short_tokens_are_redacted_whole_in_settings_dumps():
     s = secret.Secret("abc")  # too short to be masked inside free text, still never printed
     assert secret.shown(s) == "***" and secret.shown("http://u:p@h") == "http://***@h" and secret.shown(3) == 3
+
+
+def test_json_files_never_hold_a_secret_value(tmp_path):
+    from rebuilt.util import fs
+
+    s = secret.Secret("http://u:pw-js0n@h:1", "url")
+    path = fs.write_json(tmp_path / "x.json", {"a": [s, {"b": s}], "c": 1})
+    text = path.read_text()
+    assert "pw-js0n" not in text and text.count("http://***@h:1") == 2 and json.loads(text)["c"] == 1
