@@ -247,11 +247,37 @@ def _step(raw: dict, where: str, option_names: set[str]) -> StepSpec:
     )
 
 
+# what each top-level key holds: a table, or a list of tables ([[steps]]); strings where text is expected
+_TABLES = ("recipe", "source", "options", "choices", "limits", "env", "artifacts", "bisect")
+_TABLE_LISTS = ("steps", "warnings")
+_TEXT = {"recipe": ("name", "summary", "nvcc_threads_option"), "source": ("url", "ref", "dir", "from", "subdir")}
+
+
+def _check_shapes(data: dict, where: str) -> None:
+    """A value of the wrong kind (``steps = 5``, ``summary = 3``) named with its file, line and key."""
+    def bad(key: str, what: str, got) -> ConfigError:
+        return ConfigError(f"{where}{_line_of(where, key)}: {key} must be {what}, got {got!r}",
+                           hint="compare with the shipped recipes and docs/RECIPES.md")
+
+    for key in _TABLES:
+        if key in data and not isinstance(data[key], dict):
+            raise bad(key, f"a table ([{key}])", data[key])
+    for key in _TABLE_LISTS:
+        if key in data and not (isinstance(data[key], list) and all(isinstance(t, dict) for t in data[key])):
+            raise bad(key, f"a list of tables ([[{key}]])", data[key])
+    for table, keys in _TEXT.items():
+        for key in keys:
+            value = data.get(table, {}).get(key)
+            if value is not None and not isinstance(value, str):
+                raise bad(key, "text", value)
+
+
 def parse_recipe(path: Path) -> Recipe:
     """Load and validate one recipe file."""
     data = _read_toml(path)
     where = str(path)
     _check_keys(data, _RECIPE_KEYS, where)
+    _check_shapes(data, where)
     meta = data.get("recipe", {})
     _check_keys(meta, _META_KEYS, f"{where} [recipe]")
     name = meta.get("name") or path.stem
