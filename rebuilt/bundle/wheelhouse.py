@@ -112,6 +112,9 @@ def step_requirements(step) -> list[str]:
                 return guard.project_requirements(path)
             except Exception:  # dynamic dependencies: known only after the build
                 return []
+        if path and not path.exists():  # a requirement from the index (flashinfer's index mode)
+            req = _requirement(project[-1])
+            return [req] if req else []
         return []
     words = list(step.argv) if step.argv else (shlex.split(step.shell) if step.shell else [])
     tail = _pip_install_tail(words)
