@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rebuilt import guard
 from rebuilt.errors import ConfigError, GuardViolation, RebuiltError

@@ -24,9 +24,8 @@ def backup(c, dist="torch", output=None, fast=False, python=None):
     """Write a real wheel of the installed torch (or --dist) that pip can reinstall."""
     import time
 
-    from rebuilt.wheel import backup as bk
-
     from rebuilt import runner
+    from rebuilt.wheel import backup as bk
 
     settings = resolve(python=python)
     bk.clean_stale(output or _backups(settings))  # what a killed backup left
@@ -43,7 +42,8 @@ def restore(c, wheel=None, dist="torch", python=None, workdir=None):
     """Verify a backup wheel, reinstall it (--no-deps --force-reinstall) and verify the result."""
     from rebuilt import journal, runner
     from rebuilt.errors import InputError
-    from rebuilt.wheel import backup as bk, restore as rs
+    from rebuilt.wheel import backup as bk
+    from rebuilt.wheel import restore as rs
 
     settings = resolve(python=python, workdir=workdir)
     folder = _backups(settings)
@@ -66,10 +66,9 @@ def restore(c, wheel=None, dist="torch", python=None, workdir=None):
 @entry
 def check(c, dist="torch", python=None, workdir=None):
     """Show the environment's torch: version, CUDA, path, how it was installed, its backup."""
-    from rebuilt.wheel import identity
-
     from rebuilt import journal
     from rebuilt.wheel import backup as bk
+    from rebuilt.wheel import identity
 
     settings = resolve(python=python, workdir=workdir)
     bk.clean_stale(_backups(settings))

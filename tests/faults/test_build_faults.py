@@ -15,8 +15,17 @@ import signal
 
 import pytest
 
-from tests.faults.conftest import (Inv, inv_run, journal_of, lock_record, manifest_status, members, pgid_of,
-                                   pips_running, wait_for)
+from tests.faults.conftest import (
+    Inv,
+    inv_run,
+    journal_of,
+    lock_record,
+    manifest_status,
+    members,
+    pgid_of,
+    pips_running,
+    wait_for,
+)
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGHUP": signal.SIGHUP}
 

@@ -7,8 +7,17 @@ import zipfile
 
 import pytest
 
-from tests.faults.conftest import (Inv, inv_run, lock_record, make_wheel, members, pgid_of, pips_running,
-                                   stash_left, wait_for)
+from tests.faults.conftest import (
+    Inv,
+    inv_run,
+    lock_record,
+    make_wheel,
+    members,
+    pgid_of,
+    pips_running,
+    stash_left,
+    wait_for,
+)
 
 
 def parts(folder):

@@ -134,7 +134,7 @@ def test_sigterm_and_sighup_stop_the_group_and_the_manifest_says_interrupted(tmp
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, out + err
         assert f"interrupted during [2/2] sleeper:sleep ({sig.name})" in err and "Traceback" not in err
-        wait_for(lambda: not alive(grandchild), timeout=15)
+        wait_for(lambda pid=grandchild: not alive(pid), timeout=15)
         [manifest] = (run_dir / "wd" / "manifests").glob("*-sleeper.json")
         assert json.loads(manifest.read_text())["status"] == "interrupted"
         assert _lock(run_dir / "wd") == {}
