@@ -10,7 +10,9 @@ show only for components already fetched (``inv src.fetch``).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 from pathlib import Path
 
 from rebuilt import builder, fetchcontent, offline, runner
@@ -45,8 +47,27 @@ def _fmt(n: int | None) -> str:
     return "unknown" if n is None else f"~{n / (1 << 20):.1f} MiB"
 
 
-def estimate(settings, names: list[str], say=print) -> dict:
-    plan, _ = builder.make_plan(settings, names)
+def _check_output(output: Path) -> None:
+    """A dry run says now what the real run would meet: a folder it cannot write the bundle into."""
+    from rebuilt.errors import InputError
+
+    folder = output.parent if str(output.parent) else Path(".")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+    try:
+        if output.is_dir() or not existing.is_dir():
+            raise OSError("not a file path in a folder")
+        with tempfile.TemporaryFile(dir=existing):  # root passes os.access even on a read-only mount
+            pass
+    except OSError as exc:
+        raise InputError(f"--output {output}: cannot write a bundle there ({exc.strerror or exc})",
+                         hint="give a file path in a folder you can write") from None
+
+
+def estimate(settings, names: list[str], say=print, output: Path | None = None) -> dict:
+    plan, machine = builder.make_plan(settings, names)
+    builder._check_python(machine, settings)  # the wheelhouse is for this interpreter: it must run
+    if output is not None:
+        _check_output(Path(output))
     cache = settings.workdir() / "cache" / "bundle-git"
     total, unknown = 0, 0
     say(f"src.bundle --dry-run: {', '.join(rp.recipe.name for rp in plan.recipes)} (stack {plan.stack})")

@@ -115,12 +115,30 @@ def smoke(c, profile=None, role=None, url=None, prompt=None, max_tokens=1, timeo
     from rebuilt.serve import health
     from rebuilt.serve import smoke as smoke_mod
 
+    if url is not None:
+        _check_url(url)
     s = _settings(workdir, set_, stack)
     red = _red(s)
     smoke_mod.run(s, _name(profile, s), role=role, url=url, prompt=prompt or health.PROMPT,
                   max_tokens=_number("max-tokens", max_tokens, int), timeout=_number("timeout", timeout),
                   retries=_number("retries", retries, int), expect=expect,
                   red=red, echo=_echo(red))
+
+
+def _check_url(url: str) -> None:
+    """--url is bad input unless it is http(s)://host[:port][/path]."""
+    from urllib.parse import urlsplit
+
+    from rebuilt.errors import ConfigError
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in url
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"--url {url!r} is not an http(s) URL", hint="e.g. --url http://127.0.0.1:30000")
 
 
 @task(iterable=["set_"], help={**H, "role": "stop only this role"})

@@ -89,7 +89,7 @@ def bundle(c, recipe=None, output=None, full=False, dry_run=False, stack=None, w
     if dry_run:
         from rebuilt.bundle import estimate
 
-        estimate.estimate(settings, names)
+        estimate.estimate(settings, names, output=Path(output) if output else None)
         return
     if not output:
         raise ConfigError("src.bundle needs -o/--output FILE", hint="inv src.bundle --stack S -o stack.bundle.tar")
