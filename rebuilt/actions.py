@@ -19,9 +19,9 @@ from typing import TextIO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from rebuilt import reqcompat, sources
+from rebuilt import reqcompat, reqlines, sources
 from rebuilt.errors import StepFailed
-from rebuilt.reqcompat import Line
+from rebuilt.reqlines import Line
 from rebuilt.util.fs import atomic_path, mark_cachedir, sha256_file
 
 
@@ -167,7 +167,7 @@ def _requirement_files(step) -> tuple[list[Path], list[Path]]:
         return [Path(p).resolve() for pat in patterns for p in sorted(glob.glob(os.path.join(step.cwd, pat)))]
 
     resolve = list(dict.fromkeys(matches(step.args.get("resolve") or [])))
-    edit = [q for p in matches(step.args["files"]) + resolve for q in reqcompat.included(p, root)]
+    edit = [q for p in matches(step.args["files"]) + resolve for q in reqlines.included(p, root)]
     return list(dict.fromkeys(edit)), resolve
 
 
@@ -182,7 +182,7 @@ def drop_requirements(step, ax: ActionEnv) -> dict:
     python = step.args["python"]
     pins = {canonicalize_name(k): v.version for k, v in guard.snapshot(python, sorted(protected)).items()}
     files, resolve = _requirement_files(step)
-    lines = {f: reqcompat.read_lines(f, os.path.relpath(f, root)) for f in files}
+    lines = {f: reqlines.read_lines(f, os.path.relpath(f, root)) for f in files}
     drops: dict[Line, str] = {}
     unread = []
     for found in lines.values():
@@ -207,7 +207,7 @@ def drop_requirements(step, ax: ActionEnv) -> dict:
             constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
             for f in resolve:
                 rel = os.path.relpath(f, root)
-                todo = [ln for g in reqcompat.included(f, root) for ln in lines.get(g, []) if ln not in drops]
+                todo = [ln for g in reqlines.included(f, root) for ln in lines.get(g, []) if ln not in drops]
                 ax.say(f"      resolving {rel} next to {', '.join(f'{n} {v}' for n, v in sorted(pins.items()))} "
                        f"(pip install --dry-run --report)")
                 verdicts, report = reqcompat.find_incompatible(_pip(step, ax, python), todo, pins, constraints,

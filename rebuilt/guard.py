@@ -97,7 +97,7 @@ def _base(reqs: list[str]) -> list[str]:
 
 def _from_files(root: Path, files: list[str]) -> list[str]:
     """Requirements of setuptools' ``dynamic.dependencies.file`` (one per line, comments and options skipped)."""
-    from rebuilt.reqcompat import read_lines
+    from rebuilt.reqlines import read_lines
 
     out = []
     for name in files:
