@@ -236,14 +236,15 @@ def plan_install(pip: Pip, requirements: list[str], pins: dict[str, str], absent
         return resolve(pip, requirements + asked, constraints, workdir, tag=tag)
 
     good, out, report = run(extra, "-install")
-    if not good and extra:
-        pinned_out = out
-        good, out, report = run({}, "-install-unpinned")
-        if good:
-            for name, pin in extra.items():
-                causes = [c for c in _causes(pinned_out) if not c.startswith("The user requested (constraint)")]
-                refused[name] = f"{absent[name][1]}; with {name}=={pin} the requirements do not resolve: " + \
-                    ("; ".join(causes) or explain(pinned_out, pins)[1])
+    attempt = 0
+    while not good and extra:  # a pin the requirements cannot take: refuse the pins pip names (else all), again
+        causes = [c for c in _causes(out) if not c.startswith("The user requested (constraint)")]
+        named_pins = [n for n in extra if any(_mentions(c, n) for c in causes)] or list(extra)
+        for name in named_pins:
+            refused[name] = f"{absent[name][1]}; with {name}=={extra.pop(name)} the requirements do not resolve: " + \
+                ("; ".join(causes) or explain(out, pins)[1])
+        attempt += 1
+        good, out, report = run(extra, f"-install-{attempt}")
     if not good:
         return [], [], out
     items = report.get("install", [])

@@ -263,3 +263,14 @@ def test_plan_install_refuses_a_matching_pin_the_requirements_cannot_take(tmp_pa
                    "torchvision": ("0.28.0", ("timmish 1.0",), "torchvision 0.28 pairs with torch 2.13")}
     assert "with triton==3.7.1 the requirements do not resolve: xgram 1.0 depends on triton>=3.8" in \
         [r for r in refused if r.dist == "triton"][0].reason
+
+
+def test_plan_install_keeps_the_pins_pip_does_not_blame(tmp_path):
+    wants = [_item("xgram", "1.0", ["triton>=3.8"]), _item("triton", "3.9.0"),
+             _item("timmish", "1.0", ["torchvision"]), _item("torchvision", "0.28.0+cpu")]
+    pip = ConstraintPip({"triton==3.7.1", "torchvision==0.28.0+cpu"}, {"triton==3.7.1"}, wants)
+    absent = {"triton": ("3.7.1", "torch's triton"), "torchvision": ("0.28.0+cpu", "pairs with torch 2.13")}
+    items, refused, _ = reqcompat.plan_install(pip, ["xgram", "timmish"], {"torch": "2.13.0+cpu"}, absent, tmp_path)
+    assert [r.dist for r in refused] == ["triton"]  # torchvision's pin was not the problem: kept
+    last = (tmp_path / "constraints-install-1.txt").read_text()
+    assert "torchvision==0.28.0+cpu" in last and "triton" not in last
