@@ -14,7 +14,8 @@ HELP = {
     "fix": "repair what can be repaired: a CMakeCache.txt remembering another nvcc, flashinfer JIT caches of "
            "other versions; each row says what was done",
     "python": BUILD_HELP["python"],
-    "offline": "skip the checks that reach the network (proxy port, source hosts)",
+    "offline": "as a build with --offline sees it: the network checks become checks of the unpacked bundle "
+               "(inv src.unbundle); nothing reaches the network",
     "workdir": BUILD_HELP["workdir"],
     "set_": BUILD_HELP["set_"],
 }
@@ -44,7 +45,8 @@ def doctor(c, stack=None, recipe=None, json=False, fix=False, python=None, offli
     from rebuilt.doctor import checks, report
     from rebuilt.errors import CheckFailed
 
-    settings = resolve(stack=stack, python=python, workdir=workdir, set_=set_)
+    settings = resolve(stack=stack, python=python, workdir=workdir, set_=set_, offline=True if offline else None)
+    offline = bool(settings["offline"])  # also INVOKE_REBUILT_OFFLINE=1 or --set offline=true
     names = _names(settings, recipe)
     plan, machine = builder.make_plan(settings, names)
     ctx = checks.Context(settings=settings, machine=machine, recipes=[rp.recipe.name for rp in plan.recipes],
