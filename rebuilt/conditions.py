@@ -7,7 +7,7 @@ Allowed: names, strings, numbers, true/false, lists, ``not``, ``and``, ``or``,
 from __future__ import annotations
 
 import ast
-from typing import Mapping
+from collections.abc import Mapping
 
 from rebuilt.errors import ConfigError
 from rebuilt.util.text import did_you_mean

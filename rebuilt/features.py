@@ -7,9 +7,9 @@ where the host-compiler shim, ccache and the proxy plug in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 # A feature: (settings, recipe, step, ctx, workdir, machine) -> dict of env changes
 Feature = Callable[..., dict]

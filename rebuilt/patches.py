@@ -18,7 +18,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rebuilt import recipes as recipes_mod, sources
+from rebuilt import recipes as recipes_mod
+from rebuilt import sources
 from rebuilt.errors import ConfigError, SourceError
 from rebuilt.util.fs import atomic_path, sha256_file, write_json
 
@@ -69,7 +70,7 @@ class Scratch:
         os.close(fd)
         os.unlink(self.index)  # git wants to create it itself
 
-    def __enter__(self) -> "Scratch":
+    def __enter__(self) -> Scratch:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,22 +8,20 @@ pins settings and per-component options. Nothing here runs anything.
 from __future__ import annotations
 
 import functools
-import tomllib
+import os  # noqa: E402
+import re  # noqa: E402
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from rebuilt import conditions
 from rebuilt.errors import ConfigError
-from rebuilt.util.text import did_you_mean
-
-import os  # noqa: E402
-import re  # noqa: E402
-
 from rebuilt.project import data_root  # noqa: E402
+from rebuilt.util.text import did_you_mean
 
 ROOT = data_root()  # the checkout, or <prefix>/share/rebuilt when installed (pipx)
 # REBUILT_RECIPES_DIR points rebuilt at other recipe folders (each with its stacks/ inside), searched
@@ -395,7 +393,7 @@ def _parse_safely(path: Path) -> Recipe:
         raise ConfigError(f"{path}: invalid recipe: nested too deeply") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_all(dirs: tuple[Path, ...]) -> tuple[dict[str, Recipe], dict[str, ConfigError]]:
     """(valid recipes, errors of the invalid ones): a bad file breaks only the tasks that use it."""
     out: dict[str, Recipe] = {}

@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tomllib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from rebuilt import project, recipes as recipes_mod
+import tomllib
+
+from rebuilt import project
+from rebuilt import recipes as recipes_mod
 from rebuilt.errors import ConfigError
 from rebuilt.util import secret as secret_mod
 from rebuilt.util.text import did_you_mean, redact

@@ -8,8 +8,9 @@ higher, latency and duration lower.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from rebuilt.bench import stats
 from rebuilt.bench.parse import finite

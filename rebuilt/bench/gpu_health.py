@@ -19,7 +19,8 @@ import argparse
 import json
 import statistics
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # Dense (no sparsity) bf16 tensor-core TFLOP/s and HBM TB/s from NVIDIA's data sheets.
 NOMINAL = {
@@ -151,14 +152,17 @@ def measure(torch, *, n: int, copy_mib: int, warmup: int, iters: int, repeats: i
     c = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
     # Bare loop and harness alternate, one timed batch each per repeat, so clock and
     # temperature drift hit both alike; both are warmed up first.
+    def gemm():
+        torch.matmul(a, b, out=c)
+
     bare_s = bare_matmul(torch, a, b, c, warmup=warmup, iters=iters, repeats=1)
-    gemm_s = time_cuda(torch, lambda: torch.matmul(a, b, out=c), warmup=warmup, iters=iters, repeats=1)
+    gemm_s = time_cuda(torch, gemm, warmup=warmup, iters=iters, repeats=1)
     for _ in range(repeats - 1):
         bare_s += bare_matmul(torch, a, b, c, warmup=0, iters=iters, repeats=1)
-        gemm_s += time_cuda(torch, lambda: torch.matmul(a, b, out=c), warmup=0, iters=iters, repeats=1)
+        gemm_s += time_cuda(torch, gemm, warmup=0, iters=iters, repeats=1)
     if not bool(torch.isfinite(c).all()):
         raise RuntimeError("the matrix product produced non-finite values")
-    del a, b, c
+    a = b = c = None  # free the matrices before the copy buffers are allocated
     elems = copy_mib * 2**20 // 2
     src = torch.randn(elems, device="cuda", dtype=torch.bfloat16, generator=gen)
     dst = torch.empty_like(src)

@@ -13,9 +13,10 @@ import json
 import math
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from rebuilt.errors import InputError
 

@@ -9,8 +9,8 @@ lengths get one line per length pair.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rebuilt.bench.compare import unit
 from rebuilt.bench.parse import finite

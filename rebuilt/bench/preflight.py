@@ -11,9 +11,10 @@ import json
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from rebuilt import runner
 from rebuilt.errors import CheckFailed, ToolMissing

@@ -17,10 +17,12 @@ import math
 import os
 import re
 import shlex
-import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+
+import tomllib
 
 from rebuilt.errors import ConfigError
 
@@ -88,7 +90,7 @@ class BenchSpec:
     path: str | None = None
     profile: str = ""  # serving: the serve profile (recipes/serve/<name>.toml) the run talks to
 
-    def cases(self) -> list["Case"]:
+    def cases(self) -> list[Case]:
         """Every combination of the matrix, in upstream's itertools.product order."""
         axes = list(self.matrix)
         return [Case(self.kind, dict(zip(axes, combo))) for combo in itertools.product(*self.matrix.values())]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 EXACT_LIMIT = 50  # exact U distribution when n1 + n2 is at most this and there are no ties
 
@@ -38,7 +38,7 @@ def ranks(values: Sequence[float]) -> list[float]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _u_counts(n1: int, n2: int) -> tuple[int, ...]:
     """How many orderings give each U = 0..n1·n2 (the Mann-Whitney null distribution)."""
     if n1 == 0 or n2 == 0:

@@ -19,8 +19,9 @@ import re
 import secrets
 import shutil
 import socket
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rebuilt.errors import InputError
 from rebuilt.util.fs import mark_cachedir, write_json

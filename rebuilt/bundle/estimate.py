@@ -10,7 +10,6 @@ show only for components already fetched (``inv src.fetch``).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import tempfile
 from pathlib import Path

@@ -10,8 +10,17 @@ from rebuilt.doctor.model import Check, Context
 from rebuilt.doctor.network import proxy_state, source_hosts
 from rebuilt.doctor.nvshmem import deepep_arch, deepep_cccl, deepep_nvshmem
 from rebuilt.doctor.resources import disk, gpus, memory
-from rebuilt.doctor.toolchain import (ccache_check, companions, cuda, host_compiler, libnuma, nvshmem,
-                                      python_version, tools, torch_identity)
+from rebuilt.doctor.toolchain import (
+    ccache_check,
+    companions,
+    cuda,
+    host_compiler,
+    libnuma,
+    nvshmem,
+    python_version,
+    tools,
+    torch_identity,
+)
 
 __all__ = ["ALL", "PREFLIGHT", "Check", "Context"]
 

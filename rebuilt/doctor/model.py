@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rebuilt import machine as machine_mod, runner
+from rebuilt import machine as machine_mod
+from rebuilt import runner
 from rebuilt.doctor import needs as needs_mod
 
 

@@ -18,7 +18,8 @@ def perfetto_fix(c, trace, output=None):
     """Move PDL-overlapped kernels to extra tracks so Perfetto shows every kernel."""
     from pathlib import Path
 
-    from rebuilt.trace import io, perfetto_fix as fix
+    from rebuilt.trace import io
+    from rebuilt.trace import perfetto_fix as fix
 
     src = Path(trace)
     out = Path(output) if output else io.default_output(src, "perfetto")
@@ -79,9 +80,8 @@ def _expand(paths: str) -> list:
 @entry
 def summary(c, trace, csv=None, top=15):
     """Per GPU stream busy/idle time, top kernels, gaps between kernels: a table."""
-    from rebuilt.trace import summary as s
-
     from rebuilt.errors import InputError
+    from rebuilt.trace import summary as s
 
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise InputError(f"--top {top!r}: give how many kernels to list, a whole number of at least 1")

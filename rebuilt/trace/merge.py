@@ -20,10 +20,9 @@ Timestamps are kept as written: ranks on one host share the profiler clock.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Hashable, Iterable
 
 from rebuilt.errors import InputError
 from rebuilt.trace import io
@@ -237,7 +236,7 @@ class Merger:
         self.mappers: list[RankMapper] = []
         self.kept = 0
 
-    def rank(self, rank: Rank) -> "RankMapper":
+    def rank(self, rank: Rank) -> RankMapper:
         index = self.group.ranks.index(rank)
         gpu = self.scans[index].gpu_pids if self.opts.gpu_only else None
         mapper = RankMapper(self, rank, index, gpu)

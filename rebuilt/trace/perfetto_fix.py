@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Hashable, Iterable
 
 from rebuilt.trace import io
 

@@ -57,7 +57,7 @@ def merge(group: merge_mod.Group, out: Path | str, opts: merge_mod.Options) -> d
     """Merge one group of rank files with json.load/json.dump around the same mapping."""
     docs = [load(r.path) for r in group.ranks]
     scans = []
-    for rank, doc in zip(group.ranks, docs):
+    for doc in docs:
         events = doc["traceEvents"] if isinstance(doc, dict) else doc
         scan = merge_mod.RankScan()
         plan = None
@@ -69,7 +69,7 @@ def merge(group: merge_mod.Group, out: Path | str, opts: merge_mod.Options) -> d
     needs_scan = opts.window_ms is not None or opts.gpu_only
     merger = merge_mod.Merger(group, opts, [s for s, _ in scans] if needs_scan else None)
     out_events = []
-    for rank, doc, (scan, plan) in zip(group.ranks, docs, scans):
+    for rank, doc, (_scan, plan) in zip(group.ranks, docs, scans):
         events = doc["traceEvents"] if isinstance(doc, dict) else doc
         if plan is not None:
             for key, change in plan.changes.items():

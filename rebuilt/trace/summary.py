@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rebuilt.trace import io
-from rebuilt.trace.perfetto_fix import NoKernels, sort_key, is_kernel, track_of
+from rebuilt.trace.perfetto_fix import NoKernels, is_kernel, sort_key, track_of
 from rebuilt.util.fs import atomic_path
 
 GPU_BUSY_CATS = {"gpu_memcpy", "gpu_memset"}

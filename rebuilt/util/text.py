@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 # user[:password]@ up to the last @ before the path: a raw "@" in a password is redacted whole.
 _URL_CREDS = re.compile(r"""(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<creds>[^/\s"'<>]*)@""")

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.bench import compare, run as brun, spec as bspec, store
+from rebuilt.bench import compare, store
+from rebuilt.bench import run as brun
+from rebuilt.bench import spec as bspec
 from rebuilt.errors import CheckFailed, StepFailed
 
 ROOT = Path(__file__).resolve().parents[2]

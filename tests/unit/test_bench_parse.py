@@ -53,14 +53,14 @@ SERVING_LOG = (
     "Starting warmup with 1 sequences...\n"
     "Warmup completed with 1 sequences. Starting main benchmark run...\n"
     "\n============ Serving Benchmark Result ============\n"
-    + "".join("{:<40} {:<10}\n".format(k, v) for k, v in [
+    + "".join(f"{k:<40} {v:<10}\n" for k, v in [
         ("Backend:", "sglang"), ("Traffic request rate:", float("inf")), ("Max request concurrency:", "not set"),
         ("Successful requests:", 200)])
     + "{:<40} {:<10.2f}\n".format("Benchmark duration (s):", 21.3456)
-    + "".join("{:<40} {:<10}\n".format(k, v) for k, v in [
+    + "".join(f"{k:<40} {v:<10}\n" for k, v in [
         ("Total input tokens:", 102400), ("Total generated tokens:", 25600),
         ("Total generated tokens (retokenized):", 25587)])
-    + "".join("{:<40} {:<10.2f}\n".format(k, v) for k, v in [
+    + "".join(f"{k:<40} {v:<10.2f}\n" for k, v in [
         ("Request throughput (req/s):", 9.37), ("Input token throughput (tok/s):", 4797.2),
         ("Output token throughput (tok/s):", 1199.3), ("Total token throughput (tok/s):", 5996.5),
         ("Concurrency:", 187.21)])
@@ -72,7 +72,7 @@ SERVING_LOG = (
     + "{:<40} {:<10.2f}\n".format("Median TTFT (ms):", 8001.0)
     + "{:<40} {:<10.2f}\n".format("P99 TTFT (ms):", 15999.99)
     + "{s:{c}^{n}}\n".format(s="Inter-Token Latency", n=50, c="-")
-    + "".join("{:<40} {:<10.2f}\n".format(k, v) for k, v in [
+    + "".join(f"{k:<40} {v:<10.2f}\n" for k, v in [
         ("Mean ITL (ms):", 93.2), ("Median ITL (ms):", 31.5), ("P95 ITL (ms):", 210.0),
         ("P99 ITL (ms):", 1040.7), ("Max ITL (ms):", 8055.1)])
     + "=" * 50 + "\n"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt import builder, plan as plan_mod
+from rebuilt import builder
+from rebuilt import plan as plan_mod
 from rebuilt.errors import ConfigError
 from tests.conftest import fake_machine
 

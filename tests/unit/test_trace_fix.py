@@ -49,7 +49,7 @@ def kernels_by_track(events) -> dict:
 def assert_no_overlap(events):
     for track, ks in kernels_by_track(events).items():
         ks.sort()
-        for (s1, e1, n1), (s2, e2, n2) in zip(ks, ks[1:]):
+        for (_s1, e1, n1), (s2, _e2, n2) in zip(ks, ks[1:]):
             assert s2 >= e1, f"{n1} and {n2} overlap on {track}"
 
 

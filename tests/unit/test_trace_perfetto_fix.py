@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.trace import io, perfetto_fix as fix, reference, synth
+from rebuilt.trace import io, reference, synth
+from rebuilt.trace import perfetto_fix as fix
 
 REG = {"registers per thread": 32}
 
@@ -163,7 +164,7 @@ def test_invariants_on_generated_traces(seed: int) -> None:
     for track, ks in before.items():
         assert 1 + extra[track] == depth(ks), track
     # moved kernels are exactly those that overlap the previous kernel left on the stream
-    for track, ks in before.items():
+    for track in before:
         last_end = None
         for k in sorted((e for e in out if fix.is_kernel(e) and parent.get(e["tid"], e["tid"]) == track[1]
                          and e["pid"] == track[0]), key=lambda k: (ns(k["ts"]), ns(k["ts"]) + ns(k["dur"]))):
@@ -191,7 +192,7 @@ def test_fast_path_matches_reference_and_keeps_untouched_bytes(tmp_path: Path, s
     raw = (json.dumps(doc) if style == "compact" else json.dumps(doc, indent=1, ensure_ascii=False)).encode()
     src.write_bytes(__import__("gzip").compress(raw) if ext.endswith(".gz") else raw)
     fast = fix.fix_file(src, tmp_path / f"fast{ext}")
-    ref = reference.fix(src, tmp_path / f"ref.json")
+    ref = reference.fix(src, tmp_path / "ref.json")
     assert reference.load(tmp_path / f"fast{ext}") == reference.load(tmp_path / "ref.json")
     assert (fast.moved, fast.flows_moved, len(fast.extra)) == (ref.moved, ref.flows_moved, len(ref.extra))
     # every event that did not change is byte for byte where it was
