@@ -8,6 +8,7 @@ go into the manifest.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from rebuilt import reqcompat, reqlines, sources
-from rebuilt.errors import StepFailed
+from rebuilt.errors import InputError, StepFailed
 from rebuilt.reqlines import Line
 from rebuilt.util.fs import atomic_path, mark_cachedir, sha256_file
 
@@ -70,6 +71,15 @@ def _expand(step, arg: str) -> str:
     return matches[-1]
 
 
+def _reported(report: Path) -> list[dict]:
+    """The metadata of what `pip install --report` installed (name, version, requires_dist)."""
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return []
+    return [item.get("metadata", {}) for item in data.get("install", []) if isinstance(item, dict)]
+
+
 def pip_protected(step, ax: ActionEnv) -> dict:
     """Install without dependencies, then the requirements minus protected distributions.
 
@@ -85,10 +95,20 @@ def pip_protected(step, ax: ActionEnv) -> dict:
     if not project:
         raise StepFailed(f"step {step.title}: pip-protected needs a project path or wheel")
     py = step.args["python"]
-    ax.run([py, "-m", "pip", "install", "--no-deps", *target], cwd=step.cwd)
     where = Path(step.cwd, project[-1])
+    with tempfile.TemporaryDirectory(prefix="rebuilt-report-") as tmp:
+        report = Path(tmp) / "install.json"
+        ax.run([py, "-m", "pip", "install", "--no-deps", "--report", str(report), *target], cwd=step.cwd)
+        installed = _reported(report)
     if where.exists():
-        reqs = guard.project_requirements(where)
+        try:
+            reqs = guard.project_requirements(where)
+        except InputError:  # dynamic dependencies (setup.py's install_requires): what pip just built says
+            if not installed:
+                raise
+            reqs = guard.base_requirements(installed[-1].get("requires_dist") or [])
+            ax.say(f"      requirements of {installed[-1].get('name')} {installed[-1].get('version')}: "
+                   "from the metadata pip built (dynamic in pyproject.toml)")
     else:  # a requirement from the index (flashinfer-python==0.3.1): what the installed metadata requires
         reqs = guard.installed_requirements(py, Requirement(project[-1]).name)
     kept, dropped = guard.split_requirements(reqs, set(step.args["protected"]))

@@ -84,6 +84,11 @@ def split_requirements(requirements: list[str], protected: set[str]) -> tuple[li
     return kept, dropped
 
 
+def base_requirements(reqs: list[str]) -> list[str]:
+    """Requirements without extras-only markers (``; extra == 'x'``)."""
+    return _base(reqs)
+
+
 def _base(reqs: list[str]) -> list[str]:
     """Requirements without extras-only markers (``; extra == 'x'``)."""
     out = []

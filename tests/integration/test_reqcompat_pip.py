@@ -204,3 +204,26 @@ def test_the_projects_own_absent_companions_at_the_matching_version_or_refused(t
     assert refusal["dist"] == "torchaudio" and refusal["wanted_by"] == ["proj (torchaudio==2.8.0)"]
     assert refusal["reason"] == ("proj requires torchaudio==2.8.0, but torchaudio 2.13 pairs with torch 2.13: "
                                  "wanted torchaudio==2.13.0+cpu")
+
+
+def test_a_project_whose_dependencies_are_dynamic_gets_them_from_the_metadata_pip_built(tmp_path, env, target):
+    """flashinfer 0.3.1's shape: pyproject.toml says dependencies are dynamic, setup.py's install_requires holds them."""
+    proj = tmp_path / "proj"
+    (proj / "dynproj").mkdir(parents=True)
+    (proj / "dynproj" / "__init__.py").write_text("")
+    (proj / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\nbuild-backend = '
+                                         '"setuptools.build_meta"\n\n[project]\nname = "dynproj"\nversion = "1.0"\n'
+                                         'dynamic = ["dependencies"]\n')
+    (proj / "setup.py").write_text('from setuptools import setup\nsetup(packages=["dynproj"], '
+                                   'install_requires=["plain", "torch==2.8.0"])\n')
+    subprocess.run([target, "-m", "pip", "install", "-q", "setuptools", "wheel"], check=True,
+                   env={**env, "PIP_NO_INDEX": "0", "PIP_FIND_LINKS": ""})  # the build backend, from the index
+    step = Step("flashinfer", "install", cwd=str(proj), action="pip-protected",
+                args={"target": ["--no-build-isolation", "."], "python": target, "protected": PROTECTED})
+    said: list[str] = []
+    torch_before = guard.snapshot(target, ["torch"])
+    details = actions.pip_protected(step, action_env(tmp_path, env, said))
+    have = installed(target)
+    assert have["dynproj"] == "1.0" and have["plain"] == "1.0"
+    assert details["dropped"] == ["torch==2.8.0"] and guard.snapshot(target, ["torch"]) == torch_before
+    assert any("from the metadata pip built" in s for s in said)
