@@ -140,6 +140,8 @@ def test_kill_9_leaves_a_group_that_blocks_the_next_run_then_the_journal_restore
     record = lock_record(wd)
     probe.expect("wrong", record and record.get("pgid") == pgid, f"lock record {record} does not name {pgid}")
     probe.expect("wrong", journal_of(wd).exists(), "no journal after a kill mid-step")
+    probe.expect("wrong", journal_of(wd).stat().st_mode & 0o777 == 0o600, "the journal is not 0600")
+    probe.expect("wrong", json.loads(journal_of(wd).read_text())["step"] == f"faults:{stage}", "journal step")
 
     blocked = inv_run(*build_args(torch_env, wd, marks), env=settings_env(torch_env))
     probe.clean_output(blocked.stdout + blocked.stderr)
