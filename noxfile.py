@@ -29,7 +29,7 @@ BENCH_STACK = support.bench_stack()
 BENCH_NEEDS = [] if support.EXISTING else ["h200_build"]
 
 
-@nox.session(python=PYTHON, default=False, venv_params=support.venv_params())
+@nox.session(python=PYTHON, default=False)
 @nox.parametrize("stack", support.stacks())
 def build(session, stack):
     """Build the stack into this session's environment, reusing wheels whose inputs are unchanged."""
@@ -42,7 +42,7 @@ def h200_preflight(session):
     support.preflight(session, BENCH_STACK)
 
 
-@nox.session(python=PYTHON, default=False, venv_params=support.venv_params(), requires=["h200_preflight"])
+@nox.session(python=PYTHON, default=False, requires=["h200_preflight"])
 def h200_build(session):
     """Build the bench's stack into this session's environment, only after h200_preflight passed."""
     support.build(session, BENCH_STACK)

@@ -104,11 +104,6 @@ def bench_stack() -> str:
         return DEFAULT_STACK
 
 
-def venv_params() -> list[str]:
-    """Tests set REBUILT_NOX_SYSTEM_SITE=1 so fixture venvs see the machine's CPU torch (fast CI)."""
-    return ["--system-site-packages"] if os.environ.get("REBUILT_NOX_SYSTEM_SITE") else []
-
-
 def existing_python() -> str:
     """REBUILT_PYTHON as an absolute path (a name is looked up on PATH)."""
     path = EXISTING if os.path.isabs(EXISTING) else runner.which(EXISTING)

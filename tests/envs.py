@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sysconfig
+import tempfile
 import venv
 from pathlib import Path
 
@@ -30,6 +31,16 @@ def make_venv(path: Path, with_pip: bool = True) -> Path:
     return py
 
 
+_HOOK: list[str] = []
+
+
 def pythonpath_env() -> dict[str, str]:
-    """PYTHONPATH for environments a tool makes itself (nox's): this interpreter's packages."""
-    return {"PYTHONPATH": os.pathsep.join(parent_site())}
+    """For environments a tool makes itself (nox's): PYTHONPATH names a folder whose sitecustomize.py
+    appends this interpreter's site-packages *after* the environment's own, as the .pth of make_venv
+    does (this interpreter's pip or torch never shadows what the environment installs itself)."""
+    if not _HOOK:
+        folder = tempfile.mkdtemp(prefix="rebuilt-tests-site-")
+        Path(folder, "sitecustomize.py").write_text(
+            "import site\n" + "".join(f"site.addsitedir({p!r})\n" for p in parent_site()))
+        _HOOK.append(folder)
+    return {"PYTHONPATH": _HOOK[0]}

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
+
+from tests.envs import make_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,8 +50,7 @@ def test_a_malformed_invoke_yaml_is_one_message(tmp_path):
 @pytest.mark.slow
 def test_a_non_editable_install_carries_recipes_and_specs(tmp_path):
     env_dir = tmp_path / "pipx-like"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
-    py = env_dir / "bin" / "python"
+    py = make_venv(env_dir)  # sees invoke and the other dependencies of this interpreter
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr

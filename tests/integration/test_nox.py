@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rebuilt.bench import gpu_health
+from tests.envs import pythonpath_env
 from tests.gitrepo import GIT_ENV
 from tests.integration.test_fixture_builds import repo_of
 
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.slow
 
 
 def nox(tmp_path, *args, env=None, timeout=900) -> subprocess.CompletedProcess:
-    full = {**os.environ, **GIT_ENV, "REBUILT_RECIPES_DIR": RECIPES, "REBUILT_NOX_SYSTEM_SITE": "1",
+    # the session's virtualenv sees this interpreter's torch through PYTHONPATH (tests/envs.py)
+    full = {**os.environ, **GIT_ENV, **pythonpath_env(), "REBUILT_RECIPES_DIR": RECIPES,
             "REBUILT_NOX_STACK": "fixture", "INVOKE_REBUILT_AUTO_BACKUP": "false", "PIP_NO_INDEX": "1",
             **(env or {})}
     full.pop("PIP_CONSTRAINT", None)
@@ -46,7 +48,8 @@ def test_build_session_builds_then_reuses_wheels(tmp_path):
     assert "sgl-kernel: built in" in out and "torch:keep" in out
     venv_python = next((tmp_path / ".nox").glob("build*/bin/python"))
     probe = [str(venv_python), "-c", "import sys, sgl_kernel; print(sys.version_info[:2], sgl_kernel.__file__)"]
-    version, where = subprocess.run(probe, check=False, capture_output=True, text=True).stdout.split(") ")
+    seen = {**os.environ, **pythonpath_env()}  # sgl_kernel imports torch, which the venv sees this way
+    version, where = subprocess.run(probe, check=False, capture_output=True, text=True, env=seen).stdout.split(") ")
     assert version == "(3, 11" and where.startswith(str(tmp_path / ".nox"))  # in the session's own venv
     state = json.loads((tmp_path / "wd" / "state" / "nox-fixture.json").read_text())
     assert state == {**state, "python": str(venv_python), "built": True}
@@ -57,7 +60,7 @@ def test_build_session_builds_then_reuses_wheels(tmp_path):
     assert "Re-using existing virtual environment" not in out
     assert "sgl-kernel: reused" in out and "sgl_kernel-0.3.16.post3" in out and "sgl-kernel: built in" not in out
     assert "component(s) not rebuilt: " in out and "sgl-kernel: reused the wheel" in out
-    assert subprocess.run([str(venv_python), "-c", "import sgl_kernel"], check=False).returncode == 0
+    assert subprocess.run([str(venv_python), "-c", "import sgl_kernel"], check=False, env=seen).returncode == 0
 
 
 def test_h200_bench_without_gpu_stops_before_the_build(tmp_path):

@@ -20,12 +20,12 @@ import os
 import re
 import subprocess
 import sys
-import venv
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.envs import make_venv
 from tests.gitrepo import GIT_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,8 +62,7 @@ def nvshmem_wheel() -> Path:
 def target(tmp_path_factory) -> tuple[Path, Path]:
     """(python, nvidia/nvshmem folder): a venv seeing the CPU torch, with the package's pip layout."""
     path = tmp_path_factory.mktemp("deepep") / "env"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(path)
-    python = path / "bin" / "python"
+    python = make_venv(path, with_pip=False)
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     with zipfile.ZipFile(nvshmem_wheel()) as whl:
