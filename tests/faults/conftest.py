@@ -195,11 +195,11 @@ def pips_running(needle: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
             except OSError:
                 continue
-            if needle in cmd and " -m pip install " in cmd:
-                out.append(int(entry.name))
+            if argv[1:4] == ["-m", "pip", "install"] and any(needle in a for a in argv):
+                out.append(int(entry.name))  # pip itself, not a shell whose command line mentions it
     return out
 
 
