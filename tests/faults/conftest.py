@@ -1,7 +1,7 @@
 """Fault injection: a real venv with torch 2.13.0, real pip, real signals to a real `inv`.
 
-One venv (seeing the system site-packages for torch's own dependencies, with its own copy
-of torch) and one backup wheel of it serve the whole session: every probe must leave torch
+One venv (seeing the test interpreter's packages for torch's own dependencies, with its own
+copy of torch) and one backup wheel of it serve the whole session: every probe must leave torch
 exactly as it found it, which is what the suite checks.
 
 Each probe ends with a verdict, the first of: lost (torch's files changed), leaked (a
@@ -20,11 +20,12 @@ import signal
 import subprocess
 import sys
 import time
-import venv
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.envs import make_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = f"{ROOT / 'tests' / 'fixtures' / 'recipes'}{os.pathsep}{ROOT / 'recipes'}"
@@ -69,7 +70,9 @@ def torch_files(python) -> tuple[str, str] | None:
     r = run(python, "-c", code)
     if r.returncode != 0:
         return None
-    version, digest, _count, _where = r.stdout.split()
+    version, digest, _count, where = r.stdout.split()
+    if not where.startswith(str(Path(python).parent.parent)):
+        return None  # the venv's own torch is gone; what imports is the parent interpreter's
     return version, digest
 
 
@@ -82,8 +85,7 @@ def stash_left(site: Path) -> list[str]:
 def torch_env(tmp_path_factory):
     base = tmp_path_factory.mktemp("faults")
     path = base / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(path)
-    py = path / "bin" / "python"
+    py = make_venv(path)  # sees the test interpreter's packages after its own
     r = run(py, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--disable-pip-version-check",
             "torch==2.13.0")
     assert r.returncode == 0, r.stderr
