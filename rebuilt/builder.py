@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from rebuilt import logscan, machine as machine_mod, manifest, plan as plan_mod, recipes as recipes_mod, runner
+from rebuilt import logscan, manifest, runner
+from rebuilt import machine as machine_mod
+from rebuilt import plan as plan_mod
+from rebuilt import recipes as recipes_mod
 from rebuilt.actions import ACTIONS, ActionEnv
 from rebuilt.errors import ConfigError, Interrupted, RebuiltError, StepFailed
 from rebuilt.settings import Settings

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from rebuilt.errors import ToolMissing
 
@@ -87,8 +87,9 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections import deque  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from typing import Callable, TextIO  # noqa: E402
+from typing import TextIO  # noqa: E402
 
 from rebuilt.errors import Interrupted, RebuiltError, StepFailed  # noqa: E402
 from rebuilt.util.text import expand_env, fmt_seconds, redact  # noqa: E402

@@ -23,8 +23,8 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rebuilt.errors import InputError
 from rebuilt.util.fs import atomic_path, mark_cachedir, record_hash
@@ -137,8 +137,8 @@ def _refuse_editable(inst: Installed) -> None:
             f"{inst.name} {inst.version} is an editable (pip install -e / setup.py develop) install "
             f"({inst.editable}): its files live in the source tree, not in site-packages, so no backup "
             f"of it can be made from the environment",
-            hint=f"make a wheel instead: cd <its source tree> && python setup.py bdist_wheel "
-                 f"(or pip wheel --no-deps --no-build-isolation .), and keep dist/*.whl")
+            hint="make a wheel instead: cd <its source tree> && python setup.py bdist_wheel "
+                 "(or pip wheel --no-deps --no-build-isolation .), and keep dist/*.whl")
     if not inst.record or not inst.meta_dir or not inst.meta_dir.endswith(".dist-info"):
         raise InputError(f"{inst.name} {inst.version} has no RECORD (an egg or distutils install): "
                          f"its files are not listed anywhere",

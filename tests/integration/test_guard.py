@@ -12,11 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-import venv
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.envs import make_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = f"{ROOT / 'tests' / 'fixtures' / 'recipes'}{os.pathsep}{ROOT / 'recipes'}"
@@ -37,8 +38,7 @@ def inv(*args, env=None) -> subprocess.CompletedProcess:
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("guard")
     path = base / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(path)
-    py = path / "bin" / "python"
+    py = make_venv(path)
     r = run(py, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "torch==2.13.0")
     assert r.returncode == 0, r.stderr
     site = Path(run(py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
@@ -58,8 +58,8 @@ def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], req
 
     folder.mkdir(parents=True, exist_ok=True)
     di = f"{name}-{version}.dist-info"
-    files = {**files, f"{di}/METADATA": "Metadata-Version: 2.1\nName: %s\nVersion: %s\n%s\n" % (
-        name, version, "".join(f"Requires-Dist: {r}\n" for r in requires)),
+    requires_dist = "".join(f"Requires-Dist: {r}\n" for r in requires)
+    files = {**files, f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires_dist}\n",
         f"{di}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     record = []
     for n, text in files.items():
