@@ -46,11 +46,19 @@ program = RebuiltProgram(name="rebuilt", binary="rebuilt", binary_names=["rebuil
 
 
 def main() -> None:
+    from invoke.vendor import yaml
+
     try:
         program.run()
     except BrokenPipeError:  # `rebuilt --list | head`
         sys.stderr.close()
         raise SystemExit(0) from None
+    except yaml.YAMLError as exc:  # invoke's own config files (~/.rebuilt.yaml, /etc/rebuilt.yaml)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.name}: line {mark.line + 1}" if mark else "a rebuilt.yaml configuration file"
+        print(f"rebuilt: {where}: malformed YAML: {getattr(exc, 'problem', exc)}\n"
+              "  -> fix the file (or move it away), then run the command again", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

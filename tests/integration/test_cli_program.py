@@ -62,3 +62,15 @@ def test_a_non_editable_install_carries_recipes_and_specs(tmp_path):
     assert str(ROOT) not in r.stdout.split("workdir")[0]  # not reading this checkout's recipes
     h = rebuilt("bench.run", "--help", cwd=tmp_path, exe=exe)
     assert h.returncode == 0 and "bench.run" in h.stdout
+
+
+def test_malformed_user_config_files_are_one_message(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_REBUILT_", "REBUILT_"))}
+    for name in (".rebuilt.yaml", ".invoke.yaml"):
+        (home / name).write_text("rebuilt: [unclosed\n")
+        r = subprocess.run([sys.executable, "-m", "rebuilt.cli", "config"], cwd=tmp_path, env={**env, "HOME": str(home)},
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and name in r.stderr and "Traceback" not in r.stderr, r.stderr
+        (home / name).unlink()
