@@ -22,13 +22,14 @@ def checked_namespace(project):
     """
     from pathlib import Path
 
-    from rebuilt.settings import read_invoke_file
     from rebuilt.tasks import namespace
 
     try:
         for folder, names in ((Path(project), INVOKE_FILES), (Path.home(), tuple("." + n for n in INVOKE_FILES))):
             for name in names:
                 if (folder / name).is_file():
+                    from rebuilt.settings import read_invoke_file  # only when there is a file to check
+
                     read_invoke_file(folder / name)
         return namespace()
     except RebuiltError as err:
