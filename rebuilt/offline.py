@@ -110,12 +110,12 @@ def toolchain_text(defines: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def component_alias(workdir: Path | str, step) -> dict[str, str]:
+def component_alias(workdir: Path | str, step, index: dict | None = None) -> dict[str, str]:
     """A fetch step whose URL the bundle does not know, for a recipe the bundle holds under another URL
     (bundled from a mirror or a fork): {step URL: bundled URL}."""
     if step.action != "fetch":
         return {}
-    index, url = read_index(workdir), step.args["url"]
+    index, url = read_index(workdir) if index is None else index, step.args["url"]
     if _known(url, index.get("repos", {})):  # with credentials, git sees the URL as written: map that one
         bare = next(v for v in url_variants(url) if v in index["repos"])
         return {url: bare} if bare_url(url) != url else {}
@@ -124,16 +124,18 @@ def component_alias(workdir: Path | str, step) -> dict[str, str]:
     return {step.args["url"]: url} if url else {}
 
 
-def env_for(workdir: Path | str, step_env: dict, environ=None, aliases=None) -> dict[str, str | None]:
+def env_for(workdir: Path | str, step_env: dict, environ=None, aliases=None,
+            index: dict | None = None) -> dict[str, str | None]:
     """The env changes of one step in offline mode."""
     environ = os.environ if environ is None else environ
+    index = read_index(workdir) if index is None else index
     wheels = str(root(workdir) / "wheels")
     env: dict[str, str | None] = {
         "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": wheels, "UV_OFFLINE": "1", "UV_NO_INDEX": "1",
         "UV_FIND_LINKS": wheels, "no_proxy": "", "NO_PROXY": "", "GIT_TERMINAL_PROMPT": "0",
-        **{p: CLOSED for p in PROXIES}, **git_config(workdir, environ=environ, aliases=aliases),
+        **{p: CLOSED for p in PROXIES}, **git_config(workdir, index, environ=environ, aliases=aliases),
     }
-    defines = cmake_defines(workdir)
+    defines = cmake_defines(workdir, index)
     if not environ.get("CMAKE_TOOLCHAIN_FILE"):
         env["CMAKE_TOOLCHAIN_FILE"] = str(toolchain_file(workdir))
     if "CMAKE_ARGS" in step_env or environ.get("CMAKE_ARGS"):
@@ -147,7 +149,8 @@ def offline_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     """With ``offline`` on, every step reads the bundle (git mirrors, FetchContent dirs, wheelhouse)."""
     if not settings.get("offline"):
         return {}
-    return env_for(workdir, step.env, aliases=component_alias(workdir, step))
+    index = read_index(workdir)  # once per step: every part of the env reads the same index
+    return env_for(workdir, step.env, aliases=component_alias(workdir, step, index), index=index)
 
 
 def _missing_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str]:
@@ -155,10 +158,10 @@ def _missing_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str
         return []
     if not index_path(workdir).exists():
         return [f"offline is on but {index_path(workdir)} does not exist: run inv src.unbundle FILE first"]
-    repos = read_index(workdir)["repos"]
+    index = read_index(workdir)
     return [f"offline: {s.args['url']} is not in the unpacked bundle ({index_path(workdir)})"
-            for s in steps if s.action == "fetch" and not _known(s.args["url"], repos)
-            and not component_alias(workdir, s)]
+            for s in steps if s.action == "fetch" and not _known(s.args["url"], index["repos"])
+            and not component_alias(workdir, s, index)]
 
 
 features.WARNINGS.append(_missing_warning)
@@ -172,7 +175,8 @@ def missing_for_step(workdir: Path, step) -> list[str]:
     """What a network step would need from the network that the unpacked bundle lacks."""
     index = read_index(workdir)
     missing = []
-    if step.action == "fetch" and not _known(step.args["url"], index["repos"]) and not component_alias(workdir, step):
+    if step.action == "fetch" and not _known(step.args["url"], index["repos"]) \
+            and not component_alias(workdir, step, index):
         missing.append(f"the checkout {step.args['url']}")
     cmake_root = Path(step.cwd)
     if step.network and (cmake_root / "CMakeLists.txt").is_file():
