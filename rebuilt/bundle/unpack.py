@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from rebuilt import offline, runner
-from rebuilt.bundle import archive, downloads
+from rebuilt.bundle import archive, downloads, gitpack
 from rebuilt.errors import InputError, SourceError
 from rebuilt.util.fs import mark_cachedir, write_json, write_text
 
@@ -31,8 +31,7 @@ def _git(args: list[str], env: dict | None = None, timeout: float = 3600) -> Non
 
 
 def _has(mirror: Path, commit: str) -> bool:
-    return mirror.is_dir() and runner.capture(["git", "-C", str(mirror), "cat-file", "-e",
-                                               f"{commit}^{{commit}}"]).returncode == 0
+    return mirror.is_dir() and gitpack.has_commit(mirror, commit)
 
 
 def _serve_ref(mirror: Path, ref: str) -> None:
