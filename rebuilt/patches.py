@@ -21,7 +21,7 @@ from pathlib import Path
 from rebuilt import recipes as recipes_mod
 from rebuilt import sources
 from rebuilt.errors import ConfigError, SourceError
-from rebuilt.util.fs import atomic_path, sha256_file, write_json
+from rebuilt.util.fs import atomic_path, sha256_file
 
 CONTEXT_LINES = 5  # more context than git's 3: a patch still finds its place after upstream moves code
 NAME_RE = re.compile(r"^(\d{4})-[A-Za-z0-9._-]+\.patch$")
@@ -119,8 +119,9 @@ def users_diff(dest: Path, applied: list[Path]) -> tuple[str, list[str]]:
     plus the current content of every path you changed (tracked or new). Files rebuilt wrote
     (patches, requirement drops) and you did not touch stay as in the base: they are not yours.
     """
-    _, new_ours, users = sources.own_edits_only(dest)
-    _, untracked = sources._changed_paths(dest)
+    changes = sources.changed_paths(dest)
+    _, new_ours, users = sources.own_edits_only(dest, changes)
+    untracked = changes[1]
     with Scratch(dest) as base, Scratch(dest) as mine:
         base.read("HEAD")
         for patch in applied:
@@ -176,14 +177,15 @@ def restore(settings, recipe: str, run, created: list[str]) -> list[dict]:
     rc, head = sources.git(dest, "rev-parse", "HEAD")
     if rc != 0:
         raise SourceError(f"{dest} has no HEAD: {head}")
-    _, new_ours, _ = sources.own_edits_only(dest)
-    _, untracked = sources._changed_paths(dest)
+    changes = sources.changed_paths(dest)
+    _, new_ours, _ = sources.own_edits_only(dest, changes)
+    untracked = changes[1]
     run(["git", "-C", str(dest), "checkout", "-q", "-f", head, "--", "."], cwd=str(dest))
     for rel in (set(created) & set(untracked)) | set(new_ours):  # new files only: tracked ones were reset
         path = dest / rel
         if path.is_file() or path.is_symlink():
             path.unlink()
-    write_json(dest / ".git" / sources.STATE_FILE, {**sources.read_state(dest), "edits": {}, "patches": []})
+    sources.forget_edits(dest)
     return sources.apply_patches(dest, [str(p) for p in for_recipe(settings, recipe)], run, recipe)
 
 

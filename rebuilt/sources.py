@@ -211,7 +211,7 @@ def record_edits(dest: Path | str, paths: list[str]) -> None:
     write_json(_git_dir(dest) / STATE_FILE, {**state, "edits": edits})
 
 
-def _changed_paths(dest: Path) -> tuple[list[str], list[str]]:
+def changed_paths(dest: Path) -> tuple[list[str], list[str]]:
     """(tracked paths that differ from HEAD, untracked paths), from one `git status`."""
     proc = runner.capture(["git", "-C", str(dest), "status", "--porcelain=v1", "-z", "--untracked-files=all"])
     out = proc.stdout or "" if proc.returncode == 0 else ""  # not stripped: a status code may start with a space
@@ -230,11 +230,15 @@ def _changed_paths(dest: Path) -> tuple[list[str], list[str]]:
     return changed, untracked
 
 
-def own_edits_only(dest: Path | str) -> tuple[list[str], list[str], list[str]]:
-    """(rebuilt's tracked edits, rebuilt's new files, the user's changes) of a checkout."""
+def own_edits_only(dest: Path | str, changes: tuple[list[str], list[str]] | None = None
+                   ) -> tuple[list[str], list[str], list[str]]:
+    """(rebuilt's tracked edits, rebuilt's new files, the user's changes) of a checkout.
+
+    ``changes`` is ``changed_paths(dest)`` when the caller already ran it (one `git status`, not two).
+    """
     dest = Path(dest)
     edits = read_state(dest).get("edits", {})
-    changed, untracked = _changed_paths(dest)
+    changed, untracked = changes if changes is not None else changed_paths(dest)
     ours_tracked, ours_new, users = [], [], []
     for path in changed:
         rec = edits.get(path)
@@ -264,9 +268,14 @@ def undo_own_edits(dest: Path | str, head: str, ref: str) -> list[str]:
             raise SourceError(f"could not undo rebuilt's edits in {dest}: {out}")
     for rel in new:
         (dest / rel).unlink()
-    state = read_state(dest)
-    write_json(_git_dir(dest) / STATE_FILE, {**state, "edits": {}, "patches": []})
+    forget_edits(dest)
     return ours + new
+
+
+def forget_edits(dest: Path | str) -> None:
+    """The checkout holds none of rebuilt's edits or patches any more (they were undone)."""
+    dest = Path(dest)
+    write_json(_git_dir(dest) / STATE_FILE, {**read_state(dest), "edits": {}, "patches": []})
 
 
 def read_state(dest: Path | str) -> dict:
