@@ -176,7 +176,7 @@ class _Walker:
             return None
         return value
 
-    def walk(self, path: Path, source_dir: Path, depth: int = 0, cond: int = 0) -> None:
+    def walk(self, path: Path, source_dir: Path, cond: int = 0) -> None:
         path = path.resolve()
         if path in self.seen:
             return
@@ -191,14 +191,14 @@ class _Walker:
             elif cmd.name == "endif":
                 cond = max(0, cond - 1)
             else:
-                self.command(cmd, path, source_dir, depth, cond)
+                self.command(cmd, path, source_dir, cond)
         for k, v in saved.items():
             if v is None:
                 self.vars.pop(k, None)
             else:
                 self.vars[k] = v
 
-    def command(self, cmd: Command, path: Path, source_dir: Path, depth: int, cond: int) -> None:
+    def command(self, cmd: Command, path: Path, source_dir: Path, cond: int) -> None:
         conditional = cond > 0
         where = self.where(path, cmd.line)
         a = cmd.args
@@ -228,9 +228,9 @@ class _Walker:
                 if e:
                     self.module_path.append(e)
         elif cmd.name == "include" and a:
-            self.include(a[0], path, source_dir, cmd.line, depth, cond)
+            self.include(a[0], path, source_dir, cmd.line, cond)
         elif cmd.name == "add_subdirectory" and a:
-            self.subdirectory(a[0], path, source_dir, cmd.line, depth, cond)
+            self.subdirectory(a[0], path, source_dir, cmd.line, cond)
         elif cmd.name == "fetchcontent_declare" and a:
             self.declare(a, where, path, cmd.line, conditional)
         elif cmd.name == "fetchcontent_populate" and len(a) > 1 and set(a[1:]) & {"GIT_REPOSITORY", "URL"}:
@@ -248,7 +248,7 @@ class _Walker:
         elif cmd.name in ("cpmaddpackage", "cpmfindpackage"):
             self.scan.problems.append(Problem(where, f"{cmd.name}: CPM packages are not understood (not bundled)"))
 
-    def include(self, arg: str, path: Path, source_dir: Path, line: int, depth: int, cond: int = 0) -> None:
+    def include(self, arg: str, path: Path, source_dir: Path, line: int, cond: int = 0) -> None:
         if arg in BUILTIN_MODULES:
             return
         target = self.expand(arg, path, line, "include()")
@@ -259,12 +259,12 @@ class _Walker:
             candidates = [Path(d) / f"{target}.cmake" for d in self.module_path] + candidates
         for c in candidates:
             if c.is_file():
-                self.walk(c, source_dir, depth + 1, cond)
+                self.walk(c, source_dir, cond)
                 return
         self.scan.problems.append(Problem(self.where(path, line), f"include({arg}): not found in the tree "
                                           "(a CMake module rebuilt does not know, or a generated file)"))
 
-    def subdirectory(self, arg: str, path: Path, source_dir: Path, line: int, depth: int, cond: int = 0) -> None:
+    def subdirectory(self, arg: str, path: Path, source_dir: Path, line: int, cond: int = 0) -> None:
         m = re.fullmatch(r"\$\{(.+)_SOURCE_DIR\}(/.*)?", arg)
         if m and m.group(1) in self.scan.deps:
             if m.group(1) not in self.scan.subprojects:
@@ -275,7 +275,7 @@ class _Walker:
             return
         folder = Path(target) if Path(target).is_absolute() else source_dir / target
         if (folder / "CMakeLists.txt").is_file():
-            self.walk(folder / "CMakeLists.txt", folder, depth + 1, cond)
+            self.walk(folder / "CMakeLists.txt", folder, cond)
         else:
             self.scan.problems.append(Problem(self.where(path, line), f"add_subdirectory({arg}): no CMakeLists.txt "
                                               f"at {folder}"))
