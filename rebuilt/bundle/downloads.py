@@ -25,13 +25,17 @@ def suffix(url: str) -> str:
     return next((s for s in SUFFIXES if name.endswith(s)), "")
 
 
+def cache_path(url: str, cache: Path) -> Path:
+    """Where the archive at ``url`` is kept in ``cache`` (present or not)."""
+    return cache / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}{suffix(url) or '.bin'}"
+
+
 def fetch(url: str, url_hash: str, cache: Path, timeout: float = 300) -> Path:
     """The archive at ``url`` in ``cache`` (downloaded when absent), its hash checked."""
     import requests
 
     algo, _, want = url_hash.partition("=") if url_hash else ("SHA256", "", "")
-    key = hashlib.sha256(url.encode()).hexdigest()[:16]
-    path = cache / f"{key}{suffix(url) or '.bin'}"
+    path = cache_path(url, cache)
     if not path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         try:

@@ -9,13 +9,12 @@ show only for components already fetched (``inv src.fetch``).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from pathlib import Path
 
 from rebuilt import builder, fetchcontent, offline, runner
-from rebuilt.bundle import wheelhouse
+from rebuilt.bundle import downloads, wheelhouse
 from rebuilt.bundle.make import components
 from rebuilt.util.text import redact
 
@@ -89,11 +88,10 @@ def estimate(settings, names: list[str], say=print, output: Path | None = None) 
                     ddetail = _fmt(dsize) + " (cached)" if dsize is not None else remote(dep.git_repository,
                                                                                          dep.git_tag)
                 else:
-                    got = [f for f in (cache.parent / "bundle-downloads").glob(
-                        hashlib.sha256(dep.url.encode()).hexdigest()[:16] + "*") if f.is_file()]
-                    dsize = got[0].stat().st_size if got else None
-                    ddetail = f"{_fmt(dsize)} (downloaded before)" if got else "an archive: size unknown until " \
-                                                                                 "src.bundle downloads it"
+                    got = downloads.cache_path(dep.url, cache.parent / "bundle-downloads")
+                    dsize = got.stat().st_size if got.is_file() else None
+                    ddetail = f"{_fmt(dsize)} (downloaded before)" if dsize is not None \
+                        else "an archive: size unknown until src.bundle downloads it"
                 extra = "; its own FetchContent dependencies are read once it is fetched" \
                     if name in scan.subprojects else ""
                 say(f"cmake dep {name}: {redact(dep.git_repository or dep.url)} {dep.git_tag} "
