@@ -23,6 +23,7 @@ from rebuilt import sources
 from rebuilt.errors import ConfigError, SourceError
 from rebuilt.util.fs import atomic_path, sha256_file
 
+PATCHES_DIR = Path(os.environ.get("REBUILT_PATCHES_DIR") or recipes_mod.ROOT / "patches")
 CONTEXT_LINES = 5  # more context than git's 3: a patch still finds its place after upstream moves code
 NAME_RE = re.compile(r"^(\d{4})-[A-Za-z0-9._-]+\.patch$")
 
@@ -36,9 +37,7 @@ def owner_of(recipe: str) -> recipes_mod.Recipe:
 
 
 def patches_dir(settings) -> Path:
-    from rebuilt import plan
-
-    return Path(settings.get("patches_dir") or plan.PATCHES_DIR).expanduser()
+    return Path(settings.get("patches_dir") or PATCHES_DIR).expanduser()
 
 
 def for_recipe(settings, recipe: str) -> list[Path]:

@@ -19,13 +19,12 @@ from rebuilt import conditions, features
 from rebuilt import jobs as jobs_mod
 from rebuilt.errors import ConfigError
 from rebuilt.machine import Machine
-from rebuilt.recipes import ROOT, Recipe, StepSpec
+from rebuilt.recipes import Recipe, StepSpec
 from rebuilt.settings import Settings
 from rebuilt.util.fs import sha256_file
 from rebuilt.util.text import redact
 from rebuilt.util.text import render as fill
 
-PATCHES_DIR = Path(os.environ.get("REBUILT_PATCHES_DIR") or ROOT / "patches")
 RESERVED = {"python", "python_bin", "python_prefix", "cmake_prefix", "jobs", "workdir", "wheelhouse", "src",
             "build_dir", "cuda_home", "nvcc", "cuda", "arch_list", "nvshmem_dir", "recipe", "gpu", "nvshmem",
             "nvshmem_pip", "cuda_cccl",
