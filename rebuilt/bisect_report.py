@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rebuilt import bisect
 from rebuilt.bench.compare import unit
+from rebuilt.bench.plot import pyplot, save_png
 from rebuilt.errors import InputError
-from rebuilt.util.fs import atomic_path
 
 
 def _spread(values: dict[str, list[float]]) -> str:
@@ -106,13 +106,7 @@ def plot(state: bisect.State, output: Path | str) -> Path:
               if c["hash"] in state.entries and state.entries[c["hash"]].values]
     if not points:
         raise InputError("nothing to plot: no commit has measurements")
-    try:
-        import matplotlib
-    except ImportError:
-        raise InputError("matplotlib is not installed, so there is no plot (the table has the numbers)",
-                         hint="pip install matplotlib") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     colors = {"good": "tab:green", "bad": "tab:red", "unclear": "tab:gray", "skip": "tab:gray"}
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -144,9 +138,4 @@ def plot(state: bisect.State, output: Path | str) -> Path:
                  f"green good, red bad, gray unclear){' — cases: ' + ', '.join(cases) if len(cases) > 1 else ''}",
                  fontsize="small")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    output = Path(output)
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return output
+    return save_png(plt, fig, output)

@@ -52,6 +52,29 @@ def series(run: dict, metric: str) -> dict[str, list[tuple[float, float, float, 
     return {g: sorted(pts) for g, pts in lines.items()}
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed); missing matplotlib → InputError."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError("matplotlib is not installed, so there is no plot (the text report has the numbers)",
+                         hint="pip install matplotlib") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(plt, fig, output: Path | str) -> Path:
+    """Lay out ``fig``, write it to ``output`` as a PNG in one step (never half-written) and close it."""
+    fig.tight_layout()
+    output = Path(output)
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return output
+
+
 def plot(runs: Sequence[dict], output: Path | str, metrics: Sequence[str] | None = None,
          labels: Sequence[str] | None = None) -> Path:
     """Draw ``metrics`` (one panel each) for ``runs`` into ``output`` (PNG)."""
@@ -63,11 +86,7 @@ def plot(runs: Sequence[dict], output: Path | str, metrics: Sequence[str] | None
     kind = kinds.pop()
     metrics = list(metrics or DEFAULT_METRICS[kind])
     labels = list(labels or [r["run_id"] for r in runs])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cols = 2 if len(metrics) > 1 else 1
     rows = (len(metrics) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
@@ -104,9 +123,4 @@ def plot(runs: Sequence[dict], output: Path | str, metrics: Sequence[str] | None
         raise InputError(f"nothing to plot: none of {', '.join(metrics)} has numbers in these runs")
     specs = sorted({r["spec"]["name"] for r in runs})
     fig.suptitle(f"{', '.join(specs)}: median of repeats, bars from min to max")
-    fig.tight_layout()
-    output = Path(output)
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return output
+    return save_png(plt, fig, output)
