@@ -12,7 +12,6 @@ prerequisites), unless ``full``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tarfile
 import tempfile
@@ -54,13 +53,12 @@ def _scan_tree(root: Path, where: str, problems: list[str]) -> fetchcontent.Scan
 
 
 def _export(bare: Path, commit: str, into: Path) -> None:
-    """The tree of ``commit`` written under ``into`` (to read a dependency's own CMake files)."""
-    import subprocess
-
-    data = subprocess.run(["git", "-C", str(bare), "archive", "--format=tar", commit], capture_output=True,
-                          check=False).stdout
-    into.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    """The tree of ``commit`` written to the new folder ``into`` (to read a dependency's own CMake files);
+    ``git archive`` runs through the runner like every other git command, its tar beside ``into``."""
+    tar_path = into.with_name(into.name + ".tar")
+    gitpack.git(bare, "archive", "--format=tar", "-o", str(tar_path), commit)
+    into.mkdir(parents=True)
+    with tarfile.open(tar_path) as tar:
         tar.extractall(into, filter="data")
 
 
@@ -97,8 +95,8 @@ def fetchcontent_repos(root: Path, who: str, cache: Path, problems: list[str], d
         gitpack.collect(repo, None, cache, repos, seen)
         if name in s.subprojects:
             with tempfile.TemporaryDirectory(prefix="rebuilt-fc-") as tmp:
-                _export(bare, commit, Path(tmp))
-                fetchcontent_repos(Path(tmp), f"{who} > {name}", cache, problems, deps, repos, seen, say)
+                _export(bare, commit, Path(tmp) / "src")
+                fetchcontent_repos(Path(tmp) / "src", f"{who} > {name}", cache, problems, deps, repos, seen, say)
 
 
 def bundle(settings, names: list[str], out: Path, *, full: bool = False, console=None) -> dict:
