@@ -1,7 +1,8 @@
 """The one place that starts processes.
 
 ``capture`` runs a short probe or helper command and returns its output;
-``run_plan`` (below) runs a build plan step by step with logs and progress.
+``stream`` (below) runs one build step's command with its log and progress (rebuilt/builder.py
+drives the plan); ``shielded``, ``spawn_detached`` and ``pipe_lines`` start the few others.
 Nothing else in rebuilt calls ``subprocess`` directly.
 """
 
@@ -54,8 +55,6 @@ def capture(
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         return subprocess.CompletedProcess(argv, 124, out, f"timed out after {timeout}s")
     if check and proc.returncode != 0:
-        from rebuilt.errors import StepFailed
-
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
         raise StepFailed(f"`{' '.join(argv)}` exited {proc.returncode}:\n{tail}")
     return proc
