@@ -125,13 +125,12 @@ def preflight(c, spec=None, python=None, model_path=None, cuda_visible_devices=N
     from rebuilt.bench import preflight as pre
 
     s = _settings(None)
-    _check_target(model_path or s["bench.model_path"] or None,
-                  cuda_visible_devices or s["bench.cuda_visible_devices"] or None,
-                  base_url or s["bench.base_url"] or None)
-    for check in pre.run(_spec(spec or s["bench.spec"]), python=_python(python, s),
-                         model_path=model_path or s["bench.model_path"] or None,
-                         cuda_visible_devices=cuda_visible_devices or s["bench.cuda_visible_devices"] or None,
-                         base_url=base_url or s["bench.base_url"] or None):
+    model_path = model_path or s["bench.model_path"] or None
+    cuda_visible_devices = cuda_visible_devices or s["bench.cuda_visible_devices"] or None
+    base_url = base_url or s["bench.base_url"] or None
+    _check_target(model_path, cuda_visible_devices, base_url)
+    for check in pre.run(_spec(spec or s["bench.spec"]), python=_python(python, s), model_path=model_path,
+                         cuda_visible_devices=cuda_visible_devices, base_url=base_url):
         print(check.line())
 
 
