@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rebuilt import guard
 from rebuilt.errors import ConfigError, GuardViolation, RebuiltError
-from rebuilt.util.fs import atomic_path
+from rebuilt.util.fs import write_json
 
 NAME = "guard-journal.json"
 
@@ -35,13 +35,7 @@ def write(workdir: Path | str, *, step: str, python: str, before: dict, backups:
             "dists": {name: {"version": st.version, "record": st.record, "path": st.path,
                              "backup": str(backups[name]) if backups.get(name) else None}
                       for name, st in before.items()}}
-    target = path(workdir)
-    with atomic_path(target, mode=0o600) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:  # mkstemp made it 0600
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-    return target
+    return write_json(path(workdir), data, mode=0o600, durable=True)
 
 
 def read(workdir: Path | str) -> dict | None:

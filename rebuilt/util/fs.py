@@ -82,16 +82,23 @@ def atomic_path(final: Path | str, mode: int | None = None) -> Iterator[Path]:
         raise
 
 
-def write_text(path: Path | str, text: str, mode: int = PRIVATE_FILE) -> Path:
-    """Write text atomically (temp file + rename), 0600 unless ``mode`` says otherwise."""
+def write_text(path: Path | str, text: str, mode: int = PRIVATE_FILE, durable: bool = False) -> Path:
+    """Write text atomically (temp file + rename), 0600 unless ``mode`` says otherwise.
+
+    ``durable``: on disk (fsync) before the rename, for a record that must survive a power loss.
+    """
     with atomic_path(path, mode) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
     return Path(path)
 
 
-def write_json(path: Path | str, data: object, mode: int = PRIVATE_FILE) -> Path:
+def write_json(path: Path | str, data: object, mode: int = PRIVATE_FILE, durable: bool = False) -> Path:
     """Write JSON atomically, sorted and indented for diffs (0600); a secret setting is written redacted."""
-    return write_text(path, json.dumps(_shown(data), indent=2, sort_keys=True, default=str) + "\n", mode)
+    return write_text(path, json.dumps(_shown(data), indent=2, sort_keys=True, default=str) + "\n", mode, durable)
 
 
 def _shown(obj: object) -> object:
