@@ -8,8 +8,8 @@ pins settings and per-component options. Nothing here runs anything.
 from __future__ import annotations
 
 import functools
-import os  # noqa: E402
-import re  # noqa: E402
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from rebuilt import conditions
 from rebuilt.errors import ConfigError
-from rebuilt.project import data_root  # noqa: E402
+from rebuilt.project import data_root
 from rebuilt.util.text import did_you_mean
 
 ROOT = data_root()  # the checkout, or <prefix>/share/rebuilt when installed (pipx)
