@@ -12,20 +12,18 @@ manifest, lock or journal not as promised), else clean. The totals are written t
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.envs import make_venv
+from tests.fakewheels import wheel_of_files as make_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = f"{ROOT / 'tests' / 'fixtures' / 'recipes'}{os.pathsep}{ROOT / 'recipes'}"
@@ -99,25 +97,6 @@ def torch_env(tmp_path_factory):
     assert state and state[0] == "2.13.0+cpu"
     return {"python": py, "site": site, "backups": backups, "wheel": wheel, "fake": fake, "torch": state,
             "base": base}
-
-
-def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], algo: str = "sha256") -> Path:
-    """A minimal wheel whose RECORD uses ``algo``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    di = f"{name}-{version}.dist-info"
-    files = {**files, f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{di}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = []
-    for n, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.new(algo, text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{n},{algo}={digest},{len(text.encode())}")
-    record.append(f"{di}/RECORD,,")
-    path = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, text in files.items():
-            zf.writestr(n, text)
-        zf.writestr(f"{di}/RECORD", "\n".join(record) + "\n")
-    return path
 
 
 # --------------------------------------------------------------------------- running inv

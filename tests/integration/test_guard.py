@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.envs import make_venv
+from tests.fakewheels import wheel_of_files as make_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = f"{ROOT / 'tests' / 'fixtures' / 'recipes'}{os.pathsep}{ROOT / 'recipes'}"
@@ -49,31 +50,6 @@ def torch_in_venv(env) -> str | None:
     r = run(env["python"], "-c", "import torch; print(torch.__version__, torch.__file__)")
     version, _, where = r.stdout.strip().partition(" ")
     return version if where.startswith(str(env["site"])) else None
-
-
-def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], requires=(), extra=None) -> Path:
-    """A minimal valid wheel (or a deliberately broken one through `extra`)."""
-    import base64
-    import hashlib
-
-    folder.mkdir(parents=True, exist_ok=True)
-    di = f"{name}-{version}.dist-info"
-    requires_dist = "".join(f"Requires-Dist: {r}\n" for r in requires)
-    files = {**files, f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires_dist}\n",
-        f"{di}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = []
-    for n, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{n},sha256={digest},{len(text.encode())}")
-    record.append(f"{di}/RECORD,,")
-    path = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, text in files.items():
-            zf.writestr(n, text)
-        zf.writestr(f"{di}/RECORD", "\n".join(record) + "\n")
-        for info, data in (extra or []):
-            zf.writestr(info, data)
-    return path
 
 
 def test_backup_uninstall_restore(env):
