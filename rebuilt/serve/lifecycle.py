@@ -96,9 +96,7 @@ def _start(res: resolve.Resolved, r: resolve.Role, logs: Path, red: Redactor):
         if env.get(k) and secret_env(k):
             red.add(env[k])  # a secret taken from the caller's environment (${NAME})
     env[REDACT_ENV] = json.dumps(red.values())
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.close(fd)
-    with open(log, "a", encoding="utf-8") as f:
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
         f.write(f"# rebuilt serve.up {res.profile.name}/{r.name} at {now()}\n# cwd {r.cwd}\n"
                 f"# $ {red(' '.join(r.argv))}\n")
     proc = runner.spawn_detached([sys.executable, "-m", "rebuilt.serve.logpipe", "--", *r.argv],
