@@ -96,7 +96,7 @@ class Guard:
             was, now = self.before.get(dist), after.get(dist)
             by = culprit(Path(result.log), dist) if result.log else None
             try:
-                restored = self._restore(dist, was)
+                restored = self._restore(dist, was, after)
             except RebuiltError as exc:
                 restored = f"restoring it failed: {exc}"
                 failed.append(dist)
@@ -133,11 +133,11 @@ class Guard:
             except RebuiltError as exc:  # an editable torch cannot be packed: say so, keep going
                 self.console.say(f"      ! guard: no backup of {dist}: {exc}")
 
-    def _restore(self, dist: str, was) -> str:
+    def _restore(self, dist: str, was, after: dict) -> str:
         from rebuilt.wheel import backup, restore
 
         if was is None:  # absent before, at a version that does not match torch: never left installed
-            return guard.remove_appeared(self.python, dist, guard.snapshot(self.python, self.protected))
+            return guard.remove_appeared(self.python, dist, after)
         wheel = backup.find_backup(self.backups, dist, was.version)
         if not wheel:
             return f"no backup wheel of {dist} {was.version} to restore from (inv torch.restore)"
