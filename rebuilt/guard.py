@@ -86,11 +86,6 @@ def split_requirements(requirements: list[str], protected: set[str]) -> tuple[li
 
 def base_requirements(reqs: list[str]) -> list[str]:
     """Requirements without extras-only markers (``; extra == 'x'``)."""
-    return _base(reqs)
-
-
-def _base(reqs: list[str]) -> list[str]:
-    """Requirements without extras-only markers (``; extra == 'x'``)."""
     out = []
     for text in reqs:
         req = Requirement(text)
@@ -109,7 +104,7 @@ def _from_files(root: Path, files: list[str]) -> list[str]:
         if not (root / name).is_file():
             raise InputError(f"{root / name}: named by pyproject.toml's dynamic dependencies but missing")
         out += [ln.requirement for ln in read_lines(root / name, name) if ln.requirement]
-    return _base(out)
+    return base_requirements(out)
 
 
 def project_requirements(path: Path) -> list[str]:
@@ -122,7 +117,7 @@ def project_requirements(path: Path) -> list[str]:
                 msg = Parser().parsestr(zf.read(meta).decode("utf-8"))
         except (zipfile.BadZipFile, StopIteration, OSError) as exc:
             raise InputError(f"{path}: not a readable wheel ({exc})") from None
-        return _base(msg.get_all("Requires-Dist") or [])
+        return base_requirements(msg.get_all("Requires-Dist") or [])
     pyproject = path / "pyproject.toml"
     if pyproject.is_file():
         data = tomllib.loads(pyproject.read_text())
@@ -230,4 +225,4 @@ def installed_requirements(python: str, dist: str) -> list[str]:
     proc = runner.capture([python, "-c", code, dist], timeout=120)
     if proc.returncode != 0:
         raise InputError(f"{dist} is not installed in {python}: {proc.stderr.strip()[-300:]}")
-    return _base(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return base_requirements(json.loads(proc.stdout.strip().splitlines()[-1]))
