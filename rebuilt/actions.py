@@ -166,11 +166,10 @@ def _pip(step, ax: ActionEnv, python: str):
     name = ax.log.name  # a step log opened from a file descriptor is named by its number
     path = name if isinstance(name, str) else os.readlink(f"/proc/self/fd/{ax.log.fileno()}")
 
-    def pip(args: list[str], env_extra: dict | None = None) -> tuple[int, str]:
+    def pip(args: list[str]) -> tuple[int, str]:
         ax.log.flush()
         start = os.path.getsize(path)
-        extra = {"env_extra": env_extra} if env_extra else {}
-        rc = ax.run([python, "-m", "pip", *args], cwd=step.cwd, check=False, **extra)
+        rc = ax.run([python, "-m", "pip", *args], cwd=step.cwd, check=False)
         ax.log.flush()
         with open(path, encoding="utf-8", errors="replace") as f:
             f.seek(start)
@@ -179,16 +178,17 @@ def _pip(step, ax: ActionEnv, python: str):
     return pip
 
 
-def _requirement_files(step) -> tuple[list[Path], list[Path]]:
-    """(files to edit: the ``files`` globs and what they include with -r, files to resolve)."""
+def _requirement_files(step) -> tuple[list[Path], dict[Path, list[Path]]]:
+    """(files to edit: the ``files`` globs and what they include with -r; each file to resolve -> it and
+    what it includes)."""
     root = Path(step.cwd).resolve()
 
     def matches(patterns) -> list[Path]:
         return [Path(p).resolve() for pat in patterns for p in sorted(glob.glob(os.path.join(step.cwd, pat)))]
 
-    resolve = list(dict.fromkeys(matches(step.args.get("resolve") or [])))
-    edit = [q for p in matches(step.args["files"]) + resolve for q in reqlines.included(p, root)]
-    return list(dict.fromkeys(edit)), resolve
+    resolve = {p: reqlines.included(p, root) for p in matches(step.args.get("resolve") or [])}
+    edit = [q for p in matches(step.args["files"]) for q in reqlines.included(p, root)]
+    return list(dict.fromkeys(edit + [q for inc in resolve.values() for q in inc])), resolve
 
 
 def drop_requirements(step, ax: ActionEnv) -> dict:
@@ -225,9 +225,9 @@ def drop_requirements(step, ax: ActionEnv) -> dict:
         with tempfile.TemporaryDirectory(prefix="rebuilt-reqcompat-") as tmp:
             constraints = Path(tmp, "constraints.txt")
             constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
-            for f in resolve:
+            for f, inc in resolve.items():
                 rel = os.path.relpath(f, root)
-                todo = [ln for g in reqlines.included(f, root) for ln in lines.get(g, []) if ln not in drops]
+                todo = [ln for g in inc for ln in lines.get(g, []) if ln not in drops]
                 ax.say(f"      resolving {rel} next to {', '.join(f'{n} {v}' for n, v in sorted(pins.items()))} "
                        f"(pip install --dry-run --report)")
                 verdicts, report = reqcompat.find_incompatible(_pip(step, ax, python), todo, pins, constraints,
