@@ -37,11 +37,13 @@ print(json.dumps(out))
 """
 
 
-def installed_matches(python: str, info: verify.WheelInfo) -> list[str]:
-    """Files of the wheel whose installed copy differs (empty: version and every file match)."""
+def installed_matches(python: str, info: verify.WheelInfo, inst=None) -> list[str]:
+    """Files of the wheel whose installed copy differs (empty: version and every file match).
+
+    ``inst``: what ``query`` already said of the installed distribution (else it is asked here)."""
     import json
 
-    inst = query(python, info.name)
+    inst = inst or query(python, info.name)
     if Version(inst.version) != Version(info.version):
         return [f"version {inst.version} installed, wheel has {info.version}"]
     names = [n for n, (h, _) in info.record.items() if h and not n.startswith(info.dist_info + "/")
@@ -98,10 +100,11 @@ def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
             raise StepFailed(f"pip could not install {wheel} (exit {rc}); pip puts the previous files back when "
                              f"an install fails:\n{tail}\n--- full log: {log}")
         os.unlink(log)
-        bad = installed_matches(python, info)
+        inst = query(python, info.name)
+        bad = installed_matches(python, info, inst)
         if bad:
             raise StepFailed(f"after installing {wheel}, {len(bad)} file(s) differ, e.g. {bad[0]}")
-        left = remove_pip_stash(query(python, info.name).site, info)
+        left = remove_pip_stash(inst.site, info)
         if left and say:
             say(f"removed what a stopped pip had left in site-packages: {', '.join(left)}")
     return info
