@@ -179,20 +179,13 @@ def _requires(item: dict) -> list[str]:
     extras = [""] + list(item.get("requested_extras") or [])
     out = []
     for text in item["metadata"].get("requires_dist") or []:
-        if not _parses(text):
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
             continue
-        req = Requirement(text)
         if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras):
             out.append(canonicalize_name(req.name))
     return out
-
-
-def _parses(text: str) -> bool:
-    try:
-        Requirement(text)
-    except InvalidRequirement:
-        return False
-    return True
 
 
 def plan_install(pip: Pip, requirements: list[str], pins: dict[str, str], absent: dict[str, tuple[str | None, str]],
