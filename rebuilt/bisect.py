@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rebuilt import runner
+from rebuilt import sources
 from rebuilt.errors import InputError, SourceError
 from rebuilt.util.fs import write_json
 
@@ -86,10 +86,10 @@ class Commit:
 
 
 def _git(src: Path | str, *args: str) -> str:
-    proc = runner.capture(["git", "-C", str(src), *args], timeout=120)
-    if proc.returncode != 0:
-        raise SourceError(f"git {' '.join(args[:2])} in {src} failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
-    return proc.stdout
+    rc, out = sources.git(src, *args, timeout=120)
+    if rc != 0:
+        raise SourceError(f"git {' '.join(args[:2])} in {src} failed: {out[-300:]}")
+    return out
 
 
 def try_resolve(src: Path | str, ref: str) -> str | None:
@@ -97,9 +97,9 @@ def try_resolve(src: Path | str, ref: str) -> str | None:
     if not Path(src, ".git").exists():
         return None
     for candidate in (ref, f"refs/rebuilt/{ref}", f"origin/{ref}"):
-        proc = runner.capture(["git", "-C", str(src), "rev-parse", "--verify", "-q", f"{candidate}^{{commit}}"])
-        if proc.returncode == 0:
-            return proc.stdout.strip()
+        rc, out = sources.git(src, "rev-parse", "--verify", "-q", f"{candidate}^{{commit}}")
+        if rc == 0:
+            return out
     return None
 
 
@@ -114,8 +114,8 @@ def resolve(src: Path | str, ref: str) -> str:
 
 def is_tag(src: Path | str, ref: str, commit: str) -> bool:
     """Whether ``ref`` is a tag of ``commit`` (a tag does not move: it can name the build, as `--ref <tag>`)."""
-    proc = runner.capture(["git", "-C", str(src), "rev-parse", "--verify", "-q", f"refs/tags/{ref}^{{commit}}"])
-    return proc.returncode == 0 and proc.stdout.strip() == commit
+    rc, out = sources.git(src, "rev-parse", "--verify", "-q", f"refs/tags/{ref}^{{commit}}")
+    return rc == 0 and out == commit
 
 
 FORMAT = "%H%x1f%s%x1f%aI"
@@ -126,7 +126,7 @@ def commits(src: Path | str, good: str, bad: str, g: str | None = None, b: str |
     g, b = g or resolve(src, good), b or resolve(src, bad)
     if g == b:
         raise InputError(f"--good {good} and --bad {bad} are the same commit ({g[:12]})")
-    if runner.capture(["git", "-C", str(src), "merge-base", "--is-ancestor", g, b]).returncode != 0:
+    if sources.git(src, "merge-base", "--is-ancestor", g, b)[0] != 0:
         raise InputError(f"--good {good} ({g[:12]}) is not an ancestor of --bad {bad} ({b[:12]})",
                          hint="the good ref must come before the bad one in the bad ref's history")
 

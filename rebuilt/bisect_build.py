@@ -171,7 +171,8 @@ class Builds:
         src = self.source_dir()
         if not (src / ".git").exists():
             return {"ref": None, "head": None, "stamp": None, "installed": {}}
-        head = runner.capture(["git", "-C", str(src), "rev-parse", "HEAD"]).stdout.strip() or None
+        rc, head = sources.git(src, "rev-parse", "HEAD")
+        head = head if rc == 0 and head else None
         start = {"ref": sources.read_state(src).get("ref"), "head": head, "stamp": None, "installed": {}}
         path = self._stamp_path(settings)
         if not path.exists():
