@@ -233,7 +233,7 @@ def run(spec, *, python: str, model_path: str | None, cuda_visible_devices: str 
     else:
         from rebuilt.bench.spec import DEFAULT_BASE_URL
 
-        if not getattr(spec, "profile", ""):  # a profile's roles are started (or found) and checked by the run
+        if not spec.profile:  # a profile's roles are started (or found) and checked by the run
             checks.append(check_server(base_url or DEFAULT_BASE_URL, hint=server_hint))
         checks.append(check_imports(python, ("sglang",), env))
     return raise_failures(checks)
