@@ -6,7 +6,7 @@
     nox -s h200_bench -- --dry-run                            every command, anywhere
     REBUILT_PYTHON=/usr/bin/python3 nox -s h200_bench -- ...   an existing environment (NGC): no venv, no build
 
-The logic lives in rebuilt/nox_support.py; docs/NOX.md explains the sessions and their flags.
+The logic lives in rebuilt/cli/nox_sessions.py; docs/NOX.md explains the sessions and their flags.
 """
 
 import os
@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # rebuilt import
 
 import nox
 
-from rebuilt import nox_support as support
+from rebuilt.cli import nox_sessions as support
 
 nox.options.default_venv_backend = "virtualenv"
 nox.options.sessions = ["tests", "lint"]

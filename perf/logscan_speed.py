@@ -1,4 +1,4 @@
-"""How long a failure report takes on a large build log: rebuilt.logscan.excerpt (first error lines above
+"""How long a failure report takes on a large build log: rebuilt.build.logscan.excerpt (first error lines above
 the tail) against reading the same file line by line once (what printing only the tail cost before).
 
 The log is made here: nvcc and c++ command lines, nvcc warnings, coloured compiler output (sgl-kernel builds
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rebuilt import logscan  # noqa: E402
+from rebuilt.build import logscan  # noqa: E402
 from tests.unit.test_logscan import FATAL, traceback_frames  # noqa: E402
 
 BUILD = "/w/src/sglang/sgl-kernel/build"

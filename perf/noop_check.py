@@ -1,7 +1,7 @@
 """The no-op check of a source tree vs `git status --porcelain`, side by side in one run.
 
 Generates a git repository of 100,000 files (in 1,000 folders) with a submodule, warms the cache,
-then times `git status --porcelain` and rebuilt's tree-state check (`rebuilt.stamps.tree_state`:
+then times `git status --porcelain` and rebuilt's tree-state check (`rebuilt.build.features.stamps.tree_state`:
 `git rev-parse HEAD` + `git status --porcelain=v2` with submodules) alternately, N repeats each,
 and prints the medians and their ratio (target <= 1.5). Also times the clean and a dirty tree.
 Usage: python perf/noop_check.py [--files 100000] [--repeats 15] [--keep DIR]
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rebuilt.stamps import tree_state  # noqa: E402
+from rebuilt.build.features.stamps import tree_state  # noqa: E402
 
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "p", "GIT_AUTHOR_EMAIL": "p@example.invalid", "GIT_COMMITTER_NAME": "p",
        "GIT_COMMITTER_EMAIL": "p@example.invalid", "GIT_CONFIG_COUNT": "1",

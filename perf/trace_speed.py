@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rebuilt.trace import synth  # noqa: E402
+from rebuilt.tools.trace import synth  # noqa: E402
 
 # Each child prints its own peak RSS (VmHWM of its address space) as the last line.
 # ru_maxrss from wait4 is not used: Linux carries the forking parent's high-water
@@ -39,17 +39,17 @@ def _hwm():
 """
 FAST_FIX = HWM + """
 import sys
-from rebuilt.trace import perfetto_fix as f
+from rebuilt.tools.trace import perfetto_fix as f
 f.fix_file(sys.argv[1], sys.argv[2]); _hwm()
 """
 REF_FIX = HWM + """
 import sys
-from rebuilt.trace import reference as r
+from rebuilt.tools.trace import reference as r
 r.fix(sys.argv[1], sys.argv[2]); _hwm()
 """
 MERGE = HWM + """
 import sys
-from rebuilt.trace import merge as m, reference as r
+from rebuilt.tools.trace import merge as m, reference as r
 group = m.discover([sys.argv[1]])[0]
 opts = m.Options(fix=sys.argv[4] == "fix")
 if sys.argv[3] == "fast":
@@ -60,7 +60,7 @@ _hwm()
 """
 SAME = """
 import sys
-from rebuilt.trace import reference as r
+from rebuilt.tools.trace import reference as r
 print("SAME", r.load(sys.argv[1]) == r.load(sys.argv[2]))
 """
 
@@ -91,7 +91,7 @@ def _write(path: Path, spec: synth.SynthSpec, gz: bool) -> None:
 
 
 def uncompressed_size(path: Path) -> int:
-    from rebuilt.trace import io
+    from rebuilt.tools.trace import io
 
     if path.is_dir():
         return sum(uncompressed_size(p) for p in path.iterdir())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rebuilt import settings as settings_mod
-from rebuilt.machine import Machine, PythonInfo
+from rebuilt.core import settings as settings_mod
+from rebuilt.core.machine import Machine, PythonInfo
 
 H200 = {"name": "NVIDIA H200", "compute_cap": "9.0", "memory_mib": "143771", "driver": "580.159.04"}
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run on a GPU host (H100/H200), from the repository root, with .whl/ carried (invoke).
-# 1. the GPU health microbenchmark through the nox session's code (rebuilt.nox_support.gpu_health);
+# 1. the GPU health microbenchmark through the nox session's code (rebuilt.cli.nox_sessions.gpu_health);
 # 2. the fixture CUDA torch extension built through the recipe machinery with TORCH_CUDA_ARCH_LIST=9.0a;
 # 3. cuobjdump: the binary holds sm_90a code; 4. its kernel runs and matches torch on random data.
 set -uo pipefail
@@ -12,7 +12,7 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 { nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv; nvcc --version | tail -2;
   $PY -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'; } 2>&1 | tee "$OUT/machine.txt"
 
-echo "== 1. GPU health through rebuilt.nox_support.gpu_health"
+echo "== 1. GPU health through rebuilt.cli.nox_sessions.gpu_health"
 $PY - <<PYEOF 2>&1 | tee "$OUT/gpu_health.txt"
 import json
 from rebuilt import nox_support as s

@@ -105,7 +105,7 @@ import json, os, resource, signal, sys, threading, time, traceback
 probes = json.loads(sys.stdin.read())
 sys.stdin = open(os.devnull)
 from invoke.main import program
-import rebuilt.tasks  # noqa: F401 - imported once, shared by every child
+import rebuilt.cli.tasks  # noqa: F401 - imported once, shared by every child
 
 def read(fd, sink):
     with os.fdopen(fd, "rb") as f:
@@ -153,7 +153,7 @@ print(json.dumps(results))
 
 
 def _namespace_flags() -> dict[str, list]:
-    from rebuilt.tasks import namespace
+    from rebuilt.cli.tasks import namespace
 
     out = {}
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.bench import preflight as pre
-from rebuilt.bench import spec as bspec
 from rebuilt.errors import CheckFailed
+from rebuilt.tools.bench import preflight as pre
+from rebuilt.tools.bench import spec as bspec
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "bench"

@@ -94,7 +94,7 @@ def test_health_without_cuda_exits_with_a_message(tmp_path):
     assert out.returncode == 3 and "Traceback" not in out.stderr
     assert out.stderr.startswith("rebuilt: gpu_health: ")
     assert ("CUDA is not available" in out.stderr) or ("torch is not importable" in out.stderr)
-    direct = subprocess.run([sys.executable, "-m", "rebuilt.bench.gpu_health", "--json"], cwd=ROOT,
+    direct = subprocess.run([sys.executable, "-m", "rebuilt.tools.bench.gpu_health", "--json"], cwd=ROOT,
                             capture_output=True, text=True)
     assert direct.returncode == 2 and direct.stdout == "" and "gpu_health:" in direct.stderr
 

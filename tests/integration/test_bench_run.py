@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.bench import compare, store
-from rebuilt.bench import run as brun
-from rebuilt.bench import spec as bspec
 from rebuilt.errors import CheckFailed, StepFailed
+from rebuilt.tools.bench import compare, store
+from rebuilt.tools.bench import run as brun
+from rebuilt.tools.bench import spec as bspec
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "bench"

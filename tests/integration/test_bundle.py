@@ -276,7 +276,7 @@ def test_bundle_then_offline_build_corruption_and_increment(world):
 
 
 def _index(wd: Path) -> None:
-    from rebuilt import offline
+    from rebuilt.build.features import offline
 
     (wd / "offline").mkdir(parents=True)
     (wd / "offline" / "index.json").write_text(json.dumps({
@@ -287,7 +287,7 @@ def _index(wd: Path) -> None:
 
 
 def test_offline_env_of_a_step(tmp_path):
-    from rebuilt import offline
+    from rebuilt.build.features import offline
 
     _index(tmp_path)
     env = offline.env_for(tmp_path, {"CMAKE_ARGS": "-DSGL_KERNEL_COMPILE_THREADS=8"},
@@ -308,7 +308,8 @@ def test_offline_env_of_a_step(tmp_path):
 
 
 def test_nox_sessions_and_settings_take_offline():
-    from rebuilt import nox_support, settings
+    from rebuilt.cli import nox_sessions as nox_support
+    from rebuilt.core import settings
 
     args = nox_support.parse_posargs(["--offline"])
     assert nox_support._settings("sglang-0.5.4", args)["offline"] is True
@@ -318,8 +319,8 @@ def test_nox_sessions_and_settings_take_offline():
 
 @pytest.mark.parametrize("bad", ["../escape.txt", "/abs.txt", "link"])
 def test_unbundle_refuses_escaping_members(tmp_path, bad):
-    from rebuilt.bundle import archive
     from rebuilt.errors import InputError
+    from rebuilt.tools.bundle import archive
 
     path = tmp_path / "b.tar"
     manifest = {"format": archive.FORMAT, "version": archive.VERSION, "members": {bad: {"sha256": "0" * 64, "size": 1}}}

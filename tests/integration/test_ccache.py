@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt import ccache
+from rebuilt.build.features import ccache
 from tests.integration.test_fixture_builds import inv, repo_of
 
 ROOT = Path(__file__).resolve().parents[2]

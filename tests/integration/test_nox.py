@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.bench import gpu_health
+from rebuilt.tools.bench import gpu_health
 from tests.envs import pythonpath_env
 from tests.gitrepo import GIT_ENV
 from tests.integration.test_fixture_builds import repo_of

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt import actions, guard, runner
-from rebuilt.plan import Step
+from rebuilt.build import actions, guard
+from rebuilt.build.plan import Step
+from rebuilt.core import runner
 from tests.fakewheels import make_wheel
 
 PROTECTED = ["torch", "torchvision", "torchaudio", "triton"]
@@ -166,8 +167,8 @@ class _Settings(dict):
 def test_guard_keeps_an_appeared_companion_only_when_it_matches_torch(tmp_path, env, target):
     import io
 
+    from rebuilt.build.features.protect import Guard
     from rebuilt.errors import GuardViolation
-    from rebuilt.protect import Guard
 
     hook = Guard(_Settings(target), tmp_path / "wd", runner.Console(io.StringIO()), None)
     step = Step("x", "plain-install", cwd=str(tmp_path), argv=("pip",), installs=True)

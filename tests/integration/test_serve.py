@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.serve import procs
+from rebuilt.tools.serve import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "serve"
@@ -216,14 +216,14 @@ def test_a_role_that_dies_shows_in_status_and_ends_logs_follow(box):
 
 
 def test_a_serving_bench_spec_starts_the_profile_and_records_it(box, tmp_path):
-    from rebuilt.bench import compare, store
+    from rebuilt.tools.bench import compare, store
 
     spec_path = tmp_path / "serve-fake.toml"
     spec_path.write_text('kind = "serving"\nprofile = "fake-single"\nrepeats = 2\n'
                          "[matrix]\nmax_concurrency = [4]\nnum_prompts = [10]\nrandom_input_len = [64]\n"
                          "random_output_len = [8]\n[client]\nseed = 1\n")
     env = {**box.env, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fixtures" / "bench"), str(ROOT)])}
-    code = ("import sys, json; from rebuilt.bench import run, spec; from rebuilt import settings;"
+    code = ("import sys, json; from rebuilt.tools.bench import run, spec; from rebuilt import settings;"
             "s = settings.resolve({'workdir': sys.argv[1], 'serve.port': sys.argv[2], 'serve.stop_grace': '2',"
             " 'serve.model_path': '/models/fake-llama'});"
             "o = run.execute(spec.load(sys.argv[3]), python=sys.executable, model_path='/models/fake-llama',"
@@ -372,7 +372,7 @@ def test_the_real_sglang_router_in_front_of_the_profile(box):
 
 
 def test_one_up_or_down_of_a_profile_at_a_time(box):
-    from rebuilt.serve import state
+    from rebuilt.tools.serve import state
 
     with state.locked(box.work, "fake-single"):
         out = box.inv("serve.up", "fake-single")

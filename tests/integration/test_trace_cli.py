@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.trace import reference, synth
+from rebuilt.tools.trace import reference, synth
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,7 +118,7 @@ def test_real_cpu_trace_from_torch_profiler(cpu_trace: Path, tmp_path: Path) -> 
     assert_clean_failure(proc, str(cpu_trace), "no GPU kernels", "nothing to fix, no file written", "->")
     assert proc.returncode == 2 and folder_listing(cpu_trace.parent) == ["cpu.trace.json"]
     assert digest(cpu_trace) == before
-    from rebuilt.trace import perfetto_fix
+    from rebuilt.tools.trace import perfetto_fix
 
     plan = perfetto_fix.fix_file(cpu_trace, tmp_path / "same.json", require_kernels=False)
     assert plan.kernels == 0 and plan.moved == 0
@@ -130,7 +130,7 @@ def test_real_cpu_trace_from_torch_profiler(cpu_trace: Path, tmp_path: Path) -> 
     rank.write_bytes(cpu_trace.read_bytes())
     proc = inv("profile.merge", str(rank.parent), "-o", str(tmp_path / "m.json"))
     assert proc.returncode == 0, proc.stderr
-    from rebuilt.trace import io
+    from rebuilt.tools.trace import io
 
     n_in = sum(1 for _ in io.TraceFile(cpu_trace).events())
     out = reference.load(tmp_path / "m.json")["traceEvents"]

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from rebuilt.bench import compare
 from rebuilt.errors import InputError
+from rebuilt.tools.bench import compare
 
 
 def run(kind: str, cases: dict[str, dict[str, list[float]]], run_id: str = "r") -> dict:

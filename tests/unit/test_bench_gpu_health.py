@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rebuilt.bench import gpu_health as gh
+from rebuilt.tools.bench import gpu_health as gh
 
 
 def test_gemm_and_copy_formulas():

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from rebuilt.bench import parse
 from rebuilt.errors import InputError
+from rebuilt.tools.bench import parse
 
 # A captured-style bench_one_batch run: log noise, a Warmup pass (not saved), then the
 # measured pass over bs (1, 8, 64) x il 512 x ol (4, 1), where bs 64 is skipped.

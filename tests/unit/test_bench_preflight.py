@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rebuilt.bench import preflight as pre
+from rebuilt.tools.bench import preflight as pre
 
 GPUS = [
     {"index": 0, "name": "NVIDIA H200", "compute_cap": "9.0", "memory_total_mib": 143771, "memory_used_mib": 1,

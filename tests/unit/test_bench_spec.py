@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.bench import spec as bspec
 from rebuilt.errors import ConfigError
+from rebuilt.tools.bench import spec as bspec
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = "/opt/envs/sgl/bin/python"

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from rebuilt.bench import stats
+from rebuilt.tools.bench import stats
 
 # (a, b, U of a, two-sided p) from scipy.stats.mannwhitneyu(a, b, alternative="two-sided")
 SCIPY = [

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from rebuilt.bench import store
 from rebuilt.errors import InputError
+from rebuilt.tools.bench import store
 
 
 def make(workdir, name, created, **extra):

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt import bisect, bisect_verdict
-from rebuilt.bisect_build import Builds
+from rebuilt.core.recipes import parse_recipe
 from rebuilt.errors import ConfigError, InputError, StepFailed
-from rebuilt.recipes import parse_recipe
+from rebuilt.tools.bisect import search as bisect
+from rebuilt.tools.bisect import verdict as bisect_verdict
+from rebuilt.tools.bisect.builds import Builds
 
 
 def run(n: int, first_bad: int, untestable: frozenset = frozenset()) -> tuple[list[int], bisect.Outcome]:
@@ -187,8 +188,9 @@ def test_clearing_between_commits_removes_only_what_the_recipe_names(tmp_path, m
 
 import io  # noqa: E402
 
-from rebuilt import bisect_run, runner  # noqa: E402
+from rebuilt.core import runner  # noqa: E402
 from rebuilt.errors import Interrupted  # noqa: E402
+from rebuilt.tools.bisect import run as bisect_run  # noqa: E402
 
 REF3 = [1.00, 1.01, 0.99]
 
@@ -305,7 +307,7 @@ def _finished(tmp_path) -> bisect.State:
 
 
 def test_the_result_names_the_commits_a_skip_leaves_open(tmp_path):
-    from rebuilt import bisect_report
+    from rebuilt.tools.bisect import report as bisect_report
 
     st = _finished(tmp_path)
     text = bisect_report.result_text(st)
@@ -319,7 +321,7 @@ def test_the_result_names_the_commits_a_skip_leaves_open(tmp_path):
 def test_without_matplotlib_the_plot_is_refused_with_what_to_install(tmp_path, monkeypatch):
     import sys
 
-    from rebuilt import bisect_report
+    from rebuilt.tools.bisect import report as bisect_report
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
     with pytest.raises(InputError) as err:

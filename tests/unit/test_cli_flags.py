@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rebuilt.tasks import SHORT_FLAGS, namespace
+from rebuilt.cli.tasks import SHORT_FLAGS, namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def test_a_short_flag_means_the_same_long_flag_in_every_task():
 
 
 CHECK_HELP = """
-from rebuilt.tasks import namespace
+from rebuilt.cli.tasks import namespace
 ns = namespace()
 missing = [ctx.name + ' --' + a.name for ctx in ns.to_contexts(ignore_unknown_help=False)
            for a in ctx.args.values() if not a.help]

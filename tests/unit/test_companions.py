@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rebuilt.guard import DistState, companion_matches, companion_pin
+from rebuilt.build.guard import DistState, companion_matches, companion_pin
 
 CPU = DistState("2.13.0+cpu", "r", requires=("filelock", "sympy>=1.13.3"))
 CUDA = DistState("2.8.0", "r", requires=('triton==3.4.0; platform_system == "Linux" and platform_machine == "x86_64"',))

@@ -9,9 +9,11 @@ import json
 
 import pytest
 
-from rebuilt import builder, runner
-from rebuilt.doctor import checks, report, resources, toolchain
-from rebuilt.doctor.model import Context
+from rebuilt.build import builder
+from rebuilt.build.checks import catalog as checks
+from rebuilt.build.checks import report, resources, toolchain
+from rebuilt.build.checks.model import Context
+from rebuilt.core import runner
 from tests.conftest import fake_machine
 
 GCC12 = {"gcc-12": "12.3.0", "g++-12": "12.3.0"}
@@ -242,7 +244,7 @@ def test_report_keeps_going_when_a_check_breaks_and_redacts(resolve):
 
 
 def test_preflight_stops_on_a_failure_and_prints_warnings(resolve, monkeypatch, tmp_path):
-    from rebuilt.doctor import preflight
+    from rebuilt.build.checks import preflight
     from rebuilt.errors import CheckFailed
 
     (tmp_path / "numa.h").write_text("")
@@ -280,7 +282,7 @@ def roomy(monkeypatch, tmp_path):
 
 
 def preflight_rows(settings, names, machine):
-    from rebuilt.doctor import preflight
+    from rebuilt.build.checks import preflight
 
     plan, _ = builder.make_plan(settings, names, machine)
     return preflight.run(plan, machine, settings)
@@ -336,7 +338,7 @@ def test_vllm_build_requirements_provide_cmake_and_ninja(resolve, roomy):
 
 
 def test_a_dry_run_ends_with_the_verdict_and_does_not_fail(resolve, roomy):
-    from rebuilt.doctor import preflight
+    from rebuilt.build.checks import preflight
 
     said = []
 
@@ -355,7 +357,7 @@ def test_a_dry_run_ends_with_the_verdict_and_does_not_fail(resolve, roomy):
 
 
 def test_needs_in_recipes_are_validated(tmp_path):
-    from rebuilt import recipes
+    from rebuilt.core import recipes
     from rebuilt.errors import ConfigError
 
     base = '[recipe]\nname = "x"\nsummary = "s"\n[[steps]]\nname = "a"\nrun = ["true"]\n'

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt import fetchcontent
+from rebuilt.build import fetchcontent
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "upstream_cmake"
 VLLM_SDIST = Path(os.path.expanduser("~/.cache/rebuilt-tests/sdists/vllm-0.6.4.post1.tar.gz"))

@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from rebuilt import guard
+from rebuilt.build import guard
+from rebuilt.build.features.protect import culprit
 from rebuilt.errors import ConfigError, InputError
-from rebuilt.protect import culprit
 
 
 def test_split_by_normalised_name_not_substring():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rebuilt import builder
-from rebuilt.bundle import wheelhouse
+from rebuilt.build import builder
+from rebuilt.tools.bundle import wheelhouse
 from tests.conftest import fake_machine
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rebuilt import jobs, machine
+from rebuilt.build import jobs
+from rebuilt.core import machine
 
 
 def test_auto_is_limited_by_cpus_or_memory():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rebuilt import builder, logscan
+from rebuilt.build import builder, logscan
 
 SITE = "/opt/env/lib/python3.11/site-packages"
 BUILD = "/w/src/DeepEP/build/temp.linux-x86_64-cpython-311"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt import builder
-from rebuilt import plan as plan_mod
+from rebuilt.build import builder
+from rebuilt.build import plan as plan_mod
 from rebuilt.errors import ConfigError
 from tests.conftest import fake_machine
 

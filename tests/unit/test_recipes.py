@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rebuilt import recipes
+from rebuilt.core import recipes
 from rebuilt.errors import ConfigError
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt import actions, guard, reqcompat
-from rebuilt.plan import Step
-from rebuilt.reqcompat import Line, parse_line, read_lines
+from rebuilt.build import actions, guard, reqcompat
+from rebuilt.build.plan import Step
+from rebuilt.build.reqcompat import Line, parse_line, read_lines
 
 # pip 23's words for the xformers case (ResolutionImpossible), as it prints them
 XFORMERS_CONFLICT = """\

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from rebuilt import settings as settings_mod
+from rebuilt.core import secret
+from rebuilt.core import settings as settings_mod
+from rebuilt.core.text import forget_secrets, redact
 from rebuilt.errors import ConfigError
-from rebuilt.util import secret
-from rebuilt.util.text import forget_secrets, redact
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +113,7 @@ def test_a_secret_from_a_file(resolve, tmp_path):
 
 
 def test_git_credentials_go_into_an_environment_header():
-    from rebuilt import sources
+    from rebuilt.build import sources
 
     plain, env = sources.credential_env("https://x:tok-42abc@git.example:8443/a/b.git", environ={})
     assert plain == "https://git.example:8443/a/b.git"
@@ -130,7 +130,7 @@ def test_private_files_and_folders(tmp_path):
     import os
     import stat
 
-    from rebuilt.util import fs
+    from rebuilt.core import fs
 
     path = fs.write_json(tmp_path / "a" / "b" / "state.json", {"x": 1})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -149,14 +149,14 @@ def test_private_files_and_folders(tmp_path):
 
 def test_programs_get_the_real_value():
     """A Secret handed to a program (argv) is its value, not its redacted text."""
-    from rebuilt import runner
+    from rebuilt.core import runner
 
     s = secret.Secret("https://x:tok-7788@git.example/a.git", "url")
     assert runner.capture(["echo", s]).stdout.strip() == "https://x:tok-7788@git.example/a.git"
 
 
 def test_recipe_templates_get_the_real_value():
-    from rebuilt.util.text import render
+    from rebuilt.core.text import render
 
     s = secret.Secret("https://t:pw-12345@h/x.git", "url")
     assert render("git+{u}", {"u": s}) == "git+https://t:pw-12345@h/x.git"
@@ -169,7 +169,7 @@ def test_short_tokens_are_redacted_whole_in_settings_dumps():
 
 
 def test_json_files_never_hold_a_secret_value(tmp_path):
-    from rebuilt.util import fs
+    from rebuilt.core import fs
 
     s = secret.Secret("http://u:pw-js0n@h:1", "url")
     path = fs.write_json(tmp_path / "x.json", {"a": [s, {"b": s}], "c": 1})

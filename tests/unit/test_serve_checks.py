@@ -8,10 +8,10 @@ import socket
 
 import pytest
 
-from rebuilt.bench import run as brun
-from rebuilt.bench import spec as bspec
 from rebuilt.errors import ConfigError
-from rebuilt.serve import health, procs
+from rebuilt.tools.bench import run as brun
+from rebuilt.tools.bench import spec as bspec
+from rebuilt.tools.serve import health, procs
 
 COMPLETION = {"id": "1", "object": "chat.completion", "model": "m",
               "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris"},
@@ -83,7 +83,7 @@ def test_the_dry_run_of_a_profile_spec_targets_the_profile(tmp_path, monkeypatch
 
 def test_smoke_without_an_answer_says_so(resolve):
     from rebuilt.errors import CheckFailed
-    from rebuilt.serve import smoke
+    from rebuilt.tools.serve import smoke
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -98,7 +98,7 @@ def test_smoke_without_an_answer_says_so(resolve):
 def test_the_interpreter_defaults_to_the_environment_nox_built(resolve, tmp_path):
     import sys
 
-    from rebuilt.serve.lifecycle import choose_python
+    from rebuilt.tools.serve.lifecycle import choose_python
 
     built = tmp_path / "env" / "bin" / "python"
     built.parent.mkdir(parents=True)

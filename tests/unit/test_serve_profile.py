@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from rebuilt.errors import ConfigError
-from rebuilt.serve import profile as prof
-from rebuilt.serve import secrets
-from rebuilt.serve.lifecycle import dry_run_text
-from rebuilt.serve.resolve import resolve
+from rebuilt.tools.serve import profile as prof
+from rebuilt.tools.serve import secrets
+from rebuilt.tools.serve.lifecycle import dry_run_text
+from rebuilt.tools.serve.resolve import resolve
 
 SECRET = "pw-0f-redis"
 GOOD = """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rebuilt import settings as settings_mod
+from rebuilt.core import settings as settings_mod
 from rebuilt.errors import ConfigError
 
 
@@ -124,7 +124,7 @@ def _recipes(tmp_path, files: dict[str, str]):
 
 
 def test_recipe_limits_are_data(tmp_path, resolve):
-    from rebuilt import recipes
+    from rebuilt.core import recipes
 
     rdir = _recipes(tmp_path, {"lim": '[recipe]\nsummary = "x"\n[options]\nshards = 4\n[limits]\nshards = {min = 1, '
                                       'max = 8}\n[[steps]]\nname = "a"\nrun = ["true"]\n'})
@@ -139,7 +139,7 @@ def test_recipe_limits_are_data(tmp_path, resolve):
 
 
 def test_a_bad_recipe_breaks_only_what_uses_it(tmp_path, resolve):
-    from rebuilt import recipes
+    from rebuilt.core import recipes
 
     rdir = _recipes(tmp_path, {"broken": '[recipe\nsummary = "x"\n',
                                "typed": 'steps = 5\n[recipe]\nsummary = "x"\n',

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.trace import perfetto_fix, synth
+from rebuilt.tools.trace import perfetto_fix, synth
 
 
 def kernel(pid, tid, ts, dur, name="k"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.trace import io
+from rebuilt.tools.trace import io
 
 NASTY = ['},{', '}]', '{"ph": "X"}', '\\', '"', '\\"', '}\n,\n{', 'é中', '\u0000', '\t', '[{', ']]}']
 

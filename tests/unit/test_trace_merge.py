@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from rebuilt.errors import InputError
-from rebuilt.trace import merge, reference, synth
-from rebuilt.trace import perfetto_fix as fix
+from rebuilt.tools.trace import merge, reference, synth
+from rebuilt.tools.trace import perfetto_fix as fix
 
 
 def make_profile(folder: Path, time: str = "1790000000.25", ranks=((0, 0), (1, 0), (2, 1), (3, 1)),

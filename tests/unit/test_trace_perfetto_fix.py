@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.trace import io, reference, synth
-from rebuilt.trace import perfetto_fix as fix
+from rebuilt.tools.trace import io, reference, synth
+from rebuilt.tools.trace import perfetto_fix as fix
 
 REG = {"registers per thread": 32}
 

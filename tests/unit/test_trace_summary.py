@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.trace import perfetto_fix as fix
-from rebuilt.trace import summary
+from rebuilt.tools.trace import perfetto_fix as fix
+from rebuilt.tools.trace import summary
 
 REG = {"registers per thread": 32}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt import guard
+from rebuilt.build import guard
 from tests.upstream.sdists import CACHE
 
 ROOT = Path(__file__).resolve().parents[2]

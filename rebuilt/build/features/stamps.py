@@ -1,0 +1,189 @@
+"""No-op builds: a build whose inputs equal the last successful build's is skipped ("up to date").
+
+Inputs: the source tree state read from git's own index (HEAD, ``git status``
+with submodules, a hash of the uncommitted diff and of untracked files'
+path/size/mtime; build outputs left out), the recipe file, the stack, the plan
+(every step's command and env, with the job count masked: it changes no
+output), the toolchain (compilers, cmake, ninja, nvcc) and the protected torch
+(version and RECORD hash). A stamp per recipe is written after a successful
+build (``<workdir>/state/stamps/<recipe>.json``). When the inputs match but the
+target environment lacks the package (a fresh nox venv), the stamp's wheels are
+reinstalled from the wheelhouse instead of rebuilding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from rebuilt.build import builder, guard
+from rebuilt.core import runner
+from rebuilt.core.fs import sha256_file, write_json
+
+OUTPUT_DIRS = {"build", "dist", "_skbuild", ".deps", "__pycache__"}
+TOOLS = ("gcc", "g++", "cmake", "ninja")
+
+
+def _git(src: str, *args: str) -> tuple[int, str]:
+    proc = runner.capture(["git", "-C", src, *args], timeout=600)
+    return proc.returncode, proc.stdout
+
+
+def _is_output(path: str) -> bool:
+    parts = path.rstrip("/").split("/")
+    return any(p in OUTPUT_DIRS or p.endswith(".egg-info") for p in parts)
+
+
+def tree_state(src: str) -> dict:
+    """HEAD, and a fingerprint of everything that differs from it, from one `git status` (+ diff when dirty)."""
+    rc, head = _git(src, "rev-parse", "HEAD")
+    if rc != 0:
+        return {"head": None}
+    rc, status = _git(src, "status", "--porcelain=v2", "-z", "--ignore-submodules=none")
+    entries = [e for e in status.split("\0") if e]
+    tracked, paths, untracked = [], [], []
+    for e in entries:
+        kind = e[0]
+        path = e.rsplit(" ", 1)[-1] if kind in "12u" else e[2:]
+        if kind == "?":
+            if not _is_output(path):
+                untracked.append(path)
+        elif kind in "12u" and not _is_output(path):
+            tracked.append(e)
+            paths.append(path)
+    h = hashlib.sha256()
+    for e in tracked:
+        h.update(e.encode())
+    if tracked:  # the content of the changes, read only for the paths status named
+        limit = ["--", *paths] if len(paths) <= 2000 else []
+        _, diff = _git(src, "diff", "HEAD", "--no-ext-diff", "--binary", "--submodule=short", *limit)
+        h.update(diff.encode())
+    for rel in untracked:
+        p = Path(src, rel)
+        for f in ([p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else []):
+            st = f.stat()
+            h.update(f"{f.relative_to(src)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return {"head": head.strip(), "changes": h.hexdigest() if (tracked or untracked) else None,
+            "changed_paths": len(tracked) + len(untracked)}
+
+
+def _masked(obj, jobs: int):
+    """The plan inputs with the job count replaced: a different -j builds the same thing."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    for needle in (f'"{jobs}"', f"={jobs}\"", f"={jobs} "):
+        text = text.replace(needle, needle.replace(str(jobs), "{jobs}"))
+    return json.loads(text)
+
+
+def inputs(rp, settings, machine) -> dict:
+    """Everything that reaches the build of one recipe, as a comparable dict."""
+    python = settings.python()
+    torch = guard.snapshot(python, ["torch"]).get("torch")
+    data = {
+        "stack": settings.stack.name,
+        "recipe": hashlib.sha256(rp.recipe.path.read_bytes()).hexdigest(),
+        "plan": _masked({k: v for k, v in rp.inputs.items() if k != "jobs"}, rp.jobs.jobs),
+        "python": [python, machine.python.version],
+        "toolchain": {t: machine.tools.get(t) for t in TOOLS} | {"nvcc": machine.nvcc_version,
+                                                              "cuda_home": machine.cuda_home},
+        "torch": [torch.version, torch.record] if torch and rp.recipe.name != "torch" else None,
+    }
+    if rp.source_dir and Path(rp.source_dir, ".git").exists():
+        data["source"] = tree_state(rp.source_dir)
+        from rebuilt.build import sources
+
+        data["source"]["ref"] = sources.read_state(rp.source_dir).get("ref")
+    else:
+        data["source"] = None
+    return data
+
+
+def changed(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Names of the inputs that differ, e.g. ``source.changes``, ``plan``, ``toolchain.gcc``."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key in ("source", "toolchain"):
+            out += changed(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return [c for c in out if c != "source.changed_paths"]
+
+
+def _installed(python: str, dists: list[str]) -> dict[str, str]:
+    return {k: v.version for k, v in guard.snapshot(python, dists).items()}
+
+
+class Stamps:
+    """A builder hook: skip up-to-date recipes, reinstall their wheels into a fresh env, stamp successes."""
+
+    def __init__(self, settings, workdir: Path, console, opts):
+        self.settings = settings
+        self.folder = Path(workdir) / "state" / "stamps"
+        self.console = console
+        self.explain = opts.explain
+        self.force = opts.force
+        self.machine = None
+
+    def _inputs(self, rp) -> dict:
+        if self.machine is None:
+            self.machine = builder.probe(self.settings)
+        return inputs(rp, self.settings, self.machine)
+
+    def up_to_date(self, rp) -> str | None:
+        path = self.folder / f"{rp.recipe.name}.json"
+        if not path.exists():
+            if self.explain:
+                self.console.say(f"{rp.recipe.name}: no earlier successful build to compare with")
+            return None
+        stamp = json.loads(path.read_text())
+        now = self._inputs(rp)
+        diff = changed(stamp["inputs"], now)
+        if diff:
+            if self.explain:
+                self.console.say(f"{rp.recipe.name}: rebuilding, changed since the last build: {', '.join(diff)}")
+            return None
+        wheels = [a for a in stamp.get("artifacts", []) if a["path"].endswith(".whl")]
+        missing = [a["path"] for a in stamp.get("artifacts", []) if not Path(a["path"]).exists()
+                   or Path(a["path"]).stat().st_size != a["size"]]
+        if missing:
+            if self.explain:
+                self.console.say(f"{rp.recipe.name}: rebuilding, artifact gone: {missing[0]}")
+            return None
+        want = stamp.get("installed", {})
+        have = _installed(self.settings.python(), list(want))
+        absent = [d for d, v in want.items() if have.get(d) != v]
+        if absent and wheels:
+            changed_wheel = next((w["path"] for w in wheels
+                                  if w.get("sha256") and sha256_file(w["path"]) != w["sha256"]), None)
+            if changed_wheel:  # same size, other bytes: not the wheel this stamp built
+                self.console.say(f"{rp.recipe.name}: rebuilding, {changed_wheel} changed since it was built (sha256)")
+                return None
+            for w in wheels:
+                runner.capture([self.settings.python(), "-m", "pip", "install", "--no-deps", "--force-reinstall",
+                                "--no-index", w["path"]], timeout=1800, check=True)
+                self.console.say(f"{rp.recipe.name}: reused {w['path']} (inputs unchanged)")
+            return f"reused the wheel{'s' if len(wheels) > 1 else ''} of {stamp['run_id']}"
+        if absent:
+            if self.explain:
+                self.console.say(f"{rp.recipe.name}: rebuilding, {absent[0]} is not installed in the target")
+            return None
+        return f"inputs unchanged since {stamp['run_id']}"
+
+    def after_recipe(self, rp, status, manifest) -> None:
+        if status != "done":
+            return
+        dists = {}
+        for a in manifest.get("artifacts", []):
+            name = os.path.basename(a["path"]).split("-")
+            if a["path"].endswith(".whl") and len(name) >= 2:
+                dists[guard.canonical(name[0])] = name[1]
+        installed = _installed(self.settings.python(), list(dists)) if dists else {}
+        write_json(self.folder / f"{rp.recipe.name}.json", {
+            "run_id": manifest["run_id"], "inputs": self._inputs(rp), "artifacts": manifest.get("artifacts", []),
+            "installed": installed})
+
+
+builder.HOOKS.append(Stamps)

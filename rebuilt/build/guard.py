@@ -1,0 +1,228 @@
+"""Protected distributions (torch & co): snapshots, constraints, and requirements without them.
+
+Pure building blocks; ``rebuilt.build.features.protect`` wires them into the builder as a hook.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from email.parser import Parser
+from pathlib import Path
+
+import tomllib
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from rebuilt.core import runner
+from rebuilt.errors import ConfigError, InputError
+
+_SNAPSHOT = r"""
+import hashlib, json, sys
+from importlib import metadata
+out = {}
+for name in json.loads(sys.argv[1]):
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        continue
+    record = dist.read_text("RECORD") or ""
+    out[name] = {"version": dist.version, "record": hashlib.sha256(record.encode()).hexdigest(),
+                 "path": str(dist.locate_file("")), "requires": dist.requires or []}
+print(json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class DistState:
+    version: str
+    record: str  # sha256 of the RECORD file: changes when any installed file changes
+    path: str = ""
+    requires: tuple[str, ...] = ()  # its Requires-Dist (torch's names the triton it was built with)
+
+
+def canonical(name: str) -> str:
+    return canonicalize_name(name)
+
+
+def snapshot(python: str, dists: list[str]) -> dict[str, DistState]:
+    """Version and RECORD hash of each of ``dists`` installed in ``python`` (absent ones omitted)."""
+    proc = runner.capture([python, "-c", _SNAPSHOT, json.dumps(list(dists))], timeout=120)
+    if proc.returncode != 0:
+        raise ConfigError(f"cannot inspect the target interpreter {python}: {proc.stderr.strip()[-300:]}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {k: DistState(**{**v, "requires": tuple(v.get("requires", ()))}) for k, v in data.items()}
+
+
+def constraints_text(snap: dict[str, DistState]) -> str:
+    """A pip constraints file pinning each present protected distribution to its exact version."""
+    lines = ["# written by rebuilt: protected distributions, pinned to what is installed"]
+    lines += [f"{name}=={state.version}" for name, state in sorted(snap.items())]
+    return "\n".join(lines) + "\n"
+
+
+def diff(before: dict[str, DistState], after: dict[str, DistState]) -> list[str]:
+    """Protected distributions whose version or files changed (or that appeared/disappeared)."""
+    return sorted(n for n in set(before) | set(after)
+                  if (before.get(n) and before[n].version, before.get(n) and before[n].record)
+                  != (after.get(n) and after[n].version, after.get(n) and after[n].record))
+
+
+def split_requirements(requirements: list[str], protected: set[str]) -> tuple[list[str], list[str]]:
+    """(kept, dropped): requirements naming a protected distribution are dropped, by normalised name."""
+    prot = {canonical(p) for p in protected}
+    kept, dropped = [], []
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            raise ConfigError(f"invalid requirement {text!r}: {exc}") from None
+        (dropped if canonical(req.name) in prot else kept).append(text)
+    return kept, dropped
+
+
+def base_requirements(reqs: list[str]) -> list[str]:
+    """Requirements without extras-only markers (``; extra == 'x'``)."""
+    out = []
+    for text in reqs:
+        req = Requirement(text)
+        if req.marker and "extra" in str(req.marker):
+            continue
+        out.append(text)
+    return out
+
+
+def _from_files(root: Path, files: list[str]) -> list[str]:
+    """Requirements of setuptools' ``dynamic.dependencies.file`` (one per line, comments and options skipped)."""
+    from rebuilt.build.reqlines import read_lines
+
+    out = []
+    for name in files:
+        if not (root / name).is_file():
+            raise InputError(f"{root / name}: named by pyproject.toml's dynamic dependencies but missing")
+        out += [ln.requirement for ln in read_lines(root / name, name) if ln.requirement]
+    return base_requirements(out)
+
+
+def project_requirements(path: Path) -> list[str]:
+    """Base dependencies of a project folder (pyproject [project].dependencies) or of a wheel (Requires-Dist)."""
+    path = Path(path)
+    if path.suffix == ".whl":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+                msg = Parser().parsestr(zf.read(meta).decode("utf-8"))
+        except (zipfile.BadZipFile, StopIteration, OSError) as exc:
+            raise InputError(f"{path}: not a readable wheel ({exc})") from None
+        return base_requirements(msg.get_all("Requires-Dist") or [])
+    pyproject = path / "pyproject.toml"
+    if pyproject.is_file():
+        data = tomllib.loads(pyproject.read_text())
+        project = data.get("project", {})
+        if "dependencies" in project:
+            return list(project["dependencies"])
+        if "dependencies" in project.get("dynamic", []):
+            files = data.get("tool", {}).get("setuptools", {}).get("dynamic", {}).get("dependencies", {}).get("file")
+            if files:  # setuptools reads them from requirement files (flashinfer: requirements.txt)
+                return _from_files(path, [files] if isinstance(files, str) else files)
+            raise InputError(f"{pyproject}: dependencies are dynamic; build a wheel and install that instead")
+        return []
+    raise InputError(f"{path}: no pyproject.toml with [project].dependencies and not a wheel",
+                     hint="build a wheel (setup.py bdist_wheel) and install it through the guard")
+
+
+# ------------------------------------------------------------------ protected distributions that are absent
+
+# triton of each torch release, from the Requires-Dist of torch's default build on the package index
+# (torch-<v>-cp311-cp311-manylinux_2_28_x86_64.whl). Used when the installed torch names no triton itself:
+# CPU builds (+cpu) and many source builds declare none.
+TRITON_OF_TORCH = {"2.8.0": "3.4.0", "2.9.0": "3.5.0", "2.9.1": "3.5.1", "2.10.0": "3.6.0", "2.11.0": "3.6.0",
+                   "2.13.0": "3.7.1"}
+_VARIANT = re.compile(r"^(cpu|cu\d+|rocm[\d.]+|xpu)$")
+
+
+def _variant(version: Version) -> str | None:
+    """The build variant in a local version label (``+cpu``, ``+cu128``); None for none or a source build's."""
+    local = version.local or ""
+    return local if _VARIANT.match(local) else None
+
+
+def companion_pin(dist: str, torch: DistState | None) -> tuple[str | None, str]:
+    """(exact version of ``dist`` that matches the installed torch or None, why) for an absent protected dist.
+
+    torchvision 0.(N+15).P and torchaudio 2.N.P pair with torch 2.N.P (0.23/2.8 ... 0.28/2.13), in torch's
+    build variant (a ``+cpu`` torch needs ``+cpu`` ones, which only the PyTorch CPU index has). triton is
+    what torch's own Requires-Dist names, else the table of torch's default builds.
+    """
+    name = canonical(dist)
+    if torch is None:
+        return None, "torch is not installed, so no version is known to match"
+    tv = Version(torch.version)
+    major, minor, patch = (list(tv.release) + [0, 0])[:3]
+    variant = _variant(tv)
+    suffix = f"+{variant}" if variant else ""
+    if name == "torchvision" and major == 2:
+        return f"0.{minor + 15}.{patch}{suffix}", f"torchvision 0.{minor + 15} pairs with torch 2.{minor}"
+    if name == "torchaudio" and major == 2:
+        return f"2.{minor}.{patch}{suffix}", f"torchaudio 2.{minor} pairs with torch 2.{minor}"
+    if name == "triton":
+        env = {"extra": ""}
+        for text in torch.requires:
+            req = Requirement(text)
+            if canonical(req.name) == "triton" and (not req.marker or req.marker.evaluate(env)):
+                pinned = [s.version for s in req.specifier if s.operator in ("==", "===")]
+                if pinned:
+                    return pinned[0], f"torch {torch.version} requires {text.split(';')[0].strip()}"
+        base = tv.base_version
+        if base in TRITON_OF_TORCH:
+            return TRITON_OF_TORCH[base], (f"torch {base}'s default build requires triton=={TRITON_OF_TORCH[base]} "
+                                           f"(the installed {torch.version} names no triton)")
+        return None, f"torch {torch.version} names no triton and its release is not in rebuilt's table"
+    return None, f"no rule pairs {dist} with torch"
+
+
+def companion_matches(dist: str, version: str, torch: DistState | None) -> tuple[bool, str]:
+    """Whether ``dist`` at ``version`` (just installed by a step) matches the installed torch, and why."""
+    pin, why = companion_pin(dist, torch)
+    if pin is None:
+        return False, why
+    want, got = Version(pin), Version(version)
+    if canonical(dist) == "triton":
+        same = want.release == got.release
+    else:
+        same = want.release[:2] == got.release[:2] and _variant(want) == _variant(got)
+    return same, f"{why}: wanted {dist}=={pin}"
+
+
+def uninstall(python: str, dist: str) -> str:
+    """Remove a protected distribution a step brought in that does not match torch; says what happened."""
+    proc = runner.capture([python, "-m", "pip", "uninstall", "-y", dist], timeout=300)
+    if proc.returncode != 0:
+        return f"uninstalling it failed ({(proc.stdout + proc.stderr).strip()[-200:]}): pip uninstall -y {dist}"
+    return "uninstalled"
+
+
+def appeared_matches(dist: str, before: dict[str, DistState], after: dict[str, DistState]) -> bool:
+    """A protected distribution a step installed where there was none, at the version matching torch."""
+    if dist in before or dist not in after:
+        return False
+    return companion_matches(dist, after[dist].version, after.get("torch"))[0]
+
+
+def remove_appeared(python: str, dist: str, after: dict[str, DistState]) -> str:
+    """A protected distribution a step installed where there was none, not matching torch: removed, and why."""
+    _, why = companion_matches(dist, after[dist].version, after.get("torch"))
+    return f"it was not installed before and does not match torch ({why}); {uninstall(python, dist)}"
+
+
+def installed_requirements(python: str, dist: str) -> list[str]:
+    """Base Requires-Dist of a distribution installed in ``python`` (a requirement installed from an index)."""
+    code = ("import json, sys\nfrom importlib import metadata\n"
+            "print(json.dumps(metadata.requires(sys.argv[1]) or []))")
+    proc = runner.capture([python, "-c", code, dist], timeout=120)
+    if proc.returncode != 0:
+        raise InputError(f"{dist} is not installed in {python}: {proc.stderr.strip()[-300:]}")
+    return base_requirements(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -1,0 +1,127 @@
+"""The guard's journal: what a step may change, written before it runs, removed once checked.
+
+``<workdir>/state/guard-journal.json`` (0600, written atomically) holds, for the step
+about to run, the target interpreter, the protected distributions as they were (version
+and RECORD hash) and the backup wheel of each. After the step ends (success, failure or
+interrupt) the guard compares, restores and removes it. When rebuilt itself was killed
+(``kill -9``, power loss), the journal is still there: the next build, or
+``inv torch.restore`` / ``inv torch.check``, finds it, compares again, and restores from
+the backup wheel or says exactly which command does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rebuilt.build import guard
+from rebuilt.core.fs import write_json
+from rebuilt.errors import ConfigError, GuardViolation, RebuiltError
+
+NAME = "guard-journal.json"
+
+
+def path(workdir: Path | str) -> Path:
+    return Path(workdir) / "state" / NAME
+
+
+def write(workdir: Path | str, *, step: str, python: str, before: dict, backups: dict, replaces=()) -> Path:
+    """Say, before a step runs, what it must leave as it is (and where each backup is)."""
+    data = {"step": step, "python": python, "pid": os.getpid(), "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "replaces": sorted(replaces),
+            "dists": {name: {"version": st.version, "record": st.record, "path": st.path,
+                             "backup": str(backups[name]) if backups.get(name) else None}
+                      for name, st in before.items()}}
+    return write_json(path(workdir), data, mode=0o600, durable=True)
+
+
+def read(workdir: Path | str) -> dict | None:
+    """The pending journal, or None. A damaged one is an error naming the file and what to do."""
+    p = path(workdir)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("dists"), dict) or not data.get("python"):
+            raise ValueError("not a guard journal")
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"{p}: unreadable guard journal ({exc})",
+                          hint=f"check the environment's torch with `inv torch.check`, restore it with "
+                               f"`inv torch.restore` if needed, then delete {p}") from None
+    return data
+
+
+def clear(workdir: Path | str) -> None:
+    try:
+        path(workdir).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def changed(data: dict, now: dict) -> list[str]:
+    """Protected distributions of a journal whose version or files differ from ``now`` (a snapshot)."""
+    before = {n: guard.DistState(d["version"], d["record"], d.get("path", "")) for n, d in data["dists"].items()}
+    skip = {guard.canonical(r) for r in data.get("replaces", [])}
+    return [d for d in guard.diff(before, {n: s for n, s in now.items() if n in before})
+            if guard.canonical(d) not in skip]
+
+
+def restore_command(data: dict, dist: str) -> str:
+    wheel = data["dists"][dist].get("backup") or "<backup wheel>"
+    return f"inv torch.restore --wheel {wheel} --dist {dist} --python {data['python']}"
+
+
+def settle(workdir: Path | str, data: dict, say: Callable[[str], None], *, why: str, done=()) -> list[str]:
+    """Compare the journal with the environment now, restore what changed, remove the journal.
+
+    Returns one line per restored distribution. Raises GuardViolation (the journal stays)
+    naming the exact command when a restore is impossible or fails. ``done``: distributions
+    just restored by the caller (not compared again).
+    """
+    from rebuilt.build.wheel import restore
+
+    python = data["python"]
+    try:
+        now = guard.snapshot(python, list(data["dists"]))
+    except ConfigError as exc:
+        raise ConfigError(f"{path(workdir)} names {python}, which cannot be inspected: {exc}",
+                          hint=f"if that environment is gone, delete {path(workdir)}") from None
+    lines, failed = [], []
+    for dist in [d for d in changed(data, now) if guard.canonical(d) not in {guard.canonical(x) for x in done}]:
+        was = data["dists"][dist]
+        wheel = data["dists"][dist].get("backup")
+        wheel = Path(wheel) if wheel and Path(wheel).is_file() else None
+        state = now.get(dist)
+        what = f"{dist} {was['version']} -> {state.version if state else 'removed'}"
+        if wheel is None:
+            failed.append(f"{what}: no backup wheel of {dist} {was['version']} is known; reinstall it, "
+                          f"e.g. {restore_command(data, dist)}")
+            continue
+        say(f"      guard: {what} ({why}); restoring from {wheel}")
+        try:
+            restore.restore(python, wheel)
+        except RebuiltError as exc:
+            failed.append(f"{what}: restoring from {wheel} failed: {exc}\n  run: {restore_command(data, dist)}")
+            continue
+        lines.append(f"{what}; restored from {wheel}")
+    if failed:
+        raise GuardViolation(f"step {data['step']} changed protected distributions ({why}) and not all could be "
+                             f"restored:\n  " + "\n  ".join(failed),
+                             hint=f"the journal {path(workdir)} stays until they are restored")
+    clear(workdir)
+    return lines
+
+
+def recover(workdir: Path | str, say: Callable[[str], None], *, done=()) -> list[str]:
+    """At the start of a command: settle a journal left by a run that was killed. Returns what was restored."""
+    data = read(workdir)
+    if data is None:
+        return []
+    say(f"guard: found {path(workdir)}: step {data['step']} (pid {data.get('pid')}, {data.get('written')}) "
+        f"did not finish; checking {', '.join(data['dists']) or 'nothing'} in {data['python']}")
+    lines = settle(workdir, data, say, why="found after rebuilt was killed", done=done)
+    say("guard: " + ("; ".join(lines) if lines else "nothing was changed; journal removed"))
+    return lines

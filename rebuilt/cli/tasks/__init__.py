@@ -1,0 +1,67 @@
+"""Invoke collections, one module per domain, composed into the root namespace.
+
+Each domain module exposes ``ns = Collection(...)``. Modules are imported here
+lazily enough that ``inv --list`` stays fast: a task imports its heavy modules
+inside its body.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from invoke import Collection, Task
+
+# (module, name in the root namespace or None to merge its tasks at the top level)
+DOMAINS: list[tuple[str, str | None]] = [
+    ("build", "build"),
+    ("src", "src"),
+    ("config", None),
+    ("bench", "bench"),
+    ("profile", "profile"),
+    ("torch", "torch"),
+    ("cache", "cache"),
+    ("doctor", None),
+    ("proxy", "proxy"),
+    ("bisect", None),
+    ("serve", "serve"),
+]
+
+
+# One flag, one letter, in every task; every other flag is long only (invoke would otherwise give
+# each task's flags the first free letter, so -t meant --set in one task and something else in another).
+# -f is --force, and --follow in serve.logs, which has no --force (as in `tail -f`).
+SHORT_FLAGS = {"stack": "s", "jobs": "j", "python": "p", "workdir": "w", "verbose": "v", "dry_run": "n",
+               "force": "f", "set_": "D", "ref": "r", "output": "o", "out": "o", "follow": "f"}
+
+
+class FixedShortFlags(Task):
+    """A task whose short flags come from SHORT_FLAGS only."""
+
+    def arg_opts(self, name, default, taken_names):
+        self.auto_shortflags = False
+        opts = super().arg_opts(name, default, taken_names)
+        if name in SHORT_FLAGS and name not in self.positional:
+            opts["names"] = [*opts["names"], SHORT_FLAGS[name]]
+        return opts
+
+
+def _fixed_short_flags(coll: Collection) -> None:
+    for task in coll.tasks.values():
+        task.__class__ = FixedShortFlags
+    for sub in coll.collections.values():
+        _fixed_short_flags(sub)
+
+
+def namespace() -> Collection:
+    """Build the root collection from the domain modules."""
+    root = Collection()
+    for module, name in DOMAINS:
+        mod = importlib.import_module(f"rebuilt.cli.tasks.{module}")
+        if name is None:
+            for task in mod.ns.tasks.values():
+                root.add_task(task)
+        else:
+            root.add_collection(mod.ns, name=name)
+    root.configure({"rebuilt": {}})
+    _fixed_short_flags(root)
+    return root

@@ -1,0 +1,234 @@
+"""What is really here: interpreter, compilers, CUDA, build tools, torch identity, GPUs, cores, memory.
+
+``probe()`` asks the real tools (through the runner) and never fails: a tool that
+is absent is ``None``. The interpreter probe reads package metadata and
+``torch/version.py`` as text, so it does not import torch (fast, and works for a
+broken torch too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rebuilt.core import runner
+
+_PY_PROBE = r"""
+import json, sys, sysconfig, os
+from importlib import metadata, util
+def ver(name):
+    try: return metadata.version(name)
+    except Exception: return None
+info = {"version": "%d.%d.%d" % sys.version_info[:3], "executable": sys.executable,
+        "prefix": sys.prefix, "base_prefix": sys.base_prefix, "purelib": sysconfig.get_paths()["purelib"],
+        "packages": {n: ver(n) for n in NAMES}}
+torch = {"version": ver("torch")}
+spec = util.find_spec("torch") if torch["version"] else None
+if spec and spec.origin:
+    torch["path"] = os.path.dirname(spec.origin)
+    try:
+        text = open(os.path.join(torch["path"], "version.py")).read()
+        for key in ("cuda", "git_version", "hip"):
+            for line in text.splitlines():
+                if line.startswith(key + " ") or line.startswith(key + ":") or line.startswith(key + "="):
+                    torch[key] = line.split("=", 1)[1].strip().strip("'\"")
+                    if torch[key] == "None": torch[key] = None
+    except OSError:
+        pass
+    try:
+        dist = metadata.distribution("torch")
+        torch["direct_url"] = dist.read_text("direct_url.json")
+        torch["installer"] = (dist.read_text("INSTALLER") or "").strip()
+    except Exception:
+        pass
+info["torch"] = torch
+nv = util.find_spec("nvidia.nvshmem") if util.find_spec("nvidia") else None
+info["nvshmem"] = list(nv.submodule_search_locations)[0] if nv and nv.submodule_search_locations else None
+print(json.dumps(info))
+"""
+
+WATCHED = ("torch", "torchvision", "torchaudio", "triton", "flashinfer-python", "sgl-kernel", "sglang",
+           "vllm", "deep-ep", "uv", "scikit-build-core", "setuptools", "ninja", "nvidia-nvshmem-cu12",
+           "nvidia-nvshmem-cu13")
+
+
+@dataclass
+class PythonInfo:
+    executable: str
+    version: str | None = None
+    prefix: str | None = None
+    base_prefix: str | None = None
+    purelib: str | None = None
+    packages: dict = field(default_factory=dict)
+    torch: dict = field(default_factory=dict)
+    nvshmem: str | None = None
+    error: str | None = None
+
+    @property
+    def in_venv(self) -> bool:
+        return bool(self.prefix and self.base_prefix and self.prefix != self.base_prefix)
+
+
+@dataclass
+class Machine:
+    python: PythonInfo
+    tools: dict[str, str | None]
+    cuda_home: str | None
+    nvcc_version: str | None
+    cpus: int
+    mem_available_gb: float
+    mem_total_gb: float
+    gpus: list[dict]
+    # CUDA 13 keeps libcu++/CUB/Thrust (cuda/std/...) in $CUDA_HOME/include/cccl, which nvcc adds by
+    # itself and the host compiler does not; None where that folder does not exist (CUDA 12).
+    cuda_cccl: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def probe_python(python: str) -> PythonInfo:
+    """Run one small script in the target interpreter."""
+    script = _PY_PROBE.replace("NAMES", repr(WATCHED))
+    try:
+        proc = runner.capture([python, "-c", script], timeout=60)
+    except Exception as exc:  # ToolMissing: the interpreter does not exist
+        return PythonInfo(executable=python, error=str(exc))
+    if proc.returncode != 0:
+        return PythonInfo(executable=python, error=(proc.stderr or proc.stdout).strip()[-500:])
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return PythonInfo(**{k: v for k, v in data.items() if k in PythonInfo.__dataclass_fields__})
+
+
+def nvcc_version(nvcc: str | None) -> str | None:
+    """``release 12.9`` from ``nvcc --version`` -> ``"12.9"``."""
+    if not nvcc:
+        return None
+    out = runner.version_of_all([nvcc, "--version"])
+    m = re.search(r"release (\d+\.\d+)", out or "")
+    return m.group(1) if m else None
+
+
+def find_cuda_home(cuda: str, configured: str = "") -> str | None:
+    """The CUDA root for the stack's version: setting, /usr/local/cuda-X.Y, $CUDA_HOME, nvcc on PATH."""
+    if configured:
+        return configured
+    candidate = Path(f"/usr/local/cuda-{cuda}")
+    if (candidate / "bin" / "nvcc").exists():
+        return str(candidate)
+    if os.environ.get("CUDA_HOME"):
+        return os.environ["CUDA_HOME"]
+    if (Path("/usr/local/cuda") / "bin" / "nvcc").exists():
+        return "/usr/local/cuda"
+    nvcc = runner.which("nvcc")
+    return str(Path(nvcc).resolve().parent.parent) if nvcc else None
+
+
+def tool_version(name: str) -> str | None:
+    """``gcc`` -> ``"12.2.0"``: the first version-looking token the tool prints."""
+    flag = "-V" if name in ("redis-server",) else "--version"
+    line = runner.version_of([name, flag])
+    if not line:
+        return None
+    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", line.split(")")[-1] if name in ("gcc", "g++") else line)
+    m = m or re.search(r"(\d+\.\d+(?:\.\d+)?)", line)
+    return m.group(1) if m else line
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs allowed by a cgroup quota (v2 cpu.max, v1 cfs_quota/period), or None when unlimited."""
+    v2 = _read(f"{root}/cpu.max")
+    if v2 and not v2.startswith("max"):
+        quota, period = v2.split()[:2]
+        return int(quota) / int(period)
+    quota, period = _read(f"{root}/cpu/cpu.cfs_quota_us"), _read(f"{root}/cpu/cpu.cfs_period_us")
+    if quota and period and int(quota) > 0:
+        return int(quota) / int(period)
+    return None
+
+
+def cgroup_memory_gb(root: str = "/sys/fs/cgroup") -> float | None:
+    """Memory left under a cgroup limit (v2 memory.max, v1 limit_in_bytes) in GiB, or None when unlimited."""
+    for limit_f, usage_f in ((f"{root}/memory.max", f"{root}/memory.current"),
+                             (f"{root}/memory/memory.limit_in_bytes", f"{root}/memory/memory.usage_in_bytes")):
+        limit = _read(limit_f)
+        if limit and limit != "max" and int(limit) < 1 << 60:
+            usage = int(_read(usage_f) or 0)
+            return max(0.0, (int(limit) - usage) / 1024**3)
+    return None
+
+
+def cpus() -> int:
+    """CPUs this process may use: its affinity mask, lowered by a cgroup CPU quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        n = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    return max(1, min(n, int(quota))) if quota else n
+
+
+def meminfo() -> tuple[float, float]:
+    """(available GiB, total GiB) from /proc/meminfo, the available part lowered by a cgroup limit."""
+    avail = total = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("MemAvailable", "MemTotal"):
+                gib = int(rest.split()[0]) / 1024 / 1024
+                avail, total = (gib, total) if key == "MemAvailable" else (avail, gib)
+    except OSError:
+        pass
+    limit = cgroup_memory_gb()
+    if limit is not None:
+        avail = min(avail, limit)
+    return round(avail, 1), round(total, 1)
+
+
+def gpus() -> list[dict]:
+    """GPUs through nvidia-smi (empty list when there is none)."""
+    if not runner.which("nvidia-smi"):
+        return []
+    q = "name,compute_cap,memory.total,driver_version"
+    proc = runner.capture(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader,nounits"], timeout=20)
+    out = []
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 4:
+            out.append({"name": parts[0], "compute_cap": parts[1], "memory_mib": parts[2], "driver": parts[3]})
+    return out
+
+
+TOOLS = ("gcc", "g++", "cmake", "ninja", "make", "git", "uv", "ccache")
+
+
+def probe(python: str, cuda: str = "12.9", cuda_home: str = "", host_compiler: str = "") -> Machine:
+    """Probe everything the planner and the checks need."""
+    tools = {t: tool_version(t) for t in TOOLS}
+    if host_compiler:
+        tools[host_compiler] = tool_version(host_compiler)
+    home = find_cuda_home(cuda, cuda_home)
+    nvcc = str(Path(home) / "bin" / "nvcc") if home and (Path(home) / "bin" / "nvcc").exists() else runner.which("nvcc")
+    avail, total = meminfo()
+    cccl = Path(home) / "include" / "cccl" if home else None
+    return Machine(python=probe_python(python), tools=tools, cuda_home=home, nvcc_version=nvcc_version(nvcc),
+                   cpus=cpus(), mem_available_gb=avail, mem_total_gb=total, gpus=gpus(),
+                   cuda_cccl=str(cccl) if cccl and cccl.is_dir() else None)
+
+
+def disk_free_gb(path: Path) -> float:
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return round(shutil.disk_usage(p).free / 1024**3, 1)

@@ -1,0 +1,509 @@
+"""The one place that starts processes.
+
+``capture`` runs a short probe or helper command and returns its output;
+``stream`` (below) runs one build step's command with its log and progress (rebuilt/build/builder.py
+drives the plan); ``shielded``, ``spawn_detached`` and ``pipe_lines`` start the few others.
+Nothing else in rebuilt calls ``subprocess`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from rebuilt.errors import ToolMissing
+
+
+def _argv(argv: Sequence) -> list[str]:
+    """Arguments as text; a secret setting (rebuilt.core.secret.Secret) is handed over as its real value."""
+    return [str.__str__(a) if isinstance(a, str) else str(a) for a in argv]
+
+
+def which(program: str, path: str | None = None) -> str | None:
+    """Absolute path of ``program`` on PATH (or ``path``), or None."""
+    return shutil.which(program, path=path)
+
+
+def capture(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 60,
+    check: bool = False,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
+    """Run a short command and capture stdout/stderr as text.
+
+    ``env`` replaces the environment when given. A missing program raises
+    ToolMissing (exit 2); a time-out returns returncode 124 with a note in stderr.
+    """
+    argv = _argv(argv)
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, env=None if env is None else dict(env), text=True,
+            capture_output=True, timeout=timeout, input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches rebuilt only; subprocess.run kills it if rebuilt stops
+        )
+    except FileNotFoundError:
+        raise ToolMissing(f"{argv[0]} is not installed or not on PATH") from None
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        return subprocess.CompletedProcess(argv, 124, out, f"timed out after {timeout}s")
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise StepFailed(f"`{' '.join(argv)}` exited {proc.returncode}:\n{tail}")
+    return proc
+
+
+def version_of_all(argv: Sequence[str], timeout: float = 15) -> str | None:
+    """Everything a tool prints for its version flag (stdout + stderr), or None when absent or failing."""
+    if not (os.path.isabs(argv[0]) or which(argv[0])):
+        return None
+    try:
+        proc = capture(argv, timeout=timeout)
+    except ToolMissing:
+        return None
+    return (proc.stdout + proc.stderr) if proc.returncode == 0 else None
+
+
+def version_of(argv: Sequence[str], timeout: float = 15) -> str | None:
+    """First line a tool prints for its version flag, or None when it is absent or fails."""
+    text = (version_of_all(argv, timeout) or "").strip()
+    return text.splitlines()[0] if text else None
+
+
+# --------------------------------------------------------------------------- plan execution
+
+import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections import deque  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import TextIO  # noqa: E402
+
+from rebuilt.core.text import expand_env, fmt_seconds, redact  # noqa: E402
+from rebuilt.errors import Interrupted, RebuiltError, StepFailed  # noqa: E402
+
+TAIL_LINES = 30
+HEARTBEAT_S = 60  # without a TTY, a line every minute shows a long step is alive
+_lock_depth: dict[str, int] = {}
+_lock_files: dict[str, TextIO] = {}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP while rebuilt holds a work directory: handled like Ctrl-C (group stopped, manifest)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_deferring = False
+
+
+def _raise_terminated(signum, _frame):
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """While a work directory is held, SIGTERM/SIGHUP raise Terminated instead of ending Python silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def deferred_signals(note: str = ""):
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then raise the first one received.
+
+    For what must not stop halfway (a restore, the end-of-step bookkeeping). ``note`` is
+    printed when a signal arrives, saying why it waits.
+    """
+    global _deferring
+    if threading.current_thread() is not threading.main_thread() or _deferring:
+        yield  # the outermost block holds and re-raises
+        return
+    pending: list[int] = []
+
+    def hold(signum, _frame):
+        if not pending and note:
+            os.write(2, f"rebuilt: {signal.Signals(signum).name} received; {note}\n".encode())
+        pending.append(signum)
+
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, hold) for s in sigs}
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if pending:
+        raise KeyboardInterrupt() if pending[0] == signal.SIGINT else Terminated(pending[0])
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def orphan_alive(record: dict) -> bool:
+    """Is the process group a lock record names still running (and still the same group)?"""
+    pgid = record.get("pgid")
+    if not isinstance(pgid, int) or pgid <= 1 or not _group_alive(pgid):
+        return False
+    ticks = _start_ticks(pgid)
+    # The leader alive with another start time: the number was reused, not our group. The leader
+    # gone but members left: ours (Linux never hands out a pid still in use as a group id).
+    return ticks is None or record.get("pgid_start") in (None, ticks)
+
+
+def _read_record(f) -> dict:
+    import json
+
+    f.seek(0)
+    text = f.read().strip()
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        data = {"text": text}
+    return data if isinstance(data, dict) else {"text": text}
+
+
+def _write_record(f, record: dict) -> None:
+    import json
+
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps(record, sort_keys=True))
+    f.flush()
+
+
+def _holder(record: dict) -> str:
+    if "pid" in record:
+        return f"pid {record['pid']} since {record.get('since', '?')}"
+    return record.get("text") or "another process"
+
+
+def note_group(pgid: int | None, label: str = "") -> None:
+    """Record in every held lock the process group now running (None: it ended), for the next start."""
+    for f in _lock_files.values():
+        record = _read_record(f)
+        record.update(pgid=pgid, pgid_start=_start_ticks(pgid) if pgid else None, step=label if pgid else None)
+        _write_record(f, record)
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: Path):
+    """One build at a time per work directory; re-entrant within this process (chained tasks).
+
+    The lock file (state/build.lock) names the holder's pid and the process group of the
+    step it runs. A group that outlived a killed rebuilt keeps the lock: nothing starts
+    while it lives.
+    """
+    from rebuilt.core.fs import private_dir
+
+    state = private_dir(Path(workdir) / "state")  # 0700: the lock and state files are the user's only
+    key = str(state.resolve())
+    if _lock_depth.get(key, 0) == 0:
+        fd = os.open(state / "build.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        f = os.fdopen(fd, "r+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(_read_record(f))
+            f.close()
+            raise RebuiltError(f"another build is running in {workdir} ({holder})",
+                               hint="wait for it to finish, or use another --workdir") from None
+        record = _read_record(f)
+        if orphan_alive(record):
+            f.close()
+            pgid = record["pgid"]
+            raise RebuiltError(
+                f"processes of an earlier run are still running in {workdir}: process group {pgid} "
+                f"(step {record.get('step') or '?'}, started by pid {record.get('pid', '?')}, which is gone); "
+                f"nothing starts while they may still write there",
+                hint=f"stop them: kill -TERM -- -{pgid} (then kill -KILL -- -{pgid} if they stay), "
+                     f"or wait for them to finish; then run the command again")
+        _write_record(f, {"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                          "pgid": None, "pgid_start": None, "step": None})
+        _lock_files[key] = f
+    _lock_depth[key] = _lock_depth.get(key, 0) + 1
+    try:
+        if _lock_depth[key] == 1:
+            with terminate_as_interrupt():
+                yield
+        else:
+            yield
+    finally:
+        _lock_depth[key] -= 1
+        if _lock_depth[key] == 0:
+            f = _lock_files.pop(key)
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+
+
+class Console:
+    """Progress on the terminal: one line per step, a live elapsed counter on a TTY."""
+
+    def __init__(self, stream: TextIO | None = None, verbose: bool = False):
+        self.stream = stream or sys.stdout
+        self.verbose = verbose
+        self.tty = self.stream.isatty()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def status(self, text: str) -> None:
+        if self.tty and not self.verbose:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+
+    def end_status(self) -> None:
+        if self.tty and not self.verbose:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str  # done | failed | interrupted | skipped
+    seconds: float = 0.0
+    returncode: int | None = None
+    log: str = ""
+    details: dict = field(default_factory=dict)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Has process group ``pgid`` a member that is not a zombie?
+
+    Zombies count as gone: where nothing reaps orphans (a container whose first process
+    is not an init), a dead step stays in the process table as a zombie forever.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a member changed owner; treat as alive
+        return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # pragma: no cover - no procfs (macOS): the signal test is all there is
+        return True
+    for name in entries:
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                return True
+    return False
+
+
+def _kill_group(proc: subprocess.Popen, first: int = signal.SIGINT) -> None:
+    """SIGINT (or ``first``), then SIGTERM, then SIGKILL to the child's whole process group, until no
+    member is left.
+
+    Background children of a non-interactive shell ignore SIGINT, so the group is checked
+    again after the child itself has exited. Another Ctrl-C, SIGTERM or SIGHUP meanwhile
+    does not stop this: it skips straight to SIGKILL.
+    """
+    pgid = proc.pid
+    hurry: list[int] = []
+
+    def escalate(signum, _frame):
+        hurry.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+    ladder = [(sig, 5) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)][0 if first == signal.SIGINT else 1:]
+    on_main = threading.current_thread() is threading.main_thread()
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, escalate) for s in sigs} if on_main else {}
+    try:
+        for sig, grace in ladder:
+            if hurry:
+                sig = signal.SIGKILL
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                proc.poll()
+                return
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                proc.poll()
+                if not _group_alive(pgid):
+                    return
+                time.sleep(0.05)
+    finally:
+        for s_, handler in previous.items():
+            signal.signal(s_, handler)
+
+
+def stream(
+    argv: Sequence[str] | str,
+    *,
+    cwd: str,
+    env: Mapping[str, str],
+    log: TextIO,
+    console: Console | None = None,
+    label: str = "",
+    shell: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> int:
+    """Run one command in its own process group, its output into ``log``; returns the exit code.
+
+    Shows elapsed time on a TTY (or every line with ``console.verbose``). Ctrl-C
+    stops the whole group and raises Interrupted.
+    """
+    console = console or Console()
+    try:
+        proc = subprocess.Popen(
+            argv if not shell else ["/bin/bash", "-c", str(argv)], cwd=cwd, env=dict(env),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, bufsize=0,
+        )
+    except FileNotFoundError:
+        prog = argv[0] if not shell else "/bin/bash"
+        raise ToolMissing(f"{prog} is not installed or not on PATH (step {label})") from None
+    except NotADirectoryError:
+        raise StepFailed(f"step {label}: working directory {cwd} does not exist") from None
+
+    def pump():
+        for raw in iter(proc.stdout.readline, b""):
+            line = redact(raw.decode("utf-8", "replace"))  # a step that prints its env leaks no proxy password
+            log.write(line)
+            log.flush()
+            if console.verbose:
+                console.stream.write(line)
+            if on_line:
+                on_line(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    start = last_beat = time.monotonic()
+    try:
+        note_group(proc.pid, label)
+        reader.start()
+        while proc.poll() is None:
+            now = time.monotonic()
+            console.status(f"{label}  {fmt_seconds(now - start)}")
+            if not console.tty and not console.verbose and now - last_beat >= HEARTBEAT_S:
+                console.say(f"      ... still running ({fmt_seconds(now - start)})")
+                last_beat = now
+            time.sleep(0.25)
+    except KeyboardInterrupt as exc:
+        console.end_status()
+        by = signal.Signals(exc.signum).name if isinstance(exc, Terminated) else "Ctrl-C"
+        _kill_group(proc, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        note_group(None)
+        if reader.is_alive():
+            reader.join(timeout=2)
+        raise Interrupted(f"interrupted during {label} ({by}); its process group was stopped") from None
+    note_group(None)
+    reader.join(timeout=5)
+    console.end_status()
+    return proc.returncode
+
+
+def shielded(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None,
+             note: str = "it finishes first") -> int:
+    """Run a command that must not stop halfway (pip replacing torch); returns its exit code.
+
+    It gets its own session, so the terminal's Ctrl-C never reaches it; its output goes to
+    ``log`` (a file: it outlives a killed rebuilt without a broken pipe). Ctrl-C, SIGTERM and
+    SIGHUP to rebuilt are honoured once it has ended. Its group is recorded in the held lock.
+    """
+    argv = _argv(argv)
+    with open(log, "ab") as out, deferred_signals(note):
+        try:
+            proc = subprocess.Popen(argv, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError:
+            raise ToolMissing(f"{argv[0]} is not installed or not on PATH") from None
+        note_group(proc.pid, " ".join(argv[:4]))
+        try:
+            return proc.wait()
+        finally:
+            note_group(None)
+
+
+def tail(path: Path, n: int = TAIL_LINES) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return "".join(deque(f, maxlen=n))
+
+
+def step_environment(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """Apply a step's env changes (``${VAR}`` expanded against the base) to a copy of ``base``."""
+    env = dict(base)
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = expand_env(value, base)
+    return env
+
+
+# --------------------------------------------------------------------------- long-running servers
+
+
+def spawn_detached(argv: Sequence[str], *, cwd: str | Path, env: Mapping[str, str], log: Path | str) -> subprocess.Popen:
+    """Start a long-running program (a server) in its own session and return at once.
+
+    stdin is closed; stdout and stderr go to ``log`` (appended). Its pid is its process
+    group and session id, so ``os.killpg(pid, sig)`` reaches every process it starts.
+    """
+    argv = _argv(argv)
+    with open(log, "ab") as out:
+        try:
+            return subprocess.Popen(argv, cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError:
+            raise ToolMissing(f"{argv[0]} is not installed or not on PATH") from None
+        except NotADirectoryError:
+            raise StepFailed(f"working directory {cwd} does not exist") from None
+
+
+def pipe_lines(argv: Sequence[str], *, env: Mapping[str, str], sink: Callable[[bytes], None]) -> int:
+    """Run ``argv`` in this process group, each output line (stdout and stderr) to ``sink``; its exit code.
+
+    SIGINT, SIGTERM and SIGHUP sent to this process reach the child through the group; this
+    process keeps reading until the child's output ends, so no line is lost on the way down.
+    """
+    argv = _argv(argv)
+    try:
+        proc = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, bufsize=0)
+    except FileNotFoundError:
+        sink(f"rebuilt: {argv[0]} is not installed or not on PATH\n".encode())
+        return 127
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: None)  # the group signal reaches the child; keep draining its output
+    for raw in iter(proc.stdout.readline, b""):
+        sink(raw)
+    return proc.wait()
