@@ -63,6 +63,7 @@ def tests(session):
 
 @nox.session(python="3.11")
 def lint(session):
-    """Lint with ruff (version pinned, rules in pyproject.toml)."""
-    session.install("ruff==0.17.6")
+    """Lint with ruff and check the layers with import-linter (versions pinned, rules in pyproject.toml)."""
+    session.install("ruff==0.17.6", "import-linter==2.17", "-e", ".")
     session.run("ruff", "check", "rebuilt", "tests", "perf", "noxfile.py", "tasks.py")
+    session.run("lint-imports")

@@ -32,7 +32,13 @@ class Args:
 
 
 def _resolver(flags: dict):
-    from rebuilt.cli.tasks.common import resolve
+    from rebuilt.core.settings import parse_assignments
+    from rebuilt.core.settings import resolve as resolve_settings
+
+    def resolve(stack=None, jobs=None, python=None, workdir=None, set_=None, **extra):
+        """Settings from the task's flags (None: not given), as every build task resolves them."""
+        layer = {"stack": stack, "jobs": jobs, "python": python, "workdir": workdir, **extra}
+        return resolve_settings({**layer, **parse_assignments(set_)})
 
     base = {k: flags.get(k) for k in ("stack", "jobs", "python", "workdir", "set_")}
     cache: dict = {}
