@@ -29,7 +29,7 @@ from rebuilt.errors import CheckFailed, ConfigError, Interrupted, RebuiltError, 
 
 EXISTING = os.environ.get("REBUILT_PYTHON", "")
 DEFAULT_STACK = "sglang-0.5.4"
-GPU_HEALTH = Path(__file__).resolve().parent / "bench" / "gpu_health.py"
+GPU_HEALTH = Path(__file__).resolve().parents[1] / "tools" / "bench" / "gpu_health.py"  # run as a script by path
 # Of the data sheet's dense bf16 TFLOP/s and HBM bandwidth. Healthy cards here measured 68-81% (matmul)
 # and 88-90% (copy) of those on random data (docs/GPU.md): 60% is about 75% of the best matmul and
 # 68% of the copy measured on an H200, i.e. the "70% of the measured ceilings" a throttled card falls below.
