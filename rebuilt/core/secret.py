@@ -133,4 +133,8 @@ def shown(value):
 
     if isinstance(value, Secret):
         return str(value)
+    if isinstance(value, dict):  # an open table (fleet.hosts): every value inside shown the same way
+        return {k: shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
     return redact(value) if isinstance(value, str) else value

@@ -38,20 +38,35 @@ class Value:
     source: str
 
 
-def _flatten(data: Mapping, prefix: str = "") -> dict[str, Any]:
+def _flatten(data: Mapping, prefix: str = "", keep: frozenset = frozenset()) -> dict[str, Any]:
+    """Nested tables -> dotted keys; a key in ``keep`` (an open table) stays one mapping value."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{full}."))
+        if isinstance(value, Mapping) and full not in keep:
+            out.update(_flatten(value, f"{full}.", keep))
         else:
             out[full] = value
     return out
 
 
+def _open_tables(data: Mapping, prefix: str = "") -> frozenset:
+    """Empty tables of defaults.toml (``[fleet.hosts]``) are open: users name their entries."""
+    found: set[str] = set()
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            found |= {f"{prefix}{key}"} if not value else _open_tables(value, f"{prefix}{key}.")
+    return frozenset(found)
+
+
 def _defaults() -> dict[str, Any]:
     with open(DEFAULTS_FILE, "rb") as f:
-        return _flatten(tomllib.load(f))
+        data = tomllib.load(f)
+    return _flatten(data, keep=_open_tables(data))
+
+
+def _open_keys() -> frozenset:
+    return frozenset(k for k, v in _defaults().items() if isinstance(v, Mapping))
 
 
 def _schema(recipes: Mapping[str, recipes_mod.Recipe]) -> dict[str, tuple[Any, tuple | None]]:
@@ -104,6 +119,17 @@ def _coerce(key: str, value: Any, default: Any, choices: tuple | None, source: s
             value = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    elif isinstance(default, Mapping):
+        if isinstance(value, str):  # from an env var or --set: JSON
+            import json
+
+            try:
+                value = json.loads(value or "{}")
+            except ValueError:
+                raise ConfigError(f"{where}: expected a mapping (JSON), got {value!r}") from None
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        value = dict(value)
     elif isinstance(default, list):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -287,7 +313,7 @@ def _check_invoke_keys(data: Mapping, defaults: Mapping, path: Path, hint: str, 
 
 def _yaml_layer(path: Path) -> dict[str, Any]:
     data = read_invoke_file(path)
-    return _flatten(data.get("rebuilt") or {})
+    return _flatten(data.get("rebuilt") or {}, keep=_open_keys())
 
 
 def config_files(cwd: Path, home: Path) -> list[Path]:
