@@ -3,8 +3,9 @@
 A Step is what the runner executes: an argv, a shell line or an internal
 action, with its cwd, the env variables it sets/changes/unsets, and flags
 (needs the network, installs packages, needs a GPU). ``render()`` prints a plan
-for ``--dry-run``. Nothing here starts a process or touches the file system
-beyond reading the patches folder.
+for ``--dry-run``. Nothing here starts a process; the plan reads files that decide
+its steps (the patches folder, and what the features read: the offline index, the
+proxy state), and writes none.
 """
 
 from __future__ import annotations
