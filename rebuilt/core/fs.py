@@ -1,4 +1,4 @@
-"""File-system helpers: atomic writes, cache-dir tags, hashing."""
+"""File-system helpers: atomic writes, JSON written and read back (checked against a shape), cache-dir tags, hashing."""
 
 from __future__ import annotations
 
@@ -99,6 +99,34 @@ def write_text(path: Path | str, text: str, mode: int = PRIVATE_FILE, durable: b
 def write_json(path: Path | str, data: object, mode: int = PRIVATE_FILE, durable: bool = False) -> Path:
     """Write JSON atomically, sorted and indented for diffs (0600); a secret setting is written redacted."""
     return write_text(path, json.dumps(_shown(data), indent=2, sort_keys=True, default=str) + "\n", mode, durable)
+
+
+def read_json(path: Path | str, shape=None, *, missing: object = ..., what: str = "file", hint: str | None = None):
+    """The JSON in ``path``, checked against ``shape`` (``rebuilt.core.shape``) before anyone uses it.
+
+    ``missing``: returned when the file does not exist (without it, a missing file is an error too).
+    Unreadable bytes, malformed JSON, a wrong type or a missing key: InputError (exit 2) naming the
+    file, the line of a syntax error or the key, and ``hint`` (what to do about it).
+    """
+    from rebuilt.core import shape as shape_mod
+    from rebuilt.errors import InputError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing is not ...:
+            return missing
+        raise InputError(f"{path}: no such {what}", hint=hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}", hint=hint) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})", hint=hint) from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply", hint=hint) from None
+    return data if shape is None else shape_mod.check(data, shape, str(path), error=InputError, hint=hint)
 
 
 def _shown(obj: object) -> object:
