@@ -1,4 +1,4 @@
-"""Shared fixtures: isolated settings, a fake machine (unit tests start no processes)."""
+"""Shared fixtures: isolated settings, a fake machine (tests/unit/conftest.py keeps the unit tier free of processes)."""
 
 from __future__ import annotations
 
