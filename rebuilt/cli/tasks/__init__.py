@@ -24,6 +24,7 @@ DOMAINS: list[tuple[str, str | None]] = [
     ("proxy", "proxy"),
     ("bisect", None),
     ("serve", "serve"),
+    ("fleet", "fleet"),
 ]
 
 
