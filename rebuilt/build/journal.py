@@ -11,14 +11,14 @@ the backup wheel or says exactly which command does.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from rebuilt.build import guard
-from rebuilt.core.fs import write_json
+from rebuilt.core import shape
+from rebuilt.core.fs import read_json, write_json
 from rebuilt.errors import ConfigError, GuardViolation, RebuiltError
 
 NAME = "guard-journal.json"
@@ -38,20 +38,22 @@ def write(workdir: Path | str, *, step: str, python: str, before: dict, backups:
     return write_json(path(workdir), data, mode=0o600, durable=True)
 
 
+_TEXT = shape.nullable(shape.STR)
+SHAPE = shape.Obj({
+    "step": shape.STR, "python": shape.STR, "pid": shape.opt(shape.INT), "written": shape.opt(shape.STR),
+    "replaces": shape.opt(shape.ListOf(shape.STR)),
+    "dists": shape.MapOf(shape.Obj({"version": shape.STR, "record": shape.STR, "path": shape.opt(shape.STR),
+                                    "backup": shape.opt(_TEXT)})),
+})
+
+
 def read(workdir: Path | str) -> dict | None:
-    """The pending journal, or None. A damaged one is an error naming the file and what to do."""
+    """The pending journal (checked against ``SHAPE``), or None. A damaged one is an error naming the file,
+    the key and what to do."""
     p = path(workdir)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or not isinstance(data.get("dists"), dict) or not data.get("python"):
-            raise ValueError("not a guard journal")
-    except FileNotFoundError:
-        return None
-    except (ValueError, OSError) as exc:
-        raise ConfigError(f"{p}: unreadable guard journal ({exc})",
-                          hint=f"check the environment's torch with `inv torch.check`, restore it with "
-                               f"`inv torch.restore` if needed, then delete {p}") from None
-    return data
+    return read_json(p, SHAPE, missing=None, what="guard journal",
+                     hint=f"a killed build left it: check that environment's torch (`PYTHON -m pip show torch`), "
+                          f"restore it with `inv torch.restore --wheel BACKUP` if needed, then delete {p}")
 
 
 def clear(workdir: Path | str) -> None:

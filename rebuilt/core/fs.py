@@ -117,7 +117,7 @@ def read_json(path: Path | str, shape=None, *, missing: object = ..., what: str 
     except FileNotFoundError:
         if missing is not ...:
             return missing
-        raise InputError(f"{path}: no such {what}", hint=hint) from None
+        raise InputError(f"{path}: the {what} does not exist", hint=hint) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}", hint=hint) from None
     try:

@@ -11,7 +11,6 @@ Non-finite numbers (an unlimited request rate) are stored as the strings ``"inf"
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 import platform
@@ -23,7 +22,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rebuilt.core.fs import mark_cachedir, write_json
+from rebuilt.core import shape
+from rebuilt.core.fs import mark_cachedir, read_json, write_json
 from rebuilt.errors import InputError
 
 SCHEMA_VERSION = 1
@@ -69,18 +69,26 @@ def write_run(run_dir: Path | str, data: dict) -> Path:
     return write_json(Path(run_dir) / RUN_FILE, strict(data))
 
 
+_ANY_MAP = shape.MapOf(shape.ANY)
+RUN = shape.Obj({
+    "schema_version": shape.INT, "run_id": shape.STR, "status": shape.STR, "created": shape.opt(shape.STR),
+    "spec": shape.Obj({"name": shape.STR, "kind": shape.STR}),
+    "cases": shape.ListOf(shape.Obj({"id": shape.STR, "repeats": shape.ListOf(_ANY_MAP)})),
+    "commands": shape.opt(shape.ListOf(_ANY_MAP)),
+    **{k: shape.opt(shape.nullable(_ANY_MAP)) for k in ("gpu", "target", "stack", "settings", "machine", "serve")},
+})
+
+
 def load_run(run_dir: Path | str) -> dict:
+    """A stored run (``run.json``), checked against ``RUN`` before anything reads it."""
     path = Path(run_dir)
     path = path / RUN_FILE if path.is_dir() else path
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist (not a bench run, or one that never started)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    hint = "bench.run wrote it: remove the run's folder if it is damaged"
+    data = read_json(path, what="bench run", hint=hint)
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(data, dict) and version != SCHEMA_VERSION:
         raise InputError(f"{path}: schema_version {version!r}; this rebuilt reads {SCHEMA_VERSION}")
+    shape.check(data, RUN, str(path), error=InputError, hint=hint)
     data["_dir"] = str(path.parent)
     return data
 

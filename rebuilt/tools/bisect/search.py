@@ -16,14 +16,14 @@ what the environment held before, so ``--resume`` continues where it stopped.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rebuilt.build import sources
-from rebuilt.core.fs import write_json
+from rebuilt.core import shape
+from rebuilt.core.fs import read_json, write_json
 from rebuilt.errors import InputError, SourceError
 
 SCHEMA_VERSION = 1
@@ -196,16 +196,29 @@ def save(state: State, workdir: Path | str) -> Path:
     return write_json(folder(workdir, state.recipe) / "state.json", state.to_dict())
 
 
+_COMMIT = shape.Obj({"hash": shape.STR, "subject": shape.STR, "date": shape.STR}, closed=True)
+_ENTRY = shape.Obj({"verdict": shape.opt(shape.nullable(shape.STR)), "note": shape.opt(shape.STR),
+                    "builds": shape.opt(shape.ListOf(shape.MapOf(shape.ANY))),
+                    "values": shape.opt(shape.MapOf(shape.ListOf(shape.NUM))),
+                    "runs": shape.opt(shape.ListOf(shape.STR)), "measured": shape.opt(shape.INT)}, closed=True)
+STATE = shape.Obj({
+    "schema_version": shape.INT, "recipe": shape.STR, "mode": shape.STR, "good": shape.STR, "bad": shape.STR,
+    "commits": shape.ListOf(_COMMIT), "options": shape.MapOf(shape.ANY), "flags": shape.MapOf(shape.ANY),
+    "source_dir": shape.STR, "start": shape.opt(shape.MapOf(shape.ANY)), "entries": shape.opt(shape.MapOf(_ENTRY)),
+    "status": shape.opt(shape.STR), "message": shape.opt(shape.STR),
+}, closed=True)
+
+
 def load(workdir: Path | str, recipe: str) -> State | None:
+    """The saved bisection of ``recipe`` checked against ``STATE``, or None when there is none."""
     path = folder(workdir, recipe) / "state.json"
-    if not path.exists():
+    hint = f"remove {path.parent} to start over"
+    data = read_json(path, missing=None, what="bisect state", hint=hint)
+    if data is None:
         return None
-    try:
-        data = json.loads(path.read_text())
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {data.get('schema_version')}")
-        entries = {h: Entry(**e) for h, e in data.pop("entries", {}).items()}
-        return State(**data, entries=entries)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{path}: not a bisect state this version can read ({exc})",
-                         hint=f"remove {path.parent} to start over") from None
+    if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
+        raise InputError(f"{path}: schema_version {data.get('schema_version')!r}; this rebuilt reads "
+                         f"{SCHEMA_VERSION}", hint=hint)
+    shape.check(data, STATE, str(path), error=InputError, hint=hint)
+    entries = {h: Entry(**e) for h, e in data.pop("entries", {}).items()}
+    return State(**data, entries=entries)
