@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -102,9 +103,53 @@ class Host:
             self.proc.terminate()
             self.proc.wait(timeout=10)
 
+    def processes(self) -> list[str]:
+        """Command lines of the processes this host's sessions started (their HOME is this host's home)."""
+        marker = f"HOME={self.home}".encode()
+        found = []
+        for pid in _pids():
+            try:
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in env and not cmd.startswith("sshd"):
+                found.append(f"{pid}: {cmd.strip()}")
+        return found
+
+    def crash(self) -> None:
+        """The host dies: its sshd, every session and every process they started, killed at once."""
+        pids = _descendants(self.proc.pid) + [self.proc.pid]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=10)
+
     def ssh_config(self) -> str:
         return (f"Host {self.name}\n  HostName 127.0.0.1\n  Port {self.port}\n  User root\n"
                 f"  IdentityFile {self.client_key}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n")
+
+
+def _pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        try:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 @dataclass

@@ -23,6 +23,15 @@ from rebuilt.tools.fleet import connect
 from rebuilt.tools.fleet.inventory import FleetHost
 
 FINISHED = ("ok", "kept")  # a host that got this far need not run the step again
+# pgids from the pid files; each signal sent to the groups still alive, waiting up to N tenths of a second
+KILL_GROUPS = """pgs=""; for f in FILES; do [ -f "$f" ] && pgs="$pgs $(cat "$f")"; done
+alive() { for g in $pgs; do kill -0 -- -$g 2>/dev/null && return 0; done; return 1; }
+for step in INT:30 TERM:20 KILL:0; do
+  alive || break
+  for g in $pgs; do kill -${step%%:*} -- -$g 2>/dev/null; done
+  n=0; while [ $n -lt ${step##*:} ] && alive; do sleep 0.1; n=$((n+1)); done
+done
+rm -f FILES; true"""
 
 
 @dataclass
@@ -84,16 +93,16 @@ class Session:
         return result
 
     def kill_all(self) -> None:
-        """Stop every process group this session started on the host (TERM, then KILL), over a new channel."""
+        """Stop every process group this session started on the host, over a new channel: SIGINT (rebuilt
+        stops its own children's groups then, as on Ctrl-C), SIGTERM after 3s, SIGKILL after 2s more."""
         with self._lock:
             pidfiles = sorted(self._pidfiles)
         if not pidfiles:
             return
         files = " ".join(shlex.quote(p) for p in pidfiles)
-        line = (f"for f in {files}; do [ -f \"$f\" ] && kill -TERM -- -$(cat \"$f\") 2>/dev/null; done; sleep 1; "
-                f"for f in {files}; do [ -f \"$f\" ] && kill -KILL -- -$(cat \"$f\") 2>/dev/null; rm -f \"$f\"; done; true")
+        line = KILL_GROUPS.replace("FILES", files)
         try:
-            self.conn.client.exec_command(line, timeout=10)[1].channel.recv_exit_status()
+            self.conn.client.exec_command(line, timeout=15)[1].channel.recv_exit_status()
         except Exception:  # noqa: BLE001 - a host already gone has nothing left to stop
             pass
 
