@@ -37,6 +37,10 @@ class Toml:
         n = self.line(at) if at else None
         return f"{self.path}:{n}" if n else str(self.path)
 
+    def at(self, *at) -> str:
+        """``<file>:<line>: <key path>``: how every message about one key begins (``p.toml:7: roles.server.port``)."""
+        return f"{self.where(*at)}: {shape_mod.key_name(at)}"
+
     def check(self, shape: shape_mod.Shape, hint: str | None = None) -> dict:
         return shape_mod.check(self.data, shape, str(self.path), line=self.line, hint=hint)
 

@@ -116,9 +116,9 @@ def test_cases_override_and_repeats():
     assert o.matrix == {"batch_size": (1, 8), "input_len": (512,), "output_len": (1,)}
     assert [c.id for c in o.cases()] == ["bs1-il512-ol1", "bs8-il512-ol1"]
     assert o.repeats == 1
-    with pytest.raises(ConfigError, match="unknown key 'bz'") as err:
+    with pytest.raises(ConfigError, match="--cases: matrix.bz: unknown key") as err:
         bspec.override(s, cases="bz=4")
-    assert err.value.hint == "did you mean 'bs'?"
+    assert "bs" in err.value.hint.split(": ", 1)[1].split(", ")
     with pytest.raises(ConfigError, match="not a number"):
         bspec.override(s, cases="bs=four")
     with pytest.raises(ConfigError, match="positive"):
@@ -130,7 +130,7 @@ def test_malformed_toml_names_file_and_line(tmp_path):
     with pytest.raises(ConfigError) as err:
         bspec.load(p)
     assert str(err.value).startswith(f"{p}:4:")
-    assert "invalid TOML" in str(err.value)
+    assert "malformed TOML" in str(err.value)
 
 
 @pytest.mark.parametrize("text, where, hint", [
@@ -144,19 +144,27 @@ def test_unknown_keys_get_did_you_mean_and_line(tmp_path, text, where, hint):
     with pytest.raises(ConfigError) as err:
         bspec.load(p)
     assert str(err.value).startswith(f"{p}{where}:")
-    assert err.value.hint == hint
+    assert str(err.value).endswith(f"({hint})")  # one style for every TOML file: the did-you-mean in the message
 
 
 @pytest.mark.parametrize("text, match", [
     ("[server]\nmodel-path = '/data/models/x'\n", "may not be set"),
     ("[server]\nbatch-size = 4\n", "belongs in \\[matrix\\]"),
     ("[server]\nresult-filename = 'x.jsonl'\n", "may not be set"),
-    ("repeats = 0\n", "repeats must be"),
+    ("repeats = 0\n", "repeats: must be"),
     ("kind = 'serving'\nprocess = 'per-repeat'\n", "one case per process"),
     ("kind = 'serving'\n[wrappers.nsys]\nenabled = true\n", "nsys cannot wrap"),
     ("[client]\nbackend = 'sglang'\n", "for serving specs"),
     ("[matrix]\nbatch_size = [1.5]\n", "whole numbers"),
     ("schema_version = 2\n", "schema_version 2"),
+    # a value of the wrong type: one message naming the line and the key, never a traceback
+    ("kind = 'serving'\nrepeats = '3'\n", r"s.toml:2: repeats: must be a whole number, got '3'"),
+    ("env = 5\n", r"s.toml:1: env: must be an object"),
+    ("[env]\nA = 1\n", r"s.toml:2: env.A: must be text, got 1"),
+    ("[server]\nx = {a = 1}\n", r"s.toml:2: server.x: must be text or a number"),
+    ("[matrix]\nbs = 'abc'\n", r"s.toml:2: matrix.bs: must be a number or a list"),
+    ("kind = 'serving'\nprofile = 5\n", r"s.toml:2: profile: must be text, got 5"),
+    ("[wrappers]\nnsys = 1\n", r"s.toml:2: wrappers.nsys: must be an object"),
 ])
 def test_invalid_specs(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match):

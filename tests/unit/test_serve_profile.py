@@ -101,19 +101,28 @@ CYCLE = ('[roles.extra]\nmodule = "m"\nport = 1\nafter = ["extra2"]\n'
 
 @pytest.mark.parametrize("text,message", [
     (GOOD.replace('port = 8000', 'prot = 8000'),
-     r"p.toml:\d+: \[roles.router\] prot: unknown key .*did you mean 'port'"),
-    (GOOD.replace('port = 8000\n', ''), r"every role needs a port"),
+     r"p.toml:\d+: roles.router.prot: unknown key \(did you mean 'port'\?\)"),
+    (GOOD.replace('port = 8000\n', ''), r"p.toml:18: roles.router.port: missing \(it must be a whole number or text\)"),
     (GOOD.replace('after = ["server"]', 'after = ["sever"]'),
-     r":\d+: \[roles.router\] after: no other role named 'sever' \(did you mean 'server'\?\)"),
+     r":\d+: roles.router.after: no other role named 'sever' \(did you mean 'server'\?\)"),
     (GOOD.replace('"{serve.mooncake.password}"', '"hunter2"'),
-     r":14: \[roles.server\] MOONCAKE_META_SERVER_PASSWORD: a secret is never written"),
+     r":14: roles.server.env.MOONCAKE_META_SERVER_PASSWORD: a secret is never written"),
     (GOOD.replace('module = "sglang_router.launch_router"', 'command = ["x"]\nmodule = "y"'), r"exactly one of module"),
-    (GOOD.replace('entry = "router"', 'entry = "ruoter"'), r":3: entry: no role named 'ruoter'"),
+    (GOOD.replace('entry = "router"', 'entry = "ruoter"'), r":3: profile.entry: no role named 'ruoter'"),
     (GOOD + CYCLE, r"roles wait for each other: extra -> extra2 -> extra"),
     ("[roles]\n", r"at least one role"),
-    (GOOD.replace("[profile]", "[profil]"), r"unknown key in the profile \(did you mean 'profile'\?\)"),
+    (GOOD.replace("[profile]", "[profil]"), r"p.toml:1: profil: unknown key \(did you mean 'profile'\?\)"),
     (GOOD.replace("ready = [", "ready = 3\nx = ["), r"unknown key"),
-    (GOOD.replace("port = 8000", "port = 8000\nports = 9"), r":\d+: \[roles.router\] ports: expected a list of port"),
+    (GOOD.replace("port = 8000", "port = 8000\nports = 9"), r":\d+: roles.router.ports: must be a list, each a whole"),
+    # values of the wrong type: refused before anything runs, named with their line
+    (GOOD.replace('gpus = "{serve.gpus}"', "gpus = [0, 1]"), r"p.toml:8: roles.server.gpus: must be text or a whole"),
+    (GOOD.replace('ready = ["/v1/models"]', 'health = ["/h"]'), r"p.toml:23: roles.router.health: must be text"),
+    (GOOD.replace("port = 8000", "port = 8000\naddress = 5"), r"p.toml:21: roles.router.address: must be text"),
+    (GOOD.replace("port = 8000", "port = 8000\ncwd = 5"), r"p.toml:21: roles.router.cwd: must be text, got 5"),
+    (GOOD.replace('entry = "router"', "entry = 5"), r"p.toml:3: profile.entry: must be text, got 5"),
+    (GOOD.replace('[profile]\nsummary = "two roles"\nentry = "router"', "profile = 5"),
+     r"p.toml:1: profile: must be an object \(a table\), got 5"),
+    ("roles = 5\n", r"p.toml:1: roles: must be an object"),
 ])
 def test_mistakes_name_file_line_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
@@ -122,7 +131,7 @@ def test_mistakes_name_file_line_and_key(tmp_path, text, message):
 
 def test_resolution_errors_name_the_placeholder_and_port(tmp_path, settings):
     p = load(tmp_path, GOOD.replace('"{serve.port}"', '"{serve.prot}"'))
-    with pytest.raises(ConfigError, match=r"p.toml:\d+: \[roles.server\] port: unknown placeholder \{serve.prot\}"):
+    with pytest.raises(ConfigError, match=r"p.toml:\d+: roles.server.port: unknown placeholder \{serve.prot\}"):
         resolve(p, settings(), python="/p", workdir="/w")
     p = load(tmp_path, GOOD.replace("port = 8000", 'port = "80x"'))
     with pytest.raises(ConfigError, match=r"'80x' is not a port number"):

@@ -15,15 +15,14 @@ import difflib
 import itertools
 import math
 import os
-import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from rebuilt.core import shape, tomlfile
+from rebuilt.core.text import did_you_mean
 from rebuilt.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -54,10 +53,6 @@ SHORT = {
     "batch_size": "bs", "input_len": "il", "output_len": "ol", "request_rate": "rate",
     "max_concurrency": "conc", "num_prompts": "n", "random_input_len": "in", "random_output_len": "out",
 }
-TOP_KEYS = ("schema_version", "name", "kind", "description", "repeats", "process", "timeout_s",
-            "matrix", "server", "client", "env", "wrappers", "profile")
-NSYS_KEYS = ("enabled", "program", "args", "output")
-TORCH_KEYS = ("enabled",)
 NSYS_ARGS = ("--trace=cuda", "--sample=process-tree", "--cudabacktrace=kernel:0")
 # Flags the runner owns: a spec that sets them would fight the expansion.
 RESERVED = {"model-path", "model", "run-name", "result-filename", "output-file", "base-url",
@@ -170,34 +165,39 @@ def flag_args(key: str, value: Any) -> list[str]:
 # --------------------------------------------------------------------------- loading
 
 
-def _where(path: str, text: str, key: str) -> str:
-    """``file:line`` of the first ``key =`` or ``[..key]`` in the text, or just the file."""
-    pat = re.compile(rf'^\s*(\[+[^\]]*\b)?"?{re.escape(key)}"?\s*(=|\])', re.M)
-    m = pat.search(text)
-    return f"{path}:{text.count(chr(10), 0, m.start()) + 1}" if m else path
+DOCS = "docs/BENCH.md"
+_SCALAR = shape.either(shape.STR, shape.NUM, shape.BOOL)
+_FLAGS = shape.MapOf(shape.either(_SCALAR, shape.ListOf(_SCALAR)), what="a table of flag = value")
+SPEC = shape.Obj({
+    "schema_version": shape.opt(shape.INT), "name": shape.opt(shape.STR), "kind": shape.opt(shape.STR),
+    "description": shape.opt(shape.STR), "repeats": shape.opt(shape.INT), "process": shape.opt(shape.STR),
+    "timeout_s": shape.opt(shape.NUM), "profile": shape.opt(shape.STR),
+    "matrix": shape.opt(shape.MapOf(shape.either(shape.NUM, shape.ListOf(shape.NUM)))),
+    "server": shape.opt(_FLAGS), "client": shape.opt(_FLAGS), "env": shape.opt(shape.MapOf(shape.STR)),
+    "wrappers": shape.opt(shape.Obj({
+        "nsys": shape.opt(shape.Obj({"enabled": shape.opt(shape.BOOL), "program": shape.opt(shape.STR),
+                                     "args": shape.opt(shape.ListOf(shape.STR)), "output": shape.opt(shape.STR)},
+                                    closed=True, docs=DOCS)),
+        "torch_profile": shape.opt(shape.Obj({"enabled": shape.opt(shape.BOOL)}, closed=True, docs=DOCS)),
+    }, closed=True, docs=DOCS)),
+}, closed=True, docs=DOCS)
 
 
-def _unknown(keys: Iterable[str], allowed: Sequence[str], what: str, path: str, text: str) -> None:
-    for key in keys:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(allowed)}"
-            raise ConfigError(f"{_where(path, text, key)}: unknown key '{key}' in {what}", hint=hint)
+def _at(doc: tomlfile.Toml | None, *at) -> str:
+    """``<file>:<line>: <key>`` for a spec file; ``--cases: <key>`` for the command line."""
+    return doc.at(*at) if doc else f"--cases: {shape.key_name(at)}"
 
 
-def _axis(kind: str, key: str, path: str = "", text: str = "") -> str:
+def _axis(kind: str, key: str, doc: tomlfile.Toml | None = None) -> str:
     axes = list(AXES[kind])
     name = ALIASES.get(key, key)
     if name not in axes:
-        _unknown([key], axes + [a for a, v in ALIASES.items() if v in axes], f"the {kind} matrix", path, text)
+        err = tomlfile.unknown_key(doc, ("matrix", key), axes + [a for a, v in ALIASES.items() if v in axes], DOCS)
+        raise err if doc else ConfigError(f"--cases: {err}", hint=err.hint)
     return name
 
 
-def _scalar_ok(value: Any) -> bool:
-    return isinstance(value, (str, int, float, bool))
-
-
-def _check_flags(table: Mapping, what: str, path: str, text: str, axes: Iterable[str]) -> dict[str, Any]:
+def _check_flags(table: Mapping, what: str, doc: tomlfile.Toml, axes: Iterable[str]) -> dict[str, Any]:
     out = {}
     axis_flags = {a.replace("_", "-") for a in axes}
     for key, value in table.items():
@@ -205,120 +205,90 @@ def _check_flags(table: Mapping, what: str, path: str, text: str, axes: Iterable
         if flag in RESERVED:
             hint = ("the model path comes from settings (bench.model_path) or --model-path"
                     if flag in ("model-path", "model", "tokenizer") else "the runner sets it for every case")
-            raise ConfigError(f"{_where(path, text, key)}: '{key}' may not be set in [{what}]", hint=hint)
+            raise ConfigError(f"{_at(doc, what, key)}: may not be set in [{what}]", hint=hint)
         if flag in axis_flags:
-            raise ConfigError(f"{_where(path, text, key)}: '{key}' belongs in [matrix], not [{what}]")
-        if not (_scalar_ok(value) or (isinstance(value, list) and all(map(_scalar_ok, value)))):
-            raise ConfigError(f"{_where(path, text, key)}: [{what}] {key} must be a string, number, "
-                              "boolean or a list of them")
+            raise ConfigError(f"{_at(doc, what, key)}: belongs in [matrix], not [{what}]")
         out[flag] = value
     return out
 
 
-def _matrix(kind: str, table: Mapping, path: str, text: str) -> dict[str, tuple]:
+def _matrix(kind: str, table: Mapping, doc: tomlfile.Toml | None) -> dict[str, tuple]:
     got: dict[str, tuple] = {}
     for key, value in table.items():
-        axis = _axis(kind, key, path, text)
+        axis = _axis(kind, key, doc)
         values = value if isinstance(value, list) else [value]
         if not values:
-            raise ConfigError(f"{_where(path, text, key)}: matrix.{key} is empty")
+            raise ConfigError(f"{_at(doc, 'matrix', key)}: is empty")
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                raise ConfigError(f"{_where(path, text, key)}: matrix.{key} needs positive numbers, got {v!r}")
+                raise ConfigError(f"{_at(doc, 'matrix', key)}: needs positive numbers, got {v!r}")
             if axis != "request_rate" and not isinstance(v, int):
-                raise ConfigError(f"{_where(path, text, key)}: matrix.{key} needs whole numbers, got {v!r}")
+                raise ConfigError(f"{_at(doc, 'matrix', key)}: needs whole numbers, got {v!r}")
         got[axis] = tuple(values)
     return {axis: got[axis] for axis in AXES[kind] if axis in got}
 
 
-def _wrappers(table: Mapping, kind: str, path: str, text: str) -> Wrappers:
-    _unknown(table, ("nsys", "torch_profile"), "[wrappers]", path, text)
+def _wrappers(table: Mapping, kind: str, doc: tomlfile.Toml) -> Wrappers:
     nsys = table.get("nsys", {})
     torch = table.get("torch_profile", {})
-    _unknown(nsys, NSYS_KEYS, "[wrappers.nsys]", path, text)
-    _unknown(torch, TORCH_KEYS, "[wrappers.torch_profile]", path, text)
     w = Wrappers(
-        nsys=bool(nsys.get("enabled", bool(nsys))),
-        nsys_program=str(nsys.get("program", "nsys")),
-        nsys_args=tuple(str(a) for a in nsys.get("args", NSYS_ARGS)),
-        nsys_output=str(nsys.get("output", "nsys-report")),
-        torch_profile=bool(torch.get("enabled", bool(torch))),
+        nsys=nsys.get("enabled", bool(nsys)),
+        nsys_program=nsys.get("program", "nsys"),
+        nsys_args=tuple(nsys.get("args", NSYS_ARGS)),
+        nsys_output=nsys.get("output", "nsys-report"),
+        torch_profile=torch.get("enabled", bool(torch)),
     )
     if w.nsys and kind == "serving":
-        raise ConfigError(f"{_where(path, text, 'nsys')}: nsys cannot wrap bench_serving (a client); "
+        raise ConfigError(f"{_at(doc, 'wrappers', 'nsys')}: nsys cannot wrap bench_serving (a client); "
                           "profile the server instead")
     return w
 
 
-def parse(data: Mapping, path: str = "<spec>", text: str = "") -> BenchSpec:
-    """Validate a spec already read from TOML."""
-    _unknown(data, TOP_KEYS, "the spec", path, text)
-    version = data.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
-        raise ConfigError(f"{path}: schema_version {version} is not supported (this rebuilt reads {SCHEMA_VERSION})")
-    kind = data.get("kind", "one_batch")
-    if kind not in AXES:
-        close = difflib.get_close_matches(str(kind), list(AXES), n=1)
-        raise ConfigError(f"{_where(path, text, 'kind')}: unknown kind '{kind}'",
-                          hint=f"did you mean '{close[0]}'?" if close else "kind is one_batch or serving")
-    for table in ("matrix", "server", "client", "env", "wrappers"):
-        if not isinstance(data.get(table, {}), dict):
-            raise ConfigError(f"{_where(path, text, table)}: '{table}' must be a table ([{table}])")
+def _scalars(data: Mapping, doc: tomlfile.Toml, kind: str) -> dict[str, Any]:
+    """repeats, process, timeout_s and profile, each checked against the kind."""
     if kind == "one_batch" and data.get("client"):
-        raise ConfigError(f"{_where(path, text, 'client')}: [client] is for serving specs; "
-                          "one_batch flags go in [server]")
+        raise ConfigError(f"{_at(doc, 'client')}: [client] is for serving specs; one_batch flags go in [server]")
     repeats = data.get("repeats", 1)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError(f"{_where(path, text, 'repeats')}: repeats must be a whole number >= 1")
+    if repeats < 1:
+        raise ConfigError(f"{_at(doc, 'repeats')}: must be a whole number >= 1, got {repeats}")
     process = data.get("process", "per-case")
     if process not in ("per-case", "per-repeat"):
-        raise ConfigError(f"{_where(path, text, 'process')}: process is 'per-case' or 'per-repeat', not {process!r}")
+        raise ConfigError(f"{_at(doc, 'process')}: is 'per-case' or 'per-repeat', not {process!r}")
     if process == "per-repeat" and kind == "serving":
-        raise ConfigError(f"{_where(path, text, 'process')}: bench_serving takes one case per process")
+        raise ConfigError(f"{_at(doc, 'process')}: bench_serving takes one case per process")
     timeout = data.get("timeout_s", 3600)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ConfigError(f"{_where(path, text, 'timeout_s')}: timeout_s must be a positive number of seconds")
+    if timeout <= 0:
+        raise ConfigError(f"{_at(doc, 'timeout_s')}: must be a positive number of seconds")
     profile = data.get("profile", "")
-    if profile and (kind != "serving" or not isinstance(profile, str)):
-        raise ConfigError(f"{_where(path, text, 'profile')}: profile names a serving profile "
-                          "(recipes/serve/<name>.toml) and only serving specs take one")
-    env = data.get("env", {})
-    for k, v in env.items():
-        if not isinstance(v, str):
-            raise ConfigError(f"{_where(path, text, k)}: env.{k} must be a string")
+    if profile and kind != "serving":
+        raise ConfigError(f"{_at(doc, 'profile')}: names a serving profile (recipes/serve/<name>.toml) and only "
+                          "serving specs take one")
+    return {"repeats": repeats, "process": process, "timeout_s": float(timeout), "profile": profile}
+
+
+def parse(doc: tomlfile.Toml) -> BenchSpec:
+    """Validate a spec read from TOML: its shape (types, keys, lines), then what the values mean together."""
+    data = doc.check(SPEC)
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ConfigError(f"{_at(doc, 'schema_version')}: schema_version {version} is not supported (this rebuilt "
+                          f"reads {SCHEMA_VERSION})")
+    kind = data.get("kind", "one_batch")
+    if kind not in AXES:
+        raise ConfigError(f"{_at(doc, 'kind')}: unknown kind {kind!r}{did_you_mean(kind, AXES)}",
+                          hint="kind is one_batch or serving")
     return BenchSpec(
-        name=str(data.get("name") or Path(path).stem),
-        kind=kind,
-        matrix=_matrix(kind, data.get("matrix", {}), path, text),
-        server=_check_flags(data.get("server", {}), "server", path, text, AXES[kind]),
-        client=_check_flags(data.get("client", {}), "client", path, text, AXES[kind]),
-        env=dict(env),
-        wrappers=_wrappers(data.get("wrappers", {}), kind, path, text),
-        repeats=repeats,
-        process=process,
-        timeout_s=float(timeout),
-        description=str(data.get("description", "")),
-        path=path,
-        profile=profile,
+        name=data.get("name") or doc.path.stem, kind=kind, matrix=_matrix(kind, data.get("matrix", {}), doc),
+        server=_check_flags(data.get("server", {}), "server", doc, AXES[kind]),
+        client=_check_flags(data.get("client", {}), "client", doc, AXES[kind]),
+        env=dict(data.get("env", {})), wrappers=_wrappers(data.get("wrappers", {}), kind, doc),
+        description=data.get("description", ""), path=str(doc.path), **_scalars(data, doc, kind),
     )
 
 
 def load(path: Path | str) -> BenchSpec:
-    """Read and validate a spec file; malformed TOML → ConfigError naming file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read bench spec {path}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        where = f"{path}:{m.group(1)}:{m.group(2)}" if m else str(path)
-        reason = msg[: m.start()].strip() if m else msg
-        raise ConfigError(f"{where}: invalid TOML: {reason}") from None
-    return parse(data, str(path), text)
+    """Read and validate a spec file; malformed TOML, a wrong type or an unknown key names file, line and key."""
+    return parse(tomlfile.load(path, "bench spec"))
 
 
 def spec_dirs(cwd: Path | None = None) -> list[Path]:
@@ -371,7 +341,7 @@ def parse_cases(text: str, kind: str) -> dict[str, tuple]:
         if "=" not in part:
             raise ConfigError(f"--cases: '{part}' is not AXIS=V1,V2 (e.g. bs=1,8;il=512)")
         key, values = part.split("=", 1)
-        out[_axis(kind, key.strip(), "--cases")] = [_number(v) for v in values.split(",") if v.strip()]
+        out[_axis(kind, key.strip())] = [_number(v) for v in values.split(",") if v.strip()]
     return {k: tuple(v) for k, v in out.items()}
 
 
@@ -380,7 +350,7 @@ def override(spec: BenchSpec, *, cases: str | None = None, repeats: int | None =
     matrix = dict(spec.matrix)
     if cases:
         matrix.update(parse_cases(cases, spec.kind))
-        matrix = _matrix(spec.kind, {k: list(v) for k, v in matrix.items()}, "--cases", "")
+        matrix = _matrix(spec.kind, {k: list(v) for k, v in matrix.items()}, None)
     if repeats is not None and (repeats < 1):
         raise ConfigError("--repeats must be >= 1")
     return dataclasses.replace(spec, matrix=matrix, repeats=repeats or spec.repeats)

@@ -11,23 +11,17 @@ code as recipes (``rebuilt.build.plan``), plus ``{python}``, ``{host_ip}``, ``{p
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import tomllib
-
 from rebuilt.core import recipes as recipes_mod
+from rebuilt.core import shape, tomlfile
 from rebuilt.core.text import did_you_mean
 from rebuilt.errors import ConfigError
 from rebuilt.tools.serve import secrets
 
-TOP_KEYS = ("profile", "roles")
 PROFILE_KEYS = ("summary", "entry", "model")
-ROLE_KEYS = ("module", "command", "flags", "env", "port", "ports", "gpus", "after", "health", "ready", "address",
-             "cwd")
 DEFAULT_HEALTH = "/health"
 DEFAULT_READY = ("/v1/models", "/get_model_info")
 BUILTINS = ("python", "host_ip", "workdir", "profile", "profile_dir", "role", "port", "gpus")
@@ -112,108 +106,83 @@ def find(name: str) -> Path:
                       hint=f"profiles are the files in {', '.join(map(str, profile_dirs()))}: {', '.join(names())}")
 
 
-def _line(text: str, role: str | None, key: str) -> int | None:
-    """Line of ``key =`` inside ``[roles.<role>]`` (or the whole file), 1-based."""
-    start = 0
-    if role is not None:
-        m = re.search(rf'^\s*\[roles\.("?){re.escape(role)}\1\]', text, re.M)
-        if not m:
-            return None
-        start = m.end()
-    m = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=', re.M).search(text, start)
-    return text.count("\n", 0, m.start()) + 1 if m else None
+_ARGV_TABLE = shape.Obj({"args": shape.ListOf(shape.STR), "when": shape.opt(shape.STR)}, closed=True,
+                        what='an {args = [...], when = "..."} table')
+_PORT = shape.either(shape.INT, shape.STR)
+_ENV_VALUE = shape.either(shape.STR, shape.Obj({"value": shape.opt(shape.STR), "when": shape.opt(shape.STR),
+                                                "otherwise": shape.opt(shape.STR)}, closed=True))
+ROLE = shape.Obj({
+    "module": shape.opt(shape.STR), "command": shape.opt(shape.STRS),
+    "flags": shape.opt(shape.either(shape.STR, shape.ListOf(shape.either(shape.STR, _ARGV_TABLE)))),
+    "env": shape.opt(shape.MapOf(_ENV_VALUE)), "port": _PORT, "ports": shape.opt(shape.ListOf(_PORT)),
+    "gpus": shape.opt(shape.either(shape.STR, shape.INT)), "after": shape.opt(shape.STRS),
+    "health": shape.opt(shape.STR), "ready": shape.opt(shape.STRS), "address": shape.opt(shape.STR),
+    "cwd": shape.opt(shape.STR),
+}, closed=True, docs="docs/SERVE.md")
+PROFILE = shape.Obj({
+    "profile": shape.opt(shape.Obj({"summary": shape.opt(shape.STR), "entry": shape.opt(shape.STR),
+                                    "model": shape.opt(shape.STR)}, closed=True, docs="docs/SERVE.md")),
+    "roles": shape.MapOf(ROLE),
+}, closed=True, docs="docs/SERVE.md")
+HINT = 'compare with the shipped profiles in recipes/serve/ (gpus = "0,1", port = 30000 or "{serve.port}")'
 
 
-def _where(p: Profile | SimpleNamespace, role: str | None, key: str) -> str:
-    line = _line(p.text, role, key)
-    table = f"[roles.{role}] " if role else ""
-    return f"{p.path}:{line}: {table}{key}" if line else f"{p.path}: {table}{key}"
+def _at(p: Profile | tomlfile.Toml, *at) -> str:
+    """``<file>:<line>: <key path>``: the prefix of a message about that key."""
+    return (p if isinstance(p, tomlfile.Toml) else tomlfile.Toml(p.path, p.text, {})).at(*at)
 
 
-def _unknown(table: dict, allowed: tuple, what: str, ctx, role: str | None) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"{_where(ctx, role, key)}: unknown key in {what}{did_you_mean(key, allowed)}",
-                              hint=f"known keys: {', '.join(allowed)}")
+def _where(p: Profile | tomlfile.Toml, role: str | None, key: str) -> str:
+    """``<file>:<line>: roles.<role>.<key>`` (or ``profile.<key>``)."""
+    return _at(p, *(("roles", role, key) if role else ("profile", key) if key in PROFILE_KEYS else (key,)))
 
 
-def _strings(value, where: str, *, tables: bool = False) -> tuple:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) or (tables and recipes_mod._argv_item(v))
-                                              for v in value):
-        extra = ' or {args = [...], when = "..."} tables' if tables else ""
-        raise ConfigError(f"{where}: expected a list of strings{extra}, got {value!r}")
-    return tuple(value)
+where = _where
 
 
-def _role(name: str, raw: Any, ctx) -> RoleSpec:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{_where(ctx, None, name)}: [roles.{name}] must be a table")
-    _unknown(raw, ROLE_KEYS, f"[roles.{name}]", ctx, name)
+def _tuple(value) -> tuple:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _role(name: str, raw: dict, doc: tomlfile.Toml) -> RoleSpec:
     kinds = [k for k in ("module", "command") if k in raw]
     if len(kinds) != 1:
-        raise ConfigError(f"{ctx.path}: [roles.{name}] needs exactly one of module (python -m ...) or command "
-                          f"(found {kinds or 'none'})")
-    if "module" in raw and not isinstance(raw["module"], str):
-        raise ConfigError(f"{_where(ctx, name, 'module')}: expected a module name such as sglang.launch_server")
-    env = raw.get("env", {})
-    if not isinstance(env, dict):
-        raise ConfigError(f"{_where(ctx, name, 'env')}: expected a table of NAME = \"value\"")
-    for var, value in env.items():
+        raise ConfigError(f"{_at(doc, 'roles', name)}: needs exactly one of module (python -m ...) "
+                          f"or command (found {kinds or 'none'})", hint=HINT)
+    for var, value in raw.get("env", {}).items():
         text = value.get("value", "") if isinstance(value, dict) else value
-        if not isinstance(text, str):
-            raise ConfigError(f"{_where(ctx, name, var)}: env value must be a string, got {text!r}")
         if secrets.secret_env(var) and text and "{" not in text:
-            raise ConfigError(f"{_where(ctx, name, var)}: a secret is never written in a profile",
+            raise ConfigError(f"{_at(doc, 'roles', name, 'env', var)}: a secret is never written in a profile",
                               hint=f"take it from a setting ({var} = \"{{serve.mooncake.password}}\") "
                                    f"or from the environment ({var} = \"${{{var}}}\")")
-    port = raw.get("port")
-    if port is None or isinstance(port, bool) or not isinstance(port, (int, str)):
-        raise ConfigError(f"{_where(ctx, name, 'port')}: every role needs a port (a number or a placeholder "
-                          f"such as \"{{serve.port}}\")")
     return RoleSpec(
-        name=name, module=raw.get("module"),
-        command=_strings(raw["command"], _where(ctx, name, "command")) if "command" in raw else None,
-        flags=_strings(raw.get("flags", []), _where(ctx, name, "flags"), tables=True), env=dict(env), port=port,
-        gpus=str(raw.get("gpus", "")), after=_strings(raw.get("after", []), _where(ctx, name, "after")),
-        health=str(raw.get("health", DEFAULT_HEALTH)),
-        ready=_strings(raw.get("ready", list(DEFAULT_READY)), _where(ctx, name, "ready")),
-        address=str(raw.get("address", "{serve.host}")), cwd=raw.get("cwd"),
-        ports=tuple(str(p) for p in _ports(raw.get("ports", []), _where(ctx, name, "ports"))),
+        name=name, module=raw.get("module"), command=_tuple(raw["command"]) if "command" in raw else None,
+        flags=_tuple(raw.get("flags", [])), env=dict(raw.get("env", {})), port=raw["port"],
+        gpus=str(raw.get("gpus", "")), after=_tuple(raw.get("after", [])), health=raw.get("health", DEFAULT_HEALTH),
+        ready=_tuple(raw.get("ready", DEFAULT_READY)), address=raw.get("address", "{serve.host}"), cwd=raw.get("cwd"),
+        ports=tuple(str(p) for p in raw.get("ports", [])),
     )
 
 
-def _ports(value, where: str) -> list:
-    if not isinstance(value, list) or not all(isinstance(p, (int, str)) and not isinstance(p, bool) for p in value):
-        raise ConfigError(f"{where}: expected a list of port numbers or placeholders, got {value!r}")
-    return value
-
-
 def parse(text: str, path: Path) -> Profile:
-    """Validate a profile's text."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}", hint="fix the file at the line shown") from None
-    ctx = SimpleNamespace(path=path, text=text)
-    _unknown(data, TOP_KEYS, "the profile", ctx, None)
+    """Validate a profile's text: its shape (types, keys, lines), then what the roles say about each other."""
+    doc = tomlfile.parse(text, path)
+    data = doc.check(PROFILE, hint=HINT)
     meta = data.get("profile", {})
-    _unknown(meta, PROFILE_KEYS, "[profile]", ctx, None)
-    roles_raw = data.get("roles", {})
-    if not isinstance(roles_raw, dict) or not roles_raw:
+    roles_raw = data["roles"]
+    if not roles_raw:
         raise ConfigError(f"{path}: a profile needs at least one role ([roles.server], or prefill/decode/router)")
-    roles = {name: _role(name, raw, ctx) for name, raw in roles_raw.items()}
+    roles = {name: _role(name, raw, doc) for name, raw in roles_raw.items()}
     for r in roles.values():
         for dep in r.after:
             if dep not in roles or dep == r.name:
-                raise ConfigError(f"{_where(ctx, r.name, 'after')}: no other role named {dep!r}"
+                raise ConfigError(f"{_where(doc, r.name, 'after')}: no other role named {dep!r}"
                                   f"{did_you_mean(dep, roles)}")
     entry = meta.get("entry") or next((n for n in ("router", "server") if n in roles), list(roles)[-1])
     if entry not in roles:
-        raise ConfigError(f"{_where(ctx, None, 'entry')}: no role named {entry!r}{did_you_mean(entry, roles)}")
-    profile = Profile(name=path.stem, path=path, summary=str(meta.get("summary", "")).strip(), entry=entry,
-                      model=str(meta.get("model", "")), roles=roles, text=text)
+        raise ConfigError(f"{_where(doc, None, 'entry')}: no role named {entry!r}{did_you_mean(entry, roles)}")
+    profile = Profile(name=path.stem, path=path, summary=meta.get("summary", "").strip(), entry=entry,
+                      model=meta.get("model", ""), roles=roles, text=text)
     profile.order()  # cycles are errors now, not at start time
     return profile
 
