@@ -45,9 +45,29 @@ program = RebuiltProgram(name="rebuilt", binary="rebuilt", binary_names=["rebuil
                          config_class=RebuiltConfig, namespace=None)
 
 
+def _check_config_files() -> None:
+    """invoke merges /etc/rebuilt.yaml and ~/.rebuilt.yaml into its configuration: a file holding a list
+    (or ``tasks: 5``) would be a traceback inside invoke for every command, so each is checked first."""
+    from pathlib import Path
+
+    from rebuilt.core.settings import read_invoke_file
+    from rebuilt.errors import RebuiltError
+
+    for folder, stem in ((Path("/etc"), "rebuilt"), (Path.home(), ".rebuilt")):
+        for suffix in (".yaml", ".yml", ".json"):
+            path = folder / f"{stem}{suffix}"
+            if path.is_file():
+                try:
+                    read_invoke_file(path)
+                except RebuiltError as err:
+                    print(f"rebuilt: {err.render()}", file=sys.stderr)
+                    raise SystemExit(err.exit_code) from None
+
+
 def main() -> None:
     from invoke.vendor import yaml
 
+    _check_config_files()
     try:
         program.run()
     except BrokenPipeError:  # `rebuilt --list | head`

@@ -18,12 +18,13 @@ FetchContent dependency its CMake tree declares, and fails naming what is missin
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
 from rebuilt.build import features
+from rebuilt.core import shape
+from rebuilt.core.fs import read_json
 from rebuilt.errors import StepFailed
 
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there, a connection is refused at once
@@ -38,13 +39,23 @@ def index_path(workdir: Path | str) -> Path:
     return root(workdir) / "index.json"
 
 
+_TEXT = shape.nullable(shape.STR)
+INDEX = shape.Obj({
+    "repos": shape.opt(shape.MapOf(shape.Obj({"mirror": shape.STR, "commits": shape.ListOf(shape.STR)}))),
+    "deps": shape.opt(shape.MapOf(shape.Obj({"dir": shape.STR, "url": shape.STR, "ref": _TEXT,
+                                             "commit": shape.opt(_TEXT), "sha256": shape.opt(_TEXT)}))),
+    "components": shape.opt(shape.MapOf(shape.STR)), "bundles": shape.opt(shape.ListOf(shape.MapOf(shape.ANY))),
+})
+
+
 def read_index(workdir: Path | str) -> dict:
-    """What the unpacked bundles hold: {"repos": {url: {...}}, "deps": {name: {...}}, "bundles": [...]}."""
-    try:
-        data = json.loads(index_path(workdir).read_text())
-    except (OSError, ValueError):
-        return {"repos": {}, "deps": {}, "bundles": []}
-    return data if isinstance(data, dict) else {"repos": {}, "deps": {}, "bundles": []}
+    """What the unpacked bundles hold: {"repos": {url: {...}}, "deps": {name: {...}}, "bundles": [...]}.
+
+    Empty before the first ``src.unbundle``; a damaged index (checked against ``INDEX``) is an error.
+    """
+    data = read_json(index_path(workdir), INDEX, missing={}, what="offline index",
+                     hint="inv src.unbundle writes it: remove the offline folder and unbundle again")
+    return {"repos": {}, "deps": {}, "bundles": [], **data}
 
 
 def bare_url(url: str) -> str:

@@ -14,8 +14,10 @@ import os
 import tarfile
 from pathlib import Path, PurePosixPath
 
+from rebuilt.core import shape
 from rebuilt.core.fs import atomic_path, sha256_file
 from rebuilt.errors import InputError
+from rebuilt.tools.bundle import shapes
 
 FORMAT = "rebuilt-bundle"
 VERSION = 1
@@ -56,10 +58,11 @@ def read_manifest(path: Path | str) -> dict:
             manifest = json.loads(tar.extractfile(first).read())
     except (tarfile.TarError, OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable rebuilt bundle ({exc})") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    if isinstance(manifest, dict) and (manifest.get("format") != FORMAT or manifest.get("version") != VERSION):
         raise InputError(f"{path}: format {manifest.get('format')!r} version {manifest.get('version')!r}; "
                          f"this rebuilt reads {FORMAT} version {VERSION}")
-    return manifest
+    return shape.check(manifest, shapes.MANIFEST, f"{path} ({MANIFEST})", error=InputError,
+                       hint="make the bundle again with inv src.bundle (of this rebuilt version)")
 
 
 def extract(path: Path | str, dest: Path) -> dict:

@@ -12,7 +12,6 @@ prerequisites), unless ``full``.
 from __future__ import annotations
 
 import hashlib
-import json
 import tarfile
 import tempfile
 import time
@@ -21,10 +20,10 @@ from pathlib import Path
 from rebuilt.build import builder, fetchcontent
 from rebuilt.build.features import offline
 from rebuilt.core import runner
-from rebuilt.core.fs import sha256_file, write_json
+from rebuilt.core.fs import read_json, sha256_file, write_json
 from rebuilt.core.text import redact
 from rebuilt.errors import ConfigError
-from rebuilt.tools.bundle import archive, downloads, gitpack, wheelhouse
+from rebuilt.tools.bundle import archive, downloads, gitpack, shapes, wheelhouse
 
 
 def index_of(out: Path) -> Path:
@@ -193,10 +192,9 @@ def bundle(settings, names: list[str], out: Path, *, full: bool = False, console
 
 
 def _read_index(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+    """What earlier bundles of this name carried (checked against ``shapes.INDEX``); {} before the first."""
+    return read_json(path, shapes.INDEX, missing={}, what="bundle index",
+                     hint="it lists what earlier bundles carried: remove it (or pass --full) for a full bundle")
 
 
 def _write_index(path: Path, previous: dict, manifest: dict, digest: str) -> None:

@@ -15,8 +15,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from rebuilt.core.fs import atomic_path
-from rebuilt.errors import ConfigError, InputError
+from rebuilt.core import shape
+from rebuilt.core.fs import atomic_path, read_json
+from rebuilt.errors import ConfigError
 from rebuilt.tools.serve import procs
 from rebuilt.tools.serve.secrets import Redactor
 
@@ -26,14 +27,24 @@ def serve_dir(workdir: Path, profile: str) -> Path:
     return Path(workdir) / "serve" / (Path(profile).stem if profile.endswith(".toml") else profile)
 
 
+_ROLE = shape.Obj({
+    "pid": shape.INT, "port": shape.INT, "url": shape.STR, "log": shape.STR, "status": shape.STR,
+    "pgid": shape.opt(shape.INT), "start_ticks": shape.opt(shape.nullable(shape.INT)),
+    "started": shape.opt(shape.STR), "started_epoch": shape.opt(shape.NUM), "health": shape.opt(shape.STR),
+    "ready": shape.opt(shape.ListOf(shape.STR)), "argv": shape.opt(shape.ListOf(shape.STR)),
+    "env": shape.opt(shape.MapOf(shape.nullable(shape.STR))),
+})
+STATE = shape.Obj({
+    "roles": shape.opt(shape.MapOf(_ROLE)), "order": shape.opt(shape.ListOf(shape.STR)),
+    **{k: shape.opt(shape.nullable(shape.STR)) for k in ("profile", "path", "entry", "python", "host_ip", "model",
+                                                        "updated")},
+})
+
+
 def load_state(workdir: Path, profile: str) -> dict:
-    path = serve_dir(workdir, profile) / "state.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})", hint="remove it after checking nothing runs") from None
+    """The profile's state file checked against ``STATE`` ({} when it was never started)."""
+    return read_json(serve_dir(workdir, profile) / "state.json", STATE, missing={}, what="serve state file",
+                     hint="serve.up wrote it; check that none of its roles still runs, then remove it")
 
 
 def save_state(workdir: Path, profile: str, state: dict, red: Redactor) -> Path:
