@@ -20,8 +20,9 @@ from rebuilt.core import machine as machine_mod
 from rebuilt.core import recipes as recipes_mod
 from rebuilt.core import runner
 from rebuilt.core.fs import mark_cachedir, open_private, private_dir, write_json
+from rebuilt.core.secret import redact
 from rebuilt.core.settings import Settings
-from rebuilt.core.text import fmt_seconds, redact
+from rebuilt.core.text import fmt_seconds
 from rebuilt.errors import ConfigError, Interrupted, RebuiltError, StepFailed
 
 # Factories: (settings, workdir, console, options) -> hook object with optional methods:

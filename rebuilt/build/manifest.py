@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from rebuilt.core.fs import mark_cachedir, write_json
-from rebuilt.core.text import redact
+from rebuilt.core.secret import redact
 
 SCHEMA_VERSION = 1
 

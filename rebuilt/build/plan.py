@@ -22,8 +22,8 @@ from rebuilt.core import conditions
 from rebuilt.core.fs import sha256_file
 from rebuilt.core.machine import Machine
 from rebuilt.core.recipes import Recipe, StepSpec
+from rebuilt.core.secret import redact
 from rebuilt.core.settings import Settings
-from rebuilt.core.text import redact
 from rebuilt.core.text import render as fill
 from rebuilt.errors import ConfigError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rebuilt.core import runner
 from rebuilt.core.fs import sha256_file, write_json
-from rebuilt.core.text import redact
+from rebuilt.core.secret import redact
 from rebuilt.errors import SourceError
 
 Run = Callable[..., int]  # run(argv, cwd=...) -> exit code, output into the step log
@@ -68,7 +68,7 @@ def credential_env(url: str, environ=None) -> tuple[str, dict[str, str]]:
         raise SourceError(f"{redact(url)}: a password in a {scheme} URL cannot be passed to git safely",
                           hint="use an ssh key (ssh://git@host/...), or an https URL with a token")
     token = base64.b64encode(f"{info[0]}:{info[1]}".encode()).decode("ascii")
-    from rebuilt.core.text import register_secret
+    from rebuilt.core.secret import register_secret
 
     register_secret(token)
     environ = os.environ if environ is None else environ

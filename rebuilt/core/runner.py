@@ -14,12 +14,13 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from rebuilt.core.secret import redact, reveal, reveal_args, reveal_env
 from rebuilt.errors import ToolMissing
 
 
 def _argv(argv: Sequence) -> list[str]:
     """Arguments as text; a secret setting (rebuilt.core.secret.Secret) is handed over as its real value."""
-    return [str.__str__(a) if isinstance(a, str) else str(a) for a in argv]
+    return reveal_args(argv)
 
 
 def which(program: str, path: str | None = None) -> str | None:
@@ -44,7 +45,7 @@ def capture(
     argv = _argv(argv)
     try:
         proc = subprocess.run(
-            argv, cwd=cwd, env=None if env is None else dict(env), text=True,
+            argv, cwd=cwd, env=None if env is None else reveal_env(env), text=True,
             capture_output=True, timeout=timeout, input=input,
             stdin=None if input is not None else subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches rebuilt only; subprocess.run kills it if rebuilt stops
@@ -90,7 +91,7 @@ from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import TextIO  # noqa: E402
 
-from rebuilt.core.text import expand_env, fmt_seconds, redact  # noqa: E402
+from rebuilt.core.text import expand_env, fmt_seconds  # noqa: E402
 from rebuilt.errors import Interrupted, RebuiltError, StepFailed  # noqa: E402
 
 TAIL_LINES = 30
@@ -385,7 +386,7 @@ def stream(
     console = console or Console()
     try:
         proc = subprocess.Popen(
-            argv if not shell else ["/bin/bash", "-c", str(argv)], cwd=cwd, env=dict(env),
+            _argv(argv) if not shell else ["/bin/bash", "-c", str(argv)], cwd=cwd, env=dict(env),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, bufsize=0,
         )
@@ -465,7 +466,7 @@ def step_environment(base: Mapping[str, str], changes: Mapping[str, str | None])
         if value is None:
             env.pop(name, None)
         else:
-            env[name] = expand_env(value, base)
+            env[name] = expand_env(reveal(value), base)  # a Secret (proxy URL) in clear for the process
     return env
 
 

@@ -22,7 +22,8 @@ import tomllib
 from rebuilt.core import project
 from rebuilt.core import recipes as recipes_mod
 from rebuilt.core import secret as secret_mod
-from rebuilt.core.text import did_you_mean, redact
+from rebuilt.core.secret import redact
+from rebuilt.core.text import did_you_mean
 from rebuilt.errors import ConfigError
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
@@ -152,7 +153,8 @@ def _coerce(key: str, value: Any, default: Any, choices: tuple | None, source: s
     kind = secret_mod.kind_of(key)
     if kind and isinstance(value, str) and value:
         _check_secret(key, value, kind, where)
-        value = secret_mod.Secret(value, kind)
+        if kind == "value" or secret_mod.carries_credentials(value):  # a URL without credentials stays text
+            value = secret_mod.Secret(value, kind)
     return value
 
 

@@ -1,4 +1,4 @@
-"""Text helpers: did-you-mean, secret redaction, durations, templates."""
+"""Text helpers: did-you-mean, durations, templates (the redaction of secrets is rebuilt/core/secret.py)."""
 
 from __future__ import annotations
 
@@ -6,53 +6,10 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 
-# user[:password]@ up to the last @ before the path: a raw "@" in a password is redacted whole.
-_URL_CREDS = re.compile(r"""(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<creds>[^/\s"'<>]*)@""")
-# user:password@host without a scheme (a mistyped proxy URL, an export line): the userinfo is masked too.
-_BARE_CREDS = re.compile(r"""(?<![\w.%+\-/:@])[\w.%+\-]+:[^\s/"'<>]*@(?=[\w\[])""")
-_MIN_SECRET = 4  # shorter values would mask ordinary words; their URL form is still masked
-_secrets: set[str] = set()
-_secret_re: re.Pattern | None = None
-
-
-def register_secret(value: str) -> None:
-    """Mask ``value`` (and its percent-encoded form) wherever ``redact`` sees it from now on."""
-    global _secret_re
-    import urllib.parse
-
-    value = str.__str__(value) if isinstance(value, str) else ""
-    forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value, safe="")}
-    new = {f for f in forms if len(f) >= _MIN_SECRET} - _secrets
-    if new:
-        _secrets.update(new)
-        _secret_re = re.compile("|".join(re.escape(v) for v in sorted(_secrets, key=len, reverse=True)))
-
-
-def forget_secrets() -> None:
-    """Drop every registered value (tests)."""
-    global _secret_re
-    _secrets.clear()
-    _secret_re = None
-
-
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' when a close match exists, else ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def redact(text: str) -> str:
-    """Mask credentials: the whole userinfo of every URL (``http://u:p@h`` -> ``http://***@h``), a
-    ``user:password@host`` without scheme, and every registered secret value (``register_secret``)."""
-    if not isinstance(text, str):
-        return text
-    text = str.__str__(text)
-    if "@" in text:
-        text = _URL_CREDS.sub(lambda m: f"{m.group('scheme')}***@", text)
-        text = _BARE_CREDS.sub("***@", text)
-    if _secret_re is not None:
-        text = _secret_re.sub("***", text)
-    return text
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -69,6 +26,7 @@ _TEMPLATE = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
 
 def render(template: str, context: Mapping[str, object], *, where: str = "") -> str:
     """Fill ``{name}`` placeholders from ``context``; ``${VAR}`` (shell/env) is left alone."""
+    from rebuilt.core.secret import Secret, reveal
     from rebuilt.errors import ConfigError
 
     def sub(m: re.Match) -> str:
@@ -80,7 +38,7 @@ def render(template: str, context: Mapping[str, object], *, where: str = "") -> 
             return "1" if value else "0"
         if isinstance(value, (list, tuple)):
             return " ".join(str(v) for v in value)
-        return str.__str__(value) if isinstance(value, str) else str(value)  # a Secret's value, not its redacted text
+        return reveal(value) if isinstance(value, Secret) else str(value)  # a filled template goes to a program
 
     return _TEMPLATE.sub(sub, template)
 

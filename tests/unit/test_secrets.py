@@ -8,7 +8,7 @@ import pytest
 
 from rebuilt.core import secret
 from rebuilt.core import settings as settings_mod
-from rebuilt.core.text import forget_secrets, redact
+from rebuilt.core.secret import forget_secrets, redact
 from rebuilt.errors import ConfigError
 
 
@@ -40,20 +40,100 @@ def test_known_secret_values_are_masked_in_any_text():
     assert s.reveal() == "http://bob:p@ss-w0rd@proxy:3128" and tok.reveal() == "tok-123456"
 
 
-def test_secret_prints_redacted_but_works_as_the_value():
+def test_secret_prints_redacted():
     s = secret.Secret("http://bob:pw-9876@proxy:3128", "url")
-    for shown in (str(s), repr(s), f"{s}", "%s" % s, "{}".format(s), str([s])):  # noqa: UP031, UP032
+    for shown in (str(s), repr(s), f"{s}", f"{s!s:>60}", "%s" % s, "{}".format(s), str([s]), s.redacted):  # noqa: UP031, UP032
         assert "pw-9876" not in shown and "***@proxy:3128" in shown
-    assert s == "http://bob:pw-9876@proxy:3128" and s.startswith("http://bob")
-    import urllib.parse
-
-    assert urllib.parse.urlsplit(s).password == "pw-9876"
     assert str(secret.Secret("x-token")) == "***" and "x-token" not in repr(secret.Secret("x-token"))
+    assert str(secret.Secret("")) == "" and not secret.Secret("") and secret.Secret("x-token")
+
+
+@pytest.mark.parametrize("operation", [
+    lambda s: s[7:20], lambda s: s + "x", lambda s: "x" + s, lambda s: s.split(":"), lambda s: s.startswith("http"),
+    lambda s: s % (), lambda s: s * 2, lambda s: len(s), lambda s: list(s), lambda s: "pw" in s,
+    lambda s: s.replace("a", "b"), lambda s: json.dumps(s), lambda s: s.encode(),
+])
+def test_string_operations_refuse_instead_of_giving_out_the_value(operation):
+    s = secret.Secret("http://bob:pw-9876@proxy:3128", "url")
+    with pytest.raises(TypeError) as err:
+        operation(s)
+    assert "pw-9876" not in str(err.value)
+
+
+def test_a_secret_is_not_text_and_equals_only_a_secret():
+    s = secret.Secret("tok-123456")
+    assert not isinstance(s, str) and s != "tok-123456" and "tok-123456" not in [s]
+    assert s == secret.Secret("tok-123456") and s != secret.Secret("tok-123456", "url")
+    assert len({s, secret.Secret("tok-123456")}) == 1
+    assert secret.Secret(s).reveal() == "tok-123456"
+    with pytest.raises(TypeError):
+        secret.Secret(42)
+
+
+def test_pickling_or_copying_a_secret_gives_a_secret():
+    import copy
+    import pickle
+
+    s = secret.Secret("https://u:pw-pickle@h/x.git", "url")
+    for back in (pickle.loads(pickle.dumps(s)), copy.copy(s), copy.deepcopy(s)):
+        assert isinstance(back, secret.Secret) and not isinstance(back, str)
+        assert back.reveal() == s.reveal() and str(back) == "https://***@h/x.git"
+
+
+def test_the_value_is_revealed_for_a_process_only():
+    s = secret.Secret("https://x:tok-7788@git.example/a.git", "url")
+    assert secret.reveal_args(["git", "fetch", s, 3]) == ["git", "fetch", "https://x:tok-7788@git.example/a.git", "3"]
+    assert secret.reveal_env({"HTTPS_PROXY": s, "A": "1", "B": None}) == {
+        "HTTPS_PROXY": "https://x:tok-7788@git.example/a.git", "A": "1", "B": None}
+    assert secret.reveal(s) == s.reveal() and secret.reveal(7) == 7
+    assert secret.public(s) == "https://git.example/a.git" and secret.public(secret.Secret("tok-7788")) == "***"
+
+
+def test_the_runner_hands_a_step_its_secret_environment_in_clear():
+    from rebuilt.core import runner
+
+    s = secret.Secret("http://u:pw-env1@proxy:3128", "url")
+    env = runner.step_environment({"PATH": "/bin"}, {"HTTPS_PROXY": s, "X": "${PATH}:/x"})
+    assert env == {"PATH": "/bin", "HTTPS_PROXY": "http://u:pw-env1@proxy:3128", "X": "/bin:/x"}
+
+
+def test_a_bare_ssh_login_name_is_not_a_credential():
+    for url in ("ssh://git@github.com/a/b.git", "git+ssh://deploy@git.example/a.git", "git://git@h/a.git"):
+        assert not secret.carries_credentials(url)
+        assert settings_mod.parse_assignments([f"sglang.url={url}"])  # so it may be a flag
+    secret.Secret("ssh://deploy@git.example/a.git", "url")
+    assert redact("the deploy key") == "the deploy key"  # the login name was not registered
+    assert secret.carries_credentials("ssh://git:pw-ssh1@h/a.git")  # a password is one, whatever the scheme
+
+
+def test_a_token_given_as_the_user_name_of_a_url_is_redacted_everywhere():
+    secret.Secret("https://ghp-tok3n-user@github.com/a/b.git", "url")
+    assert redact("fatal: auth failed for ghp-tok3n-user") == "fatal: auth failed for ***"
+    assert secret.url_password("https://ghp-tok3n-user@github.com/a/b.git") == "ghp-tok3n-user"
+    assert secret.url_password("https://u:pw-2@h/x") == "pw-2" and secret.url_password("https://h/x") is None
+
+
+def test_a_url_without_credentials_stays_text(resolve):
+    s = resolve(environ={"INVOKE_REBUILT_SPEEDGATE_URL": "https://git.example/sg.git",
+                         "INVOKE_REBUILT_SERVE_MOONCAKE_PASSWORD": "pw-moon-1"})
+    assert s["speedgate.url"] == "https://git.example/sg.git" and isinstance(s["speedgate.url"], str)
+    assert isinstance(s["serve.mooncake.password"], secret.Secret) and str(s["serve.mooncake.password"]) == "***"
+
+
+def test_a_redactor_knows_secret_settings_and_shows_a_secret_redacted():
+    pw = secret.Secret("pw-red-1")
+    r = secret.from_settings([("serve.mooncake.password", pw), ("serve.mooncake.url", "redis://:pw-url-2@h:1"),
+                              ("serve.port", 30000), ("sglang.url", "ssh://git@h/a.git")])
+    assert r.values() == sorted({"pw-red-1", "pw-url-2"})
+    assert r("a pw-red-1 b pw-url-2 c git") == "a *** b *** c git"
+    assert r(pw) == "***" and r.argv(["--password", pw]) == ["--password", "***"]
+    assert r.env({"MOONCAKE_PASSWORD": "short", "X": pw}) == {"MOONCAKE_PASSWORD": "***", "X": "***"}
 
 
 @pytest.mark.parametrize("key, kind", [
     ("proxy.url", "url"), ("speedgate.url", "url"), ("sglang.url", "url"), ("ccache.remote", "url"),
     ("serve.password", "value"), ("hub.token", "value"), ("serve.api_key", "value"),
+    ("hub.secret", "value"), ("serve.mooncake.passwd", "value"), ("serve.secrets", None), ("bench.tokens", None),
     ("jobs", None), ("proxy.no_proxy", None), ("sglang.ref", None),
 ])
 def test_which_settings_are_secret(key, kind):
@@ -145,14 +225,6 @@ def test_private_files_and_folders(tmp_path):
     with fs.atomic_path(kept) as tmp:  # editing a user's file keeps its mode
         tmp.write_text("b\n")
     assert stat.S_IMODE(kept.stat().st_mode) == 0o644
-
-
-def test_programs_get_the_real_value():
-    """A Secret handed to a program (argv) is its value, not its redacted text."""
-    from rebuilt.core import runner
-
-    s = secret.Secret("https://x:tok-7788@git.example/a.git", "url")
-    assert runner.capture(["echo", s]).stdout.strip() == "https://x:tok-7788@git.example/a.git"
 
 
 def test_recipe_templates_get_the_real_value():

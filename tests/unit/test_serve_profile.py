@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from rebuilt.core import secret as secrets
 from rebuilt.errors import ConfigError
 from rebuilt.tools.serve import profile as prof
-from rebuilt.tools.serve import secrets
 from rebuilt.tools.serve.lifecycle import dry_run_text
 from rebuilt.tools.serve.resolve import resolve
 

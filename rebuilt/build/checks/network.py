@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from rebuilt.build.checks.model import Check, Context
 from rebuilt.build.features import proxy
 from rebuilt.core import recipes
-from rebuilt.core.text import redact
+from rebuilt.core.secret import public, redact
 from rebuilt.errors import RebuiltError
 
 
@@ -73,7 +73,7 @@ def proxy_state(ctx: Context) -> list[Check]:
                       "when the proxy does not intercept TLS")]
     if not url or ctx.offline:
         return [Check("proxy", "ok", text)]
-    parts = urllib.parse.urlsplit(url)
+    parts = urllib.parse.urlsplit(public(url))
     port = parts.port or (443 if parts.scheme == "https" else 1080 if parts.scheme.startswith("socks") else 80)
     try:
         socket.create_connection((parts.hostname, port), timeout=proxy.TIMEOUT_S).close()

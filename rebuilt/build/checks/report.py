@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from rebuilt.build.checks.model import Check, Context
-from rebuilt.core.text import redact
+from rebuilt.core.secret import redact
 from rebuilt.errors import RebuiltError
 
 MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}

@@ -21,7 +21,7 @@ from packaging.version import Version
 from rebuilt.build import builder, features
 from rebuilt.core import runner
 from rebuilt.core.fs import write_json
-from rebuilt.core.text import redact
+from rebuilt.core.secret import redact
 
 COMPILERS = ("gcc", "g++", "cc", "c++")
 REMOTE_MIN = Version("4.4")  # remote_storage (earlier: secondary_storage, 4.2-4.3)

@@ -25,6 +25,7 @@ from pathlib import Path
 from rebuilt.build import features
 from rebuilt.core import shape
 from rebuilt.core.fs import read_json
+from rebuilt.core.secret import public
 from rebuilt.errors import StepFailed
 
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there, a connection is refused at once
@@ -62,6 +63,7 @@ def bare_url(url: str) -> str:
     """``url`` without credentials (they never go into a bundle, its manifest or the index)."""
     import urllib.parse
 
+    url = public(url)  # a credential-bearing source setting (rebuilt.core.secret.Secret)
     parts = urllib.parse.urlsplit(url)
     if parts.scheme and (parts.username or parts.password):
         host = parts.hostname + (f":{parts.port}" if parts.port else "")
@@ -236,6 +238,7 @@ def slug(url: str) -> str:
     import hashlib
     import urllib.parse
 
+    url = public(url)
     parts = urllib.parse.urlsplit(url)
     tail = (parts.hostname or "") + parts.path if parts.scheme else url
     tail = SLUG.sub("_", tail.rstrip("/").removesuffix(".git")).strip("_")[-60:]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rebuilt.build import features
 from rebuilt.core.fs import atomic_path
-from rebuilt.core.text import redact
+from rebuilt.core.secret import Secret, public, redact, reveal
 from rebuilt.errors import ConfigError
 
 NAMES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
@@ -45,6 +45,8 @@ def has_credentials(url: str) -> bool:
 
 
 def _check_url(url: str, where: str) -> None:
+    if isinstance(url, Secret):
+        return  # proxy.url: checked when the settings were resolved (rebuilt/core/settings.py)
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
         raise ConfigError(f"{where}: {redact(url)!r} is not a proxy URL",
@@ -148,7 +150,7 @@ def bypasses(url: str, no_proxy: str) -> bool:
 def origin(url: str) -> str | None:
     """``https://user:pw@github.com:443/a/b.git`` -> ``https://github.com:443`` (no credentials);
     None for URLs that are not HTTP(S) (ssh, file, git@host:path)."""
-    parts = urllib.parse.urlsplit(url)
+    parts = urllib.parse.urlsplit(public(url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -180,7 +182,7 @@ def reach(url: str, settings, timeout: float = TIMEOUT_S) -> tuple[bool, str]:
         if bypasses(url, settings["proxy.no_proxy"]):
             via = "directly (no_proxy)"
         else:
-            session.proxies = {"http": proxy, "https": proxy}
+            session.proxies = {"http": reveal(proxy), "https": reveal(proxy)}  # the connection's own copy
             via = f"through {redact(proxy)}"
     try:
         r = session.head(url, timeout=timeout, allow_redirects=False, verify=not settings["proxy.insecure"])

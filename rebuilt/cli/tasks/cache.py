@@ -13,7 +13,7 @@ from rebuilt.cli.tasks.common import BUILD_HELP, resolve
 def stats(c, workdir=None, set_=None):
     """Show the hit rate of the last build and of the whole cache."""
     from rebuilt.build.features import ccache
-    from rebuilt.core.text import redact
+    from rebuilt.core.secret import redact
 
     settings = resolve(workdir=workdir, set_=set_)
     wd = settings.workdir()

@@ -50,12 +50,13 @@ def env(c, workdir=None, set_=None):
     import shlex
 
     from rebuilt.build.features import proxy
+    from rebuilt.core.secret import reveal
 
     settings = resolve(workdir=workdir, set_=set_)
     values = proxy.env_for(settings)
     if values:  # the real URL, credentials included: this output is meant for eval, not for a log
         for k, v in values.items():
-            print(f"export {k}={shlex.quote(str.__str__(v))}")  # a Secret prints redacted unless unwrapped
+            print(f"export {k}={shlex.quote(reveal(v))}")  # for eval: the shell hands it to programs
     else:
         names = (*proxy.NAMES, *proxy.NO_PROXY) + ((proxy.INSECURE,) if settings["proxy.insecure"] else ())
         print("unset " + " ".join(names))
@@ -70,7 +71,7 @@ def check(c, url=None, stack=None, workdir=None, set_=None):
 
     from rebuilt.build.checks import network
     from rebuilt.build.features import proxy
-    from rebuilt.core.text import redact
+    from rebuilt.core.secret import redact
     from rebuilt.errors import CheckFailed
 
     settings = resolve(stack=stack, workdir=workdir, set_=set_)

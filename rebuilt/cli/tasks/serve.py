@@ -24,7 +24,7 @@ def _settings(workdir, set_, stack):
 
 
 def _red(s):
-    from rebuilt.tools.serve.secrets import from_settings
+    from rebuilt.core.secret import from_settings
 
     return from_settings((k, v.value) for k, v in s.items())
 

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from rebuilt.core.fs import atomic_path
-from rebuilt.core.text import redact
+from rebuilt.core.secret import redact
 from rebuilt.errors import InputError, SourceError
 
 SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar", ".zip")

@@ -16,7 +16,7 @@ from pathlib import Path
 from rebuilt.build import builder, fetchcontent
 from rebuilt.build.features import offline
 from rebuilt.core import runner
-from rebuilt.core.text import redact
+from rebuilt.core.secret import redact
 from rebuilt.tools.bundle import downloads, wheelhouse
 from rebuilt.tools.bundle.make import components
 

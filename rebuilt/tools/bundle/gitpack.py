@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rebuilt.build.features import offline
 from rebuilt.core import runner
-from rebuilt.core.text import redact
+from rebuilt.core.secret import redact
 from rebuilt.errors import SourceError
 
 PIN = "refs/rebuilt/pins/"

@@ -21,7 +21,7 @@ from rebuilt.build import builder, fetchcontent
 from rebuilt.build.features import offline
 from rebuilt.core import runner
 from rebuilt.core.fs import read_json, sha256_file, write_json
-from rebuilt.core.text import redact
+from rebuilt.core.secret import redact
 from rebuilt.errors import ConfigError
 from rebuilt.tools.bundle import archive, downloads, gitpack, shapes, wheelhouse
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from rebuilt.core import runner
 from rebuilt.core.fs import mark_cachedir
+from rebuilt.core.secret import Redactor, from_settings, secret_env
 from rebuilt.core.text import fmt_seconds
 from rebuilt.errors import ConfigError, StepFailed
 from rebuilt.tools.serve import health, procs, resolve
 from rebuilt.tools.serve import profile as profile_mod
 from rebuilt.tools.serve.logpipe import ENV as REDACT_ENV
-from rebuilt.tools.serve.secrets import Redactor, from_settings, secret_env
 from rebuilt.tools.serve.state import _state_or_fail, load_state, locked, now, running, save_state, serve_dir
 
 TAIL = 30

@@ -18,7 +18,7 @@ ENV = "REBUILT_SERVE_REDACT"
 
 def main(argv: list[str]) -> int:
     from rebuilt.core import runner
-    from rebuilt.tools.serve.secrets import Redactor
+    from rebuilt.core.secret import Redactor
 
     if "--" not in argv or argv.index("--") == len(argv) - 1:
         print("usage: python -m rebuilt.tools.serve.logpipe -- PROGRAM [ARGS...]", file=sys.stderr)

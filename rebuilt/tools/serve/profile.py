@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from rebuilt.core import recipes as recipes_mod
+from rebuilt.core import secret as secrets
 from rebuilt.core import shape, tomlfile
 from rebuilt.core.text import did_you_mean
 from rebuilt.errors import ConfigError
-from rebuilt.tools.serve import secrets
 
 PROFILE_KEYS = ("summary", "entry", "model")
 DEFAULT_HEALTH = "/health"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from rebuilt.core import secret as secrets
 from rebuilt.core.text import render
 from rebuilt.errors import ConfigError
-from rebuilt.tools.serve import secrets
 from rebuilt.tools.serve.profile import BUILTINS, Profile, RoleSpec, _where
 
 
@@ -67,7 +67,7 @@ def context(settings, *, python: str, host: str, workdir: str, profile: Profile)
     """Placeholders: every setting by its key, the ``serve.*`` keys also bare (for ``when``), and the built-ins."""
     ctx: dict[str, Any] = {}
     for key, value in settings.items():
-        ctx[key] = secrets.plain(value.value)
+        ctx[key] = secrets.reveal(value.value)
     for key in list(ctx):
         if key.startswith("serve.") and key.count(".") == 1 and key[6:] not in BUILTINS:
             ctx[key[6:]] = ctx[key]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rebuilt.core.secret import Redactor
 from rebuilt.errors import CheckFailed, ConfigError
 from rebuilt.tools.serve import health
-from rebuilt.tools.serve.secrets import Redactor
 from rebuilt.tools.serve.state import load_state
 
 

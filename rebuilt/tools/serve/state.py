@@ -17,9 +17,9 @@ from pathlib import Path
 
 from rebuilt.core import shape
 from rebuilt.core.fs import atomic_path, read_json
+from rebuilt.core.secret import Redactor
 from rebuilt.errors import ConfigError
 from rebuilt.tools.serve import procs
-from rebuilt.tools.serve.secrets import Redactor
 
 
 def serve_dir(workdir: Path, profile: str) -> Path:

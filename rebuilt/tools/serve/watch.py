@@ -6,11 +6,11 @@ import os
 import time
 from collections.abc import Callable
 
+from rebuilt.core.secret import Redactor
 from rebuilt.core.text import fmt_seconds
 from rebuilt.errors import ConfigError
 from rebuilt.tools.serve import health
 from rebuilt.tools.serve.lifecycle import POLL_S, _tail
-from rebuilt.tools.serve.secrets import Redactor
 from rebuilt.tools.serve.state import _state_or_fail, running
 
 
