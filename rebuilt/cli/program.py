@@ -8,14 +8,20 @@ folder (rebuilt/core/project.py) whatever the current folder is.
 
     rebuilt --list
     rebuilt build.sgl-kernel --dry-run
+    mkdir -p ~/.local/share/bash-completion/completions
     rebuilt --print-completion-script bash > ~/.local/share/bash-completion/completions/rebuilt
+
+The program's own options never take a letter that a task flag uses: invoke's ``-D``
+(``--list-depth``), ``-p`` (``--pty``), ``-w`` (``--warn-only``) and ``-f`` (``--config``) are long
+only here, and invoke's collection options (``-c``, ``-r``, ``--no-dedupe``) do not exist, so a task
+flag typed before the task name is one message saying where it goes (rebuilt/cli/tasks/_argv.py).
 """
 
 from __future__ import annotations
 
 import sys
 
-from invoke import Config, Program
+from invoke import Config, Exit, Program
 
 from rebuilt import __version__
 
@@ -28,6 +34,57 @@ class RebuiltConfig(Config):
 
 class RebuiltProgram(Program):
     """invoke's Program with rebuilt's namespace, built when the command line is parsed."""
+
+    def core_args(self):
+        from rebuilt.cli.tasks import SHORT_FLAGS
+
+        taken = set(SHORT_FLAGS.values())
+        args = super().core_args()
+        for arg in args:
+            arg.names = tuple(n for n in arg.names if len(n) > 1 or n not in taken)
+        return args
+
+    def task_args(self):
+        return []  # the namespace is rebuilt's own: no collection to search for or name
+
+    def run(self, argv=None, exit: bool = True) -> None:
+        from rebuilt.core import command
+
+        command.PROGRAM = "rebuilt"  # messages name the commands of this program
+        super().run(argv, exit)
+
+    def parse_core(self, argv) -> None:
+        self.normalize_argv(argv)
+        self.parse_core_args()
+        shell = self.args["print-completion-script"].value
+        if shell:
+            from rebuilt.cli.completion import script
+
+            print(script(shell, self.binary_names[0]), end="")
+            raise Exit
+        super().parse_core(self.argv)
+
+    def parse_cleanup(self) -> None:
+        from invoke.exceptions import ParseError
+
+        from rebuilt.cli.tasks._argv import BadCommandLine, explain
+
+        if self.args.complete.value:
+            self._complete()
+        try:
+            super().parse_cleanup()
+        except BadCommandLine:
+            raise
+        except ParseError as err:  # `rebuilt --help build.sgl-kernal`
+            raise BadCommandLine(explain(err, self.parser.contexts)) from None
+
+    def _complete(self) -> None:
+        from rebuilt.cli.completion import candidates
+
+        words = self.argv[self.argv.index("--") + 1:] if "--" in self.argv else []
+        contexts = {c.name: c for c in self.collection.to_contexts(ignore_unknown_help=True)}
+        print("\n".join(candidates(words, self.initial_context, contexts)))
+        raise Exit
 
     def parse_collection(self) -> None:
         from rebuilt.cli.tasks import namespace

@@ -1,11 +1,12 @@
-"""The task namespace: one letter per flag everywhere, --help on tasks with positional arguments,
-and the `rebuilt` program built on the same namespace."""
+"""The task namespace: one letter per flag everywhere; the `rebuilt` program's own options take none of
+them; a mistyped task or flag gets a did-you-mean; a task flag before the task name says where it goes;
+completion candidates. (What needs a process is in tests/integration/test_cli_args.py.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 from rebuilt.cli.tasks import SHORT_FLAGS, namespace
 
@@ -31,35 +32,91 @@ def test_a_short_flag_means_the_same_long_flag_in_every_task():
     assert meaning and all(len(v) == 1 or v in allowed for v in meaning.values()), meaning
 
 
-CHECK_HELP = """
-from rebuilt.cli.tasks import namespace
-ns = namespace()
-missing = [ctx.name + ' --' + a.name for ctx in ns.to_contexts(ignore_unknown_help=False)
-           for a in ctx.args.values() if not a.help]
-missing += [n + ' (no docstring)' for n in ns.task_names if not (ns[n].__doc__ or '').strip()]
-print('\\n'.join(missing))
-"""
+def test_the_rebuilt_program_takes_no_letter_a_task_flag_uses():
+    from rebuilt.cli.program import program
+
+    core = {n for arg in program.initial_context.args.values() for n in arg.names if len(n) == 1}
+    task_letters = {n for _, arg in _flags() for n in arg.names if len(n) == 1} - {"h"}
+    assert core and not core & task_letters, core & task_letters
+    assert "D" in task_letters and "p" in task_letters  # what invoke's core options took before
 
 
-def test_every_task_has_a_docstring_and_help_for_every_flag():
-    # a fresh interpreter: invoke consumes a task's help dict the first time it builds the arguments
-    r = subprocess.run([sys.executable, "-c", CHECK_HELP], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "", r.stdout
+def _contexts():
+    return {c.name: c for c in namespace().to_contexts(ignore_unknown_help=True)}
 
 
-def test_help_after_a_positional_task_shows_the_help(tmp_path):
-    for task in ("profile.summary", "bench.parse", "src.patch-check"):
-        r = subprocess.run([sys.executable, "-m", "invoke", task, "--help"], cwd=ROOT, capture_output=True,
-                           text=True, timeout=60)
-        assert r.returncode == 0, r.stderr
-        assert f"{task} [--options]" in r.stdout and "no such file" not in r.stdout + r.stderr
+@pytest.mark.parametrize("argv, flag, fixed", [
+    (["-D", "sgl-kernel.nvcc_threads=4", "build.sgl-kernel", "-n"], "-D",
+     "inv build.sgl-kernel -D sgl-kernel.nvcc_threads=4 -n"),
+    (["-p", "/opt/env/bin/python", "build.torch"], "-p", "inv build.torch -p /opt/env/bin/python"),
+    (["-e", "-w", "/tmp/w", "build.torch", "-n"], "-w", "inv -e build.torch -w /tmp/w -n"),
+    (["-f", "build.torch"], "-f", "inv build.torch -f"),
+    (["--stack=aiak", "build.stack", "-n"], "--stack", "inv build.stack --stack=aiak -n"),
+])
+def test_a_task_flag_before_the_task_name_says_where_it_goes(argv, flag, fixed):
+    from rebuilt.cli.tasks._argv import misplaced
+
+    text = misplaced(argv, _contexts())
+    assert text and text.startswith(f"rebuilt: {flag} before the task name is ") and text.endswith(f"-> {fixed}")
 
 
-def test_shell_completion_script_and_completion():
-    script = subprocess.run([sys.executable, "-m", "rebuilt.cli", "--print-completion-script", "bash"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
-    assert script.returncode == 0 and "complete -F" in script.stdout and "rebuilt" in script.stdout
-    done = subprocess.run([sys.executable, "-m", "rebuilt.cli", "--complete", "--", "rebuilt", "build.sgl-kernel", "--"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert "--dry-run" in done.stdout and "--jobs" in done.stdout, done.stdout + done.stderr
+def test_flags_of_the_program_before_the_task_are_fine():
+    from rebuilt.cli.tasks._argv import misplaced
+
+    for argv in (["-e", "build.torch", "-n"], ["--help", "build.torch"], ["--list"], ["build.torch", "-p", "x"],
+                 ["--complete", "--", "inv", "-p", "build.torch"]):
+        assert misplaced(argv, _contexts()) is None, argv
+
+
+def test_a_mistyped_task_or_flag_gets_a_did_you_mean():
+    from invoke.exceptions import ParseError
+
+    from rebuilt.cli.tasks._argv import explain
+
+    ctx = _contexts()
+    text = explain(ParseError("No idea what 'build.sgl-kernal' is!"), ctx)
+    assert "no task named 'build.sgl-kernal' (did you mean build.sgl-kernel?)" in text and "--list" in text
+    text = explain(ParseError("No idea what '--dr' is!", ctx["build.sgl-kernel"]), ctx)
+    assert "build.sgl-kernel has no flag --dr (did you mean --dry-run?)" in text
+    assert "did you mean" not in explain(ParseError("No idea what 'zzzz' is!"), ctx)
+
+
+def test_program_messages_name_the_running_program(monkeypatch):
+    from rebuilt.core import command
+
+    assert command.as_typed("run `inv doctor --recipe torch` (or inv --list)") == \
+        "run `inv doctor --recipe torch` (or inv --list)"
+    monkeypatch.setattr(command, "PROGRAM", "rebuilt")
+    assert command.as_typed("run `inv doctor --recipe torch` (or inv --list); /usr/bin/inv x") == \
+        "run `rebuilt doctor --recipe torch` (or rebuilt --list); /usr/bin/inv x"
+    assert command.command("torch.restore") == "rebuilt torch.restore"
+
+
+def _complete(*words):
+    from rebuilt.cli.completion import candidates
+    from rebuilt.cli.program import program
+
+    return candidates(["rebuilt", *words], program.initial_context, _contexts())
+
+
+def test_completion_candidates():
+    assert _complete("build.sgl-kernel", "--dr") == ["--dry-run"]
+    assert _complete("build.sgl") == ["build.sgl-kernel", "build.sglang"]
+    assert _complete("build.sgl-kernel", "--stack", "") == ["aiak", "sglang-0.5.4"]
+    assert _complete("build.sgl-kernel", "--stack", "=", "a") == ["aiak"]  # bash splits --stack=a at '='
+    assert _complete("serve.up", "--profile", "") == ["aiak", "pd", "single"]
+    assert _complete("serve.up", "s")[:1] == ["single"]  # its positional profile, then tasks
+    assert _complete("doctor", "--recipe", "torch") == ["torch", "torchvision"]
+    assert _complete("--print-completion-script", "") == ["bash", "zsh", "fish"]
+    assert "--list" in _complete("--li") and "--dry-run" not in _complete("--")
+    assert _complete("build.torch", "--python", "") == []  # the shell completes file names
+
+
+def test_the_task_list_summary_is_the_recipe_summary():
+    from rebuilt.cli.tasks import _catalog
+    from rebuilt.core import recipes
+
+    names = _catalog.recipe_names()
+    assert names == recipes.recipe_names()
+    assert [_catalog.summary(n) for n in names] == [recipes.get(n).summary for n in names]
+    assert _catalog.stack_names() == recipes.stack_names()

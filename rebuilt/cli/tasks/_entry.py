@@ -7,6 +7,8 @@ import sys
 
 from invoke import Exit
 
+from rebuilt.cli.tasks import _argv
+from rebuilt.core.command import as_typed
 from rebuilt.errors import RebuiltError
 
 HELP_FLAGS = ("--help", "-h")
@@ -35,39 +37,6 @@ def checked_namespace(project):
     except RebuiltError as err:
         print(f"rebuilt: {err.render()}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
-
-
-def _parse_errors_are_bad_input() -> None:
-    """invoke's own command-line errors exit 2 with one line, like every other bad input.
-
-    invoke exits 1 for an unknown flag or a missing argument (1 means "a step failed" here) and
-    shows a traceback for a value its parser cannot convert (``--top abc`` for an int flag), so
-    its parser's two entry points are wrapped once per process.
-    """
-    from invoke.exceptions import ParseError
-    from invoke.parser import Parser
-    from invoke.parser.argument import Argument
-
-    if getattr(Parser.parse_argv, "_rebuilt", False):
-        return
-    plain_parse, plain_set = Parser.parse_argv, Argument.set_value
-
-    def set_value(self, value, cast=True):
-        try:
-            return plain_set(self, value, cast)
-        except (TypeError, ValueError):
-            flag = "--" + self.name.replace("_", "-")
-            kind = {int: "a whole number", float: "a number"}.get(self.kind, getattr(self.kind, "__name__", "?"))
-            raise ParseError(f"{flag}: expected {kind}, got {value!r}") from None
-
-    def parse_argv(self, argv):
-        try:
-            return plain_parse(self, argv)
-        except ParseError as err:
-            raise Exit(f"rebuilt: {err}\n  -> inv --help <task> lists its flags", 2) from None
-
-    parse_argv._rebuilt = True
-    Parser.parse_argv, Argument.set_value = parse_argv, set_value
 
 
 _OS_HINTS = {
@@ -124,7 +93,7 @@ def entry(fn):
         try:
             return fn(*args, **kwargs)
         except RebuiltError as err:
-            raise Exit(f"rebuilt: {err.render()}", err.exit_code) from None
+            raise Exit(as_typed(f"rebuilt: {err.render()}"), err.exit_code) from None
         except BrokenPipeError:  # `inv ... | head`: the reader is gone, nothing to say
             raise Exit(code=0) from None
         except OSError as err:  # an unusable path (read-only, full, not a folder): bad input, not a crash
@@ -139,4 +108,4 @@ def entry(fn):
     return wrapper
 
 
-_parse_errors_are_bad_input()  # every program that loads rebuilt's tasks (inv, rebuilt) gets it
+_argv.install()  # every program that loads rebuilt's tasks (inv, rebuilt) gets it

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from invoke import Collection, Task
 
+from rebuilt.cli.tasks import _catalog
 from rebuilt.cli.tasks._entry import entry
 from rebuilt.cli.tasks.common import BUILD_HELP, resolve
-from rebuilt.core import recipes
 
 
 def _make(names: list[str], summary: str, task_name: str) -> Task:
@@ -21,6 +21,8 @@ def _make(names: list[str], summary: str, task_name: str) -> Task:
             if names == ["stack"]:
                 raise ConfigError("--ref does not apply to build.stack: each component's ref comes from the stack",
                                   hint="use --set <recipe>.ref=REF for one component")
+            from rebuilt.core import recipes
+
             owner = recipes.get(names[0]).source
             if owner is None:
                 raise ConfigError(f"--ref: {names[0]} has no source checkout (its recipe installs packages), "
@@ -39,14 +41,7 @@ def _make(names: list[str], summary: str, task_name: str) -> Task:
     return Task(entry(body), name=task_name, help=help_, iterable=["set_"])
 
 
-def _summary(name: str) -> str:
-    """The recipe's one-line summary; an invalid recipe file still gets its task (that says why when run)."""
-    if name in recipes.invalid():
-        return f"(recipe file invalid: inv build.{name} says why)"
-    return recipes.get(name).summary
-
-
 ns = Collection("build")
-for _name in recipes.recipe_names():
-    ns.add_task(_make([_name], _summary(_name), _name))
+for _name in _catalog.recipe_names():  # names and summaries only: the recipes are parsed when a task runs
+    ns.add_task(_make([_name], _catalog.summary(_name), _name))
 ns.add_task(_make(["stack"], "Build every component of the stack in dependency order.", "stack"))
