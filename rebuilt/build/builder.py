@@ -1,49 +1,31 @@
 """From settings to a finished build: plan, checks, run under the lock and the guard, manifest.
 
 Tasks (inv) and sessions (nox) call ``build()``; this is the data flow the
-README describes. Other modules plug in through ``HOOKS`` (objects with
-optional methods) and ``PREFLIGHT`` (checks run before a real build).
+README describes: the plan (with the features' env), the checks' verdict
+(``rebuilt.build.checks.preflight.before_build``), then each recipe's steps
+with the features' hooks around them. The features are a parameter (default
+``rebuilt.build.features.FEATURES``, whose order is explained there).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rebuilt.build import features as features_mod
 from rebuilt.build import logscan, manifest
 from rebuilt.build import plan as plan_mod
 from rebuilt.build.actions import ACTIONS, ActionEnv
+from rebuilt.core import interpreter, runner
 from rebuilt.core import machine as machine_mod
 from rebuilt.core import recipes as recipes_mod
-from rebuilt.core import runner
 from rebuilt.core.fs import mark_cachedir, open_private, private_dir, write_json
 from rebuilt.core.secret import redact
 from rebuilt.core.settings import Settings
 from rebuilt.core.text import fmt_seconds
-from rebuilt.errors import ConfigError, Interrupted, RebuiltError, StepFailed
-
-# Factories: (settings, workdir, console, options) -> hook object with optional methods:
-#   up_to_date(rp) -> str | None (a reason to skip the recipe; not asked with --force),
-#   before_recipe(rp), before_step(step, env), after_step(step, result), after_recipe(rp, status, manifest)
-HOOKS: list[Callable] = []
-# Checks before a real build: (plan, machine, settings, console, dry_run=False) -> None, raise CheckFailed
-# to stop; with dry_run=True they print the verdict a real build would meet and never raise.
-PREFLIGHT: list[Callable] = []
-# Modules that register hooks or checks when imported (imported on the first real build).
-# Order matters for PATH: a feature registered later puts its folder first (ccache before the shim).
-PLUGINS = ("rebuilt.build.features.protect", "rebuilt.build.features.stamps", "rebuilt.build.features.shim",
-           "rebuilt.build.features.ccache", "rebuilt.build.features.proxy", "rebuilt.build.features.offline",
-           "rebuilt.build.checks.preflight")
-
-
-def _load_plugins() -> None:
-    import importlib
-
-    for name in PLUGINS:
-        importlib.import_module(name)
+from rebuilt.errors import Interrupted, RebuiltError, StepFailed
 
 
 @dataclass
@@ -77,46 +59,44 @@ def probe(settings: Settings) -> machine_mod.Machine:
     return machine_mod.probe(settings.python(), settings["cuda"], settings["cuda_home"], settings["host_compiler"])
 
 
-def make_plan(settings: Settings, names: list[str], machine=None,
-              placeholders: bool = False) -> tuple[plan_mod.Plan, machine_mod.Machine]:
-    _load_plugins()  # their step features show in the plan
+def make_plan(settings: Settings, names: list[str], machine=None, placeholders: bool = False,
+              features=features_mod.FEATURES) -> tuple[plan_mod.Plan, machine_mod.Machine]:
     machine = machine or probe(settings)
     workdir = settings.workdir()
-    return plan_mod.make(settings, targets(settings, names), machine, workdir, placeholders), machine
+    return plan_mod.make(settings, targets(settings, names), machine, workdir, placeholders, features), machine
 
 
-def _check_python(machine: machine_mod.Machine, settings: Settings) -> None:
-    """--python must name an interpreter that runs: bad input (exit 2), also in a dry run."""
-    if not machine.python.version:
-        raise ConfigError(f"python {settings.python()} does not run: {machine.python.error}",
-                          hint="give --python (or the python setting) an interpreter that exists, by absolute path")
+def check_python(machine: machine_mod.Machine, settings: Settings) -> None:
+    """The target interpreter must run: bad input (exit 2), also in a dry run."""
+    interpreter.require_runs(settings.target(), machine.python.version, machine.python.error)
 
 
-def build(settings: Settings, names: list[str], opts: Options, console: runner.Console | None = None) -> Outcome:
-    """Plan ``names``; print it (dry run) or run it."""
+def build(settings: Settings, names: list[str], opts: Options, console: runner.Console | None = None,
+          features=features_mod.FEATURES) -> Outcome:
+    """Plan ``names``; print it (dry run) or run it, with ``features`` around every step."""
+    from rebuilt.build.checks import preflight
+
     console = console or runner.Console(verbose=opts.verbose)
-    plan, machine = make_plan(settings, names, placeholders=opts.dry_run)
-    _check_python(machine, settings)
+    plan, machine = make_plan(settings, names, placeholders=opts.dry_run, features=features)
+    check_python(machine, settings)
     if opts.source_only:
         plan = plan_mod.source_only(plan)
     if opts.dry_run:
         console.say(plan_mod.render(plan, machine))
         console.say("(dry run: nothing was executed)")
         if opts.checks and not opts.source_only:  # the verdict a real build would meet, without failing
-            for check in PREFLIGHT:
-                check(plan, machine, settings, console, dry_run=True)
+            preflight.before_build(plan, machine, settings, console, dry_run=True)
         return Outcome(plan)
     for w in plan.warnings:
         console.say(f"! {w}")
     if opts.checks and not opts.source_only:
-        for check in PREFLIGHT:
-            check(plan, machine, settings, console)
+        preflight.before_build(plan, machine, settings, console)
     workdir = settings.workdir()
     for sub in ("logs", "wheels", "manifests", "state", "src"):
         mark_cachedir(workdir / sub) if sub != "src" else private_dir(workdir / sub)
     outcome = Outcome(plan)
     with runner.workdir_lock(workdir):
-        hooks = [] if opts.source_only else [factory(settings, workdir, console, opts) for factory in HOOKS]
+        hooks = [] if opts.source_only else features_mod.hooks(features, settings, workdir, console, opts)
         run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         steps_total = len(plan.steps)
         index = 0

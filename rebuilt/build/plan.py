@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rebuilt.build import features
+from rebuilt.build import features as features_mod
 from rebuilt.build import jobs as jobs_mod
 from rebuilt.core import conditions
 from rebuilt.core.fs import sha256_file
@@ -27,6 +27,7 @@ from rebuilt.core.settings import Settings
 from rebuilt.core.text import render as fill
 from rebuilt.errors import ConfigError
 
+JOBS = "{jobs}"  # the job count as the no-op stamp sees it: -j 8 and -j 64 build the same thing
 RESERVED = {"python", "python_bin", "python_prefix", "cmake_prefix", "jobs", "workdir", "wheelhouse", "src",
             "build_dir", "cuda_home", "nvcc", "cuda", "arch_list", "nvshmem_dir", "recipe", "gpu", "nvshmem",
             "nvshmem_pip", "cuda_cccl",
@@ -50,6 +51,10 @@ class Step:
     note: str | None = None
     needs: tuple[str, ...] = ()  # "cmake>=3.26", "nvcc", ...: what the pre-build checks look at for this step
     provides: tuple[str, ...] = ()  # what it makes available to the steps after it ("torch", "uv")
+    # What came from the job count: env name -> (value, the value with "{jobs}" in place of the count),
+    # and the command so rendered (None: the command holds no job count). The no-op stamp reads these.
+    jobs_env: dict = field(default_factory=dict)
+    jobs_command: str | None = None
 
     @property
     def title(self) -> str:
@@ -81,6 +86,7 @@ class Plan:
     python: str
     workdir: str
     recipes: tuple[RecipePlan, ...]
+    python_why: str = ""  # the rule that chose the target interpreter (rebuilt/core/interpreter.py)
 
     @property
     def steps(self) -> list[Step]:
@@ -244,7 +250,7 @@ def _action_args(step: Step, ctx: dict, settings: Settings, machine: Machine) ->
 
 
 def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path,
-                placeholders: bool = False) -> RecipePlan:
+                placeholders: bool = False, features=features_mod.FEATURES) -> RecipePlan:
     """The steps for one recipe: fetch, patches, the recipe's own steps, collect.
 
     A required setting that is empty raises ConfigError, or with ``placeholders`` (a dry run) shows as
@@ -255,6 +261,7 @@ def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: P
     note = f"{recipe.mem_per_job_gb:g} GiB x {threads} nvcc threads" if threads else ""
     choice = jobs_mod.choose(settings["jobs"], machine.cpus, machine.mem_available_gb, per_job, note)
     ctx = _context(settings, recipe, machine, workdir, choice.jobs)
+    free = {**ctx, "jobs": JOBS}  # the same recipe with the job count left as a placeholder
     src, owner = _source_dir(settings, recipe, workdir)
     src = src if ctx["src"] else None
     warnings = [w for w in [choice.warning] if w]
@@ -289,6 +296,7 @@ def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: P
         if spec.when and not conditions.evaluate(spec.when, ctx, f"{recipe.path} step {spec.name}"):
             continue
         step = _action_args(_step(recipe, spec, ctx, ctx["build_dir"]), ctx, settings, machine)
+        step = _mark_jobs(step, _action_args(_step(recipe, spec, free, free["build_dir"]), free, settings, machine))
         if step.gpu and not machine.gpus:
             warnings.append(f"{step.title} needs a GPU and none was found: the step is left out")
             continue
@@ -301,13 +309,28 @@ def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: P
             warnings.append(f"{recipe.name}: {fill(text, ctx)}")
     if recipe.provides and steps:
         steps[-1] = Step(**{**steps[-1].__dict__, "provides": steps[-1].provides + tuple(recipe.provides)})
-    steps = [features.apply(settings, recipe, s, ctx, workdir, machine) for s in steps]
-    warnings += features.warnings(settings, recipe, steps, ctx, workdir, machine)
+    steps = [features_mod.apply(features, settings, recipe, s, ctx, workdir, machine) for s in steps]
+    warnings += features_mod.warnings(features, settings, recipe, steps, ctx, workdir, machine)
     inputs = {"recipe": recipe.name, "options": {k: redact(v) if isinstance(v, str) else v for k, v in opts.items()},
-              "jobs": choice.jobs,
-              "steps": [[s.name, redact(s.command_text()),
-                         sorted((k, redact(str(v))) for k, v in s.env.items() if not _transport(k))] for s in steps]}
+              "steps": [_step_inputs(s) for s in steps]}
     return RecipePlan(recipe, ctx, tuple(steps), tuple(warnings), choice, src, inputs, tuple(unset))
+
+
+def _mark_jobs(step: Step, free: Step) -> Step:
+    """``step`` with what came from the job count: ``free`` is the same step rendered with ``{jobs}``."""
+    env = {k: (step.env.get(k), v) for k, v in free.env.items() if step.env.get(k) != v}
+    command = free.command_text()
+    return replace(step, jobs_env=env, jobs_command=command if command != step.command_text() else None)
+
+
+def _step_inputs(step: Step) -> list:
+    """A step as the no-op stamp compares it: command and env, the job count left out (it changes no output)."""
+    env = dict(step.env)
+    for name, (value, free) in step.jobs_env.items():
+        if env.get(name) == value:  # as the recipe rendered it (a feature may have replaced it since)
+            env[name] = free
+    return [step.name, redact(step.jobs_command or step.command_text()),
+            sorted((k, redact(str(v))) for k, v in env.items() if not _transport(k))]
 
 
 def _transport(name: str) -> bool:
@@ -323,10 +346,12 @@ def _env_name(key: str) -> str:
 
 
 def make(settings: Settings, recipes: list[Recipe], machine: Machine, workdir: Path,
-         placeholders: bool = False) -> Plan:
-    """The plan for ``recipes`` (already in build order); ``placeholders``: see ``plan_recipe``."""
-    return Plan(stack=settings.stack.name, python=settings.python(), workdir=str(workdir),
-                recipes=tuple(plan_recipe(settings, r, machine, workdir, placeholders) for r in recipes))
+         placeholders: bool = False, features=features_mod.FEATURES) -> Plan:
+    """The plan for ``recipes`` (already in build order); ``placeholders``: see ``plan_recipe``;
+    ``features``: what every step gets (``rebuilt.build.features.FEATURES``; a test may pass fewer)."""
+    target = settings.target()
+    return Plan(stack=settings.stack.name, python=target.python, workdir=str(workdir), python_why=target.why,
+                recipes=tuple(plan_recipe(settings, r, machine, workdir, placeholders, features) for r in recipes))
 
 
 def _env_line(name: str, value: str | None) -> str:
@@ -346,7 +371,8 @@ def render(plan: Plan, machine: Machine) -> str:
     """Human-readable plan: every step with cwd, env changes and command."""
     py = machine.python
     lines = [f"Plan: {', '.join(rp.recipe.name for rp in plan.recipes)} (stack {plan.stack})",
-             f"  python   {plan.python} ({py.version or 'not runnable: ' + str(py.error)})",
+             f"  python   {plan.python} ({py.version or 'not runnable: ' + str(py.error)})"
+             + (f", chosen by {plan.python_why}" if plan.python_why else ""),
              f"  workdir  {plan.workdir}"]
     for rp in plan.recipes:
         lines.append(f"  jobs     {rp.recipe.name}: {rp.jobs.jobs} ({rp.jobs.explanation})")

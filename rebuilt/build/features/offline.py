@@ -22,7 +22,6 @@ import os
 import re
 from pathlib import Path
 
-from rebuilt.build import features
 from rebuilt.core import shape
 from rebuilt.core.fs import read_json
 from rebuilt.core.secret import public
@@ -157,7 +156,6 @@ def env_for(workdir: Path | str, step_env: dict, environ=None, aliases=None,
     return env
 
 
-@features.feature(order=35)
 def offline_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     """With ``offline`` on, every step reads the bundle (git mirrors, FetchContent dirs, wheelhouse)."""
     if not settings.get("offline"):
@@ -166,7 +164,7 @@ def offline_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     return env_for(workdir, step.env, aliases=component_alias(workdir, step, index), index=index)
 
 
-def _missing_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str]:
+def missing_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str]:
     if not settings.get("offline"):
         return []
     if not index_path(workdir).exists():
@@ -176,8 +174,6 @@ def _missing_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str
             for s in steps if s.action == "fetch" and not _known(s.args["url"], index["repos"])
             and not component_alias(workdir, s, index)]
 
-
-features.WARNINGS.append(_missing_warning)
 
 
 def _known(url: str, repos: dict) -> bool:
@@ -221,15 +217,6 @@ class Hook:
                              hint="make a bundle that holds it (inv src.bundle on a connected host), "
                                   "then inv src.unbundle FILE")
 
-
-def _register() -> None:
-    from rebuilt.build import builder
-
-    if Hook not in builder.HOOKS:
-        builder.HOOKS.append(Hook)
-
-
-_register()
 SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
 

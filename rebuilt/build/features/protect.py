@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rebuilt.build import builder, guard, journal
+from rebuilt.build import guard, journal
 from rebuilt.core.fs import write_text
 from rebuilt.errors import GuardViolation, RebuiltError
 
@@ -39,8 +39,15 @@ def culprit(log: Path, dist: str) -> str | None:
     return None
 
 
+def constraints(settings, recipe, step, ctx, workdir, machine) -> dict:
+    """Installing steps run with a pip constraints file pinning the protected distributions."""
+    if step.installs and settings["protected"]:
+        return {"PIP_CONSTRAINT": str(Path(workdir) / "state" / "constraints.txt")}
+    return {}
+
+
 class Guard:
-    """A builder hook (see builder.HOOKS)."""
+    """The guard's builder hook (rebuilt.build.features.FEATURES)."""
 
     def __init__(self, settings, workdir: Path, console, opts):
         self.python = settings.python()
@@ -144,5 +151,3 @@ class Guard:
         restore.restore(self.python, wheel, say=lambda m: self.console.say(f"      guard: {m}"))
         return f"restored from {wheel}"
 
-
-builder.HOOKS.append(Guard)

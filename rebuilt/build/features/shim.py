@@ -12,7 +12,6 @@ import os
 import re
 from pathlib import Path
 
-from rebuilt.build import builder, features
 from rebuilt.core import runner
 from rebuilt.errors import ConfigError, ToolMissing
 
@@ -54,7 +53,6 @@ def shim_dir(workdir: Path, host: str) -> Path:
     return Path(workdir) / "state" / "shim" / re.sub(r"[^A-Za-z0-9._+-]", "_", host.strip("/"))
 
 
-@features.feature(order=10)
 def host_compiler(settings, recipe, step, ctx, workdir, machine) -> dict:
     """Compiling steps (not rebuilt's own actions) see the stack's compiler as gcc/g++/cc/c++."""
     host = settings["host_compiler"]
@@ -97,5 +95,3 @@ class ShimHook:
         if self.host:
             make_shim(self.workdir, self.host)
 
-
-builder.HOOKS.append(ShimHook)

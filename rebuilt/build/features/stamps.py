@@ -3,8 +3,8 @@
 Inputs: the source tree state read from git's own index (HEAD, ``git status``
 with submodules, a hash of the uncommitted diff and of untracked files'
 path/size/mtime; build outputs left out), the recipe file, the stack, the plan
-(every step's command and env, with the job count masked: it changes no
-output), the toolchain (compilers, cmake, ninja, nvcc) and the protected torch
+(every step's command and env, with the job count left out by the plan: it
+changes no output), the toolchain (compilers, cmake, ninja, nvcc) and the protected torch
 (version and RECORD hash). A stamp per recipe is written after a successful
 build (``<workdir>/state/stamps/<recipe>.json``). When the inputs match but the
 target environment lacks the package (a fresh nox venv), the stamp's wheels are
@@ -18,17 +18,12 @@ import json
 import os
 from pathlib import Path
 
-from rebuilt.build import builder, guard
+from rebuilt.build import guard, sources
 from rebuilt.core import runner
 from rebuilt.core.fs import sha256_file, write_json
 
 OUTPUT_DIRS = {"build", "dist", "_skbuild", ".deps", "__pycache__"}
 TOOLS = ("gcc", "g++", "cmake", "ninja")
-
-
-def _git(src: str, *args: str) -> tuple[int, str]:
-    proc = runner.capture(["git", "-C", src, *args], timeout=600)
-    return proc.returncode, proc.stdout
 
 
 def _is_output(path: str) -> bool:
@@ -38,11 +33,11 @@ def _is_output(path: str) -> bool:
 
 def tree_state(src: str) -> dict:
     """HEAD, and a fingerprint of everything that differs from it, from one `git status` (+ diff when dirty)."""
-    rc, head = _git(src, "rev-parse", "HEAD")
+    rc, head = sources.git(src, "rev-parse", "HEAD", timeout=600)
     if rc != 0:
         return {"head": None}
-    rc, status = _git(src, "status", "--porcelain=v2", "-z", "--ignore-submodules=none")
-    entries = [e for e in status.split("\0") if e]
+    rc, status = sources.git(src, "status", "--porcelain=v2", "-z", "--ignore-submodules=none", timeout=600, strip=False)
+    entries = [e for e in status.split("\0") if e] if rc == 0 else []
     tracked, paths, untracked = [], [], []
     for e in entries:
         kind = e[0]
@@ -58,7 +53,8 @@ def tree_state(src: str) -> dict:
         h.update(e.encode())
     if tracked:  # the content of the changes, read only for the paths status named
         limit = ["--", *paths] if len(paths) <= 2000 else []
-        _, diff = _git(src, "diff", "HEAD", "--no-ext-diff", "--binary", "--submodule=short", *limit)
+        _, diff = sources.git(src, "diff", "HEAD", "--no-ext-diff", "--binary", "--submodule=short", *limit,
+                              timeout=600, strip=False)
         h.update(diff.encode())
     for rel in untracked:
         p = Path(src, rel)
@@ -69,12 +65,9 @@ def tree_state(src: str) -> dict:
             "changed_paths": len(tracked) + len(untracked)}
 
 
-def _masked(obj, jobs: int):
-    """The plan inputs with the job count replaced: a different -j builds the same thing."""
-    text = json.dumps(obj, sort_keys=True, default=str)
-    for needle in (f'"{jobs}"', f"={jobs}\"", f"={jobs} "):
-        text = text.replace(needle, needle.replace(str(jobs), "{jobs}"))
-    return json.loads(text)
+def _as_stored(obj):
+    """``obj`` as it reads back from the stamp's JSON (tuples become lists), so the two compare equal."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
 def inputs(rp, settings, machine) -> dict:
@@ -84,7 +77,7 @@ def inputs(rp, settings, machine) -> dict:
     data = {
         "stack": settings.stack.name,
         "recipe": hashlib.sha256(rp.recipe.path.read_bytes()).hexdigest(),
-        "plan": _masked({k: v for k, v in rp.inputs.items() if k != "jobs"}, rp.jobs.jobs),
+        "plan": _as_stored(rp.inputs),  # the job count left out by the plan itself (Step.jobs_env, jobs_command)
         "python": [python, machine.python.version],
         "toolchain": {t: machine.tools.get(t) for t in TOOLS} | {"nvcc": machine.nvcc_version,
                                                               "cuda_home": machine.cuda_home},
@@ -129,6 +122,8 @@ class Stamps:
 
     def _inputs(self, rp) -> dict:
         if self.machine is None:
+            from rebuilt.build import builder  # builder imports the features: asked here, when a build runs
+
             self.machine = builder.probe(self.settings)
         return inputs(rp, self.settings, self.machine)
 
@@ -185,5 +180,3 @@ class Stamps:
             "run_id": manifest["run_id"], "inputs": self._inputs(rp), "artifacts": manifest.get("artifacts", []),
             "installed": installed})
 
-
-builder.HOOKS.append(Stamps)
