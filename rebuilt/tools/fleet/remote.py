@@ -90,7 +90,7 @@ def rebuilt(session: Session, place: Place, argv: list[str], secrets: dict[str, 
         upload_secrets(session, folder, secrets)
         reads = " && ".join(f"export {name}=\"$(cat {q(folder + '/' + name)})\"" for name in sorted(secrets))
         prefix = f"{reads} && rm -rf {q(folder)} && "
-    line = f"{prefix}cd {q(place.workdir)} && {env} exec {q(place.python)} -m rebuilt.cli {shlex.join(argv)}"
+    line = f"{prefix}cd {q(place.workdir)} && {env} {q(place.python)} -m rebuilt.cli {shlex.join(argv)}"
     try:
         return session.sh(line, timeout=timeout)
     finally:
