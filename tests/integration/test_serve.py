@@ -71,7 +71,7 @@ def box(tmp_path):
     yield b
     for state in b.work.glob("serve/*/state.json"):  # never leave a server behind, whatever failed
         for entry in json.loads(state.read_text())["roles"].values():
-            procs.stop(entry["pgid"], grace=1)
+            procs.stop(entry["pgid"], ticks=entry.get("start_ticks"), grace=1)
 
 
 def test_pd_profile_up_status_smoke_logs_down(box):
@@ -379,3 +379,97 @@ def test_one_up_or_down_of_a_profile_at_a_time(box):
     assert out.returncode == 2
     assert f"another serve.up or serve.down of fake-single is running in {box.work} (pid {os.getpid()})" in out.stderr
     assert not (box.work / "serve" / "fake-single" / "state.json").exists()
+
+
+def _kill_session(entry: dict) -> None:
+    import signal
+    import time
+
+    os.killpg(entry["pgid"], signal.SIGKILL)
+    end = time.monotonic() + 30
+    while procs.members(entry["pgid"]) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert procs.members(entry["pgid"]) == []
+
+
+def _row(out: str, role: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith(f"{role} "))
+
+
+def test_a_role_killed_with_kill_9_never_shows_ready(box):
+    import signal
+
+    assert box.inv("serve.up", "fake-single").returncode == 0
+    entry = box.state("fake-single")["roles"]["server"]
+    assert entry["status"] == "ready"
+    os.kill(entry["pid"], signal.SIGKILL)  # the role's leader only: the server it started is left
+    st = box.inv("serve.status")
+    assert st.returncode == 3, st.stdout + st.stderr
+    row = _row(st.stdout, "server")
+    assert "ready" not in row and "running" not in row and "died" in row and "still run" in row, row
+    down = box.inv("serve.down")  # what is left of the session is still the role's: stopped
+    assert down.returncode == 0 and "stopped server" in down.stdout, down.stdout + down.stderr
+    assert procs.members(entry["pgid"]) == []
+
+    assert box.inv("serve.up", "fake-single").returncode == 0
+    entry = box.state("fake-single")["roles"]["server"]
+    _kill_session(entry)  # the whole role at once
+    row = _row(box.inv("serve.status").stdout, "server")
+    assert "ready" not in row and "died" in row and "still run" not in row, row
+
+
+def test_down_never_signals_a_program_that_reused_a_role_s_pid(box):
+    import signal
+    import subprocess
+
+    assert box.inv("serve.up", "fake-single").returncode == 0
+    state = box.state("fake-single")
+    entry = state["roles"]["server"]
+    _kill_session(entry)
+    # Another program's session now has the number (what pid reuse does): same pid, another start time.
+    other = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        assert procs.start_ticks(other.pid) != entry["start_ticks"]
+        entry.update(pid=other.pid, pgid=other.pid)
+        (box.work / "serve" / "fake-single" / "state.json").write_text(json.dumps(state))
+        down = box.inv("serve.down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert other.poll() is None, "serve.down signalled a process it did not start"
+        assert f"pid {other.pid} is now another program's: left alone" in down.stdout
+        st = box.inv("serve.status")
+        assert "running" not in _row(st.stdout, "server")
+    finally:
+        other.send_signal(signal.SIGKILL)
+        other.wait()
+
+
+def test_smoke_of_a_profile_that_no_longer_runs_sends_nothing(box):
+    from tests.netfakes import DripServer
+
+    assert box.inv("serve.up", "fake-single").returncode == 0
+    _kill_session(box.state("fake-single")["roles"]["server"])
+    with DripServer(port=box.ports["port"]) as other:  # something else listens on the port now
+        out = box.inv("serve.smoke", "--timeout", "600", timeout=60)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "profile fake-single is not running: its server" in out.stderr and "nothing was sent" in out.stderr
+    assert other.hits == 0
+
+
+def test_smoke_ends_within_its_timeout_against_a_server_that_drips_bytes(box):
+    from tests.netfakes import DripServer
+
+    with DripServer(interval=0.5) as drip:  # one byte every 0.5 s: a per-read time-out never fires
+        out = box.inv("serve.smoke", "--url", drip.url, "--timeout", "2", timeout=60)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "no answer from" in out.stderr and "(--timeout 2)" in out.stderr and "TimedOut" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_smoke_with_nothing_listening_fails_at_once(box):
+    from tests.netfakes import closed_port
+
+    # 10 retries with back-off would take minutes: a refused connection is not retried
+    out = box.inv("serve.smoke", "--url", f"http://127.0.0.1:{closed_port()}", "--timeout", "600",
+                  "--retries", "10", timeout=60)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "connection refused (nothing listens there)" in out.stderr

@@ -61,7 +61,7 @@ def serving(profile: str, *, python: str, workdir: Path | str, settings=None,
         from rebuilt.tools.serve import health
 
         entry = state["roles"][state["entry"]]
-        probe = health.check(health.session(), entry["url"], entry.get("health", "/health"),
+        probe = health.check(entry["url"], entry.get("health", "/health"),
                              tuple(entry.get("ready", ())))
         if not probe.ok:
             raise CheckFailed(f"serving profile {profile} runs but its {state['entry']} does not answer "

@@ -4,7 +4,8 @@ sglang v0.5.4 (python/sglang/srt/entrypoints/http_server.py) answers ``GET /heal
 (200 once the server is up), ``GET /v1/models`` (OpenAI model list), ``GET
 /get_model_info`` (``model_path`` ...) and ``POST /v1/chat/completions``. The router
 (sgl-router/py_src/sglang_router) serves ``/health`` and forwards ``/v1/*``.
-All requests go through ``requests`` with time-outs and urllib3 ``Retry``.
+Every request goes through ``rebuilt.core.net`` with one deadline for the whole of it (a
+server that drips bytes cannot hold a check past its time), never through the build proxy.
 """
 
 from __future__ import annotations
@@ -13,22 +14,10 @@ import json
 import time
 from dataclasses import dataclass
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from rebuilt.core import net
 
 PROMPT = "What is the capital of France?"  # the request people send by hand after a launch
-
-
-def session(retries: int = 0, backoff: float = 0.5) -> requests.Session:
-    """A session whose requests retry refused connections and 502/503/504 (POST too) ``retries`` times."""
-    s = requests.Session()
-    retry = Retry(total=retries, connect=retries, read=0, status=retries, backoff_factor=backoff,
-                  status_forcelist=(502, 503, 504), allowed_methods=None, raise_on_status=False)
-    s.mount("http://", HTTPAdapter(max_retries=retry))
-    s.mount("https://", HTTPAdapter(max_retries=retry))
-    s.trust_env = False  # loopback and cluster addresses: never through the build proxy
-    return s
+WARMING = (502, 503, 504)  # a router or server still starting: retried
 
 
 @dataclass
@@ -37,45 +26,46 @@ class Probe:
     detail: str
 
 
-def probe(s: requests.Session, url: str, path: str, timeout: float = 5) -> Probe:
-    """One GET: ok when it answers 200 (and JSON for the readiness endpoints)."""
+def probe(url: str, path: str, deadline: net.Deadline | float = 5) -> Probe:
+    """One GET, all within ``deadline``: ok when it answers 200 (and JSON for the readiness endpoints)."""
     try:
-        resp = s.get(url.rstrip("/") + path, timeout=timeout)
-    except requests.RequestException as exc:
-        return Probe(False, f"{path}: {type(exc).__name__}")
-    if resp.status_code != 200:
-        return Probe(False, f"{path}: HTTP {resp.status_code}")
+        resp = net.request("GET", url.rstrip("/") + path, deadline=deadline)
+    except net.NetError as exc:
+        return Probe(False, f"{path}: {exc.reason}")
+    if resp.status != 200:
+        return Probe(False, f"{path}: HTTP {resp.status}")
     if path != "/health" and path.startswith(("/v1/models", "/get_model_info")):
         try:
-            resp.json()
+            json.loads(resp.body)
         except ValueError:
             return Probe(False, f"{path}: not JSON")
     return Probe(True, f"{path}: 200")
 
 
-def check(s: requests.Session, url: str, health: str, ready: tuple[str, ...], timeout: float = 5) -> Probe:
-    """The role's health endpoint, then any one of its readiness endpoints."""
+def check(url: str, health: str, ready: tuple[str, ...], timeout: float = 5) -> Probe:
+    """The role's health endpoint, then any one of its readiness endpoints: all within ``timeout`` seconds."""
+    deadline = net.Deadline(timeout)
     if health:
-        first = probe(s, url, health, timeout)
+        first = probe(url, health, deadline)
         if not first.ok:
             return first
     if not ready:
         return Probe(True, f"{health}: 200")
     tried = []
     for path in ready:
-        p = probe(s, url, path, timeout)
+        p = probe(url, path, deadline)
         if p.ok:
             return Probe(True, f"{health} and {path}: 200" if health else p.detail)
         tried.append(p.detail)
     return Probe(False, "; ".join(tried))
 
 
-def served_model(s: requests.Session, url: str, timeout: float = 10) -> str | None:
+def served_model(url: str, deadline: net.Deadline | float = 10) -> str | None:
     """The first model id ``/v1/models`` lists."""
     try:
-        data = s.get(url.rstrip("/") + "/v1/models", timeout=timeout).json()
+        data = json.loads(net.request("GET", url.rstrip("/") + "/v1/models", deadline=deadline).body)
         return data["data"][0]["id"]
-    except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):
+    except (net.NetError, ValueError, KeyError, IndexError, TypeError):
         return None
 
 
@@ -90,24 +80,28 @@ class Answer:
     body: str = ""
 
 
-def chat(url: str, model: str, *, prompt: str = PROMPT, max_tokens: int = 1, timeout: float = 60,
-         retries: int = 10, headers: dict | None = None) -> Answer:
-    """The smoke request: a non-streamed chat completion, retried while the server warms up."""
-    payload = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": False,
-               "max_tokens": max_tokens}
-    s = session(retries=retries)
+def chat(url: str, model: str, *, prompt: str = PROMPT, max_tokens: int = 1,
+         deadline: net.Deadline | float = 60, retries: int = 10, headers: dict | None = None) -> Answer:
+    """The smoke request: a non-streamed chat completion, all of it (retries included) within ``deadline``.
+
+    502/503/504 (a server still warming up) are retried up to ``retries`` times while time is
+    left; a refused connection is not: nothing listens, and waiting will not change that.
+    """
+    deadline = deadline if isinstance(deadline, net.Deadline) else net.Deadline(deadline)
+    payload = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": False,
+                          "max_tokens": max_tokens}).encode()
+    hdrs = {"Content-Type": "application/json", **(headers or {})}
     t0 = time.monotonic()
-    try:
-        resp = s.post(url.rstrip("/") + "/v1/chat/completions", json=payload, timeout=timeout, stream=True,
-                      headers=headers)
-        chunks = resp.iter_content(chunk_size=1)
-        first = next(chunks, b"")
-        ttfb = time.monotonic() - t0
-        body = (first + b"".join(chunks)).decode("utf-8", "replace")
-    except requests.RequestException as exc:
-        return Answer(False, None, "", None, time.monotonic() - t0, f"{type(exc).__name__}: {exc}")
-    total = time.monotonic() - t0
-    return _judge(resp.status_code, body, ttfb, total)
+    for attempt in range(retries + 1):
+        try:
+            resp = net.request("POST", url.rstrip("/") + "/v1/chat/completions", deadline=deadline, body=payload,
+                               headers=hdrs)
+        except net.NetError as exc:
+            return Answer(False, None, "", None, time.monotonic() - t0, f"{type(exc).__name__}: {exc.reason}")
+        if resp.status not in WARMING or attempt == retries or deadline.left() < 0.5 * 2 ** attempt:
+            break
+        time.sleep(0.5 * 2 ** attempt)
+    return _judge(resp.status, resp.body.decode("utf-8", "replace"), resp.ttfb_s, time.monotonic() - t0)
 
 
 def _judge(status: int, body: str, ttfb: float, total: float) -> Answer:

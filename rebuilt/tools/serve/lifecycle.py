@@ -166,7 +166,8 @@ def _up(settings, prof, res: resolve.Resolved, workdir: Path, timeout: float, ec
         echo("stopping the roles started ...")
         for r in reversed(res.roles):
             if r.name in procs_by_role:
-                procs.stop(procs_by_role[r.name].pid, grace=float(settings["serve.stop_grace"]))
+                procs.stop(procs_by_role[r.name].pid, ticks=state["roles"][r.name]["start_ticks"],
+                           grace=float(settings["serve.stop_grace"]))
                 state["roles"][r.name]["status"] = "stopped"
         save_state(workdir, prof.name, state, red)
         raise
@@ -192,7 +193,6 @@ def _wait(red: Redactor, names: list[str], procs_by_role: dict, state: dict, dea
     --role`` started are found in the state file.
     """
     pending = list(names)
-    s = health.session()
     last: dict[str, str] = {}
     t0 = time.monotonic()
     while pending:
@@ -203,7 +203,8 @@ def _wait(red: Redactor, names: list[str], procs_by_role: dict, state: dict, dea
                 entry["status"] = f"exited {code}" if code >= 0 else "stopped"
                 raise StepFailed(f"role {name} exited with status {code} before it was ready; "
                                  f"last lines of {entry['log']}:\n{red(_tail(entry['log']))}")
-            p = health.check(s, entry["url"], entry.get("health", "/health"), tuple(entry.get("ready", ())), timeout=5)
+            p = health.check(entry["url"], entry.get("health", "/health"), tuple(entry.get("ready", ())),
+                             timeout=max(0.1, min(5.0, deadline - time.monotonic())))
             last[name] = p.detail
             if p.ok:
                 pending.remove(name)
@@ -233,10 +234,13 @@ def _down(settings, workdir: Path, name: str, role: str | None, echo) -> None:
         raise ConfigError(f"profile {name} has no started role {role!r}", hint=f"started: {', '.join(order)}")
     for n in reversed([role] if role else order):
         entry = state["roles"][n]
-        if not running(entry) and not procs.members(entry["pgid"]):
-            echo(f"{n}: not running")
+        ticks = entry.get("start_ticks") if isinstance(entry.get("start_ticks"), int) else None
+        if not procs.ours(entry["pgid"], ticks):
+            reused = procs.alive(entry["pgid"]) and not running(entry)
+            echo(f"{n}: not running" + (f" (pid {entry['pgid']} is now another program's: left alone)"
+                                        if reused else ""))
         else:
-            how = procs.stop(entry["pgid"], grace=float(settings["serve.stop_grace"]), say=echo)
+            how = procs.stop(entry["pgid"], ticks=ticks, grace=float(settings["serve.stop_grace"]), say=echo)
             echo(f"stopped {n} (pid {entry['pid']}): {how}")
         entry["status"] = "stopped"
     save_state(workdir, name, state, from_settings((k, v.value) for k, v in settings.items()))

@@ -59,28 +59,62 @@ def members(sid: int) -> list[int]:
     return found
 
 
-def _signal_all(sid: int, sig: int) -> None:
-    for pid in members(sid):
-        try:
+def ours(sid: int, ticks: int | None) -> list[int]:
+    """Members of session ``sid`` that belong to the role whose leader started at ``ticks``.
+
+    None when the number now leads another program's session (the leader alive, or a zombie,
+    with another start time), or when the start time is unknown: such a pid is never signalled.
+    Members left after the leader exited are still the role's (Linux reuses no pid that is a
+    live session or group id); each must have started no earlier than the role.
+    """
+    if ticks is None:
+        return []
+    leader = _stat(sid)
+    if leader and int(leader[19]) != ticks:
+        return []
+    return [pid for pid in members(sid) if (start_ticks(pid) or 0) >= ticks]
+
+
+def _signal(pid: int, sid: int, ticks: int, sig: int) -> None:
+    """Signal ``pid`` through a pidfd, after checking (on the process the pidfd holds) that it is the role's."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None  # no pidfd (an old kernel): checked just before the signal instead
+    try:
+        fields = _stat(pid)
+        if not fields or int(fields[19]) < ticks or sid not in (int(fields[2]), int(fields[3])):
+            return
+        if fd is not None:
+            signal.pidfd_send_signal(fd, sig)
+        else:
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+    except (ProcessLookupError, PermissionError):
+        pass
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
-def stop(sid: int, grace: float = 10.0, say=None) -> str:
-    """SIGINT, then SIGTERM, then SIGKILL to every member of the session; returns the signal that ended it."""
+def stop(sid: int, *, ticks: int | None, grace: float = 10.0, say=None) -> str:
+    """SIGINT, then SIGTERM, then SIGKILL to every member of the role's session; the signal that ended it.
+
+    Which processes are the role's (``ours``) is decided again before every signal, so a
+    number reused meanwhile by another program is never signalled.
+    """
     last = None
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        if not members(sid):
+        if not ours(sid, ticks):
             break
         if say and last is not None:
             say(f"    still running {grace:g}s after {last.name}: {sig.name}")
-        _signal_all(sid, sig)
+        for pid in ours(sid, ticks):
+            _signal(pid, sid, ticks, sig)
         last = sig
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and members(sid):
+        while time.monotonic() < deadline and ours(sid, ticks):
             time.sleep(0.1)
-    if members(sid):
+    if ours(sid, ticks):
         return "still running after SIGKILL (processes of another user?)"
     return last.name if last is not None else "already gone"
 
