@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from rebuilt.core import runner
-from rebuilt.errors import ConfigError, InputError
+from rebuilt.errors import ConfigError, InputError, ToolMissing
 
 _SNAPSHOT = r"""
 import hashlib, json, sys
@@ -50,11 +50,21 @@ def canonical(name: str) -> str:
 
 def snapshot(python: str, dists: list[str]) -> dict[str, DistState]:
     """Version and RECORD hash of each of ``dists`` installed in ``python`` (absent ones omitted)."""
-    proc = runner.capture([python, "-c", _SNAPSHOT, json.dumps(list(dists))], timeout=120)
+    hint = "give --python (or the python setting) a working Python 3 interpreter of the target environment"
+    try:
+        proc = runner.capture([python, "-c", _SNAPSHOT, json.dumps(list(dists))], timeout=120)
+    except ToolMissing:
+        raise ConfigError(f"cannot inspect the target interpreter {python}: it does not exist or cannot run",
+                          hint=hint) from None
     if proc.returncode != 0:
-        raise ConfigError(f"cannot inspect the target interpreter {python}: {proc.stderr.strip()[-300:]}")
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {k: DistState(**{**v, "requires": tuple(v.get("requires", ()))}) for k, v in data.items()}
+        raise ConfigError(f"cannot inspect the target interpreter {python}: "
+                          f"{(proc.stderr.strip() or f'exit status {proc.returncode}')[-300:]}", hint=hint)
+    try:
+        data = json.loads((proc.stdout.strip().splitlines() or [""])[-1])
+        return {k: DistState(**{**v, "requires": tuple(v.get("requires", ()))}) for k, v in data.items()}
+    except (ValueError, TypeError, AttributeError):
+        raise ConfigError(f"cannot inspect the target interpreter {python}: it answered "
+                          f"{proc.stdout.strip()[-200:]!r}, not the installed versions", hint=hint) from None
 
 
 def constraints_text(snap: dict[str, DistState]) -> str:
@@ -120,7 +130,10 @@ def project_requirements(path: Path) -> list[str]:
         return base_requirements(msg.get_all("Requires-Dist") or [])
     pyproject = path / "pyproject.toml"
     if pyproject.is_file():
-        data = tomllib.loads(pyproject.read_text())
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{pyproject}: malformed TOML ({exc})") from None
         project = data.get("project", {})
         if "dependencies" in project:
             return list(project["dependencies"])

@@ -100,8 +100,11 @@ def probe_python(python: str) -> PythonInfo:
         return PythonInfo(executable=python, error=str(exc))
     if proc.returncode != 0:
         return PythonInfo(executable=python, error=(proc.stderr or proc.stdout).strip()[-500:])
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return PythonInfo(**{k: v for k, v in data.items() if k in PythonInfo.__dataclass_fields__})
+    try:
+        data = json.loads((proc.stdout.strip().splitlines() or [""])[-1])
+        return PythonInfo(**{k: v for k, v in data.items() if k in PythonInfo.__dataclass_fields__})
+    except (ValueError, TypeError, AttributeError):  # not a Python 3 that ran the probe
+        return PythonInfo(executable=python, error=f"it answered {proc.stdout.strip()[-200:]!r}, not the probe's JSON")
 
 
 def nvcc_version(nvcc: str | None) -> str | None:

@@ -50,3 +50,63 @@ def test_culprit_from_pip_log(tmp_path):
     log.write_text("Processing ./dist/foo-1.0.whl\nCollecting torch==2.5.1 (from foo==1.0)\n  Downloading ...\n")
     assert culprit(log, "torch") == "foo==1.0"
     assert culprit(log, "triton") is None
+
+
+def _answers(monkeypatch, rc=0, out="", err="", missing=False):
+    """runner.capture faked: the target interpreter (or pip) answers rc/out/err, or does not exist."""
+    import subprocess
+
+    from rebuilt.errors import ToolMissing
+
+    def capture(argv, **kw):
+        if missing:
+            raise ToolMissing(f"{argv[0]} is not installed or not on PATH")
+        return subprocess.CompletedProcess(argv, rc, out, err)
+
+    monkeypatch.setattr(guard.runner, "capture", capture)
+
+
+@pytest.mark.parametrize("answer, says", [
+    ({"missing": True}, "does not exist or cannot run"),
+    ({"rc": 1, "out": "{}", "err": "Traceback ...\nSyntaxError: invalid syntax"}, "SyntaxError: invalid syntax"),
+    ({"rc": 127, "out": "{}"}, "exit status 127"), ({"out": ""}, "answered ''"),
+    ({"out": "Python 2.7.18"}, "answered 'Python 2.7.18'"), ({"out": "[]"}, "answered '[]'"),
+    ({"out": '{"torch": "2.8.0"}'}, "not the installed versions"),
+])
+def test_a_target_interpreter_that_cannot_be_inspected_is_bad_input(monkeypatch, answer, says):
+    _answers(monkeypatch, **answer)
+    with pytest.raises(ConfigError) as err:
+        guard.snapshot("/envs/broken/bin/python", ["torch"])
+    assert err.value.exit_code == 2 and says in str(err.value)
+    assert "cannot inspect the target interpreter /envs/broken/bin/python" in str(err.value)
+    assert "--python" in err.value.hint
+
+
+def test_a_snapshot_reads_the_interpreters_answer(monkeypatch):
+    _answers(monkeypatch, out='noise\n{"torch": {"version": "2.8.0", "record": "r", "requires": ["triton==3.4.0"]}}')
+    assert guard.snapshot("/p", ["torch"]) == {"torch": guard.DistState("2.8.0", "r", "", ("triton==3.4.0",))}
+
+
+def test_uninstall_says_when_pip_failed(monkeypatch):
+    _answers(monkeypatch, rc=1, err="ERROR: Cannot uninstall triton 3.4.0, RECORD file not found.")
+    said = guard.uninstall("/p", "triton")
+    assert said != "uninstalled" and "failed" in said and "RECORD file not found" in said
+    _answers(monkeypatch, rc=0, out="Successfully uninstalled triton-3.4.0")
+    assert guard.uninstall("/p", "triton") == "uninstalled"
+
+
+def test_a_missing_dynamic_dependencies_file_is_an_error(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndynamic = ["dependencies"]\n'
+        '[tool.setuptools.dynamic.dependencies]\nfile = ["requirements.txt", "extra.txt"]\n')
+    (tmp_path / "requirements.txt").write_text("torch==2.8.0\nnumpy  # a comment\n--index-url https://i.example\n")
+    with pytest.raises(InputError, match="extra.txt: named by pyproject.toml's dynamic dependencies but missing"):
+        guard.project_requirements(tmp_path)
+    (tmp_path / "extra.txt").write_text("einops\n")
+    assert guard.project_requirements(tmp_path) == ["torch==2.8.0", "numpy", "einops"]
+
+
+def test_a_malformed_pyproject_is_named(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project\nname = "x"\n')
+    with pytest.raises(InputError, match="pyproject.toml: malformed TOML"):
+        guard.project_requirements(tmp_path)
