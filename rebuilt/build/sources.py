@@ -1,8 +1,8 @@
 """Checkouts at pinned refs: fetch, submodules, patches, and their state (for src.status and manifests).
 
 Git commands that may be long (fetch, submodules) go through the ``run`` callable
-the runner gives an action (output into the step's log); short queries use
-``runner.capture``.
+the runner gives an action (output into the step's log); everything else, here and in the
+rest of rebuilt, goes through ``git`` below.
 """
 
 from __future__ import annotations
@@ -22,11 +22,23 @@ Run = Callable[..., int]  # run(argv, cwd=...) -> exit code, output into the ste
 STATE_FILE = "rebuilt-source.json"  # inside .git/
 
 
-def git(dest: Path | str, *args: str, timeout: float = 60, index: str | None = None) -> tuple[int, str]:
-    """A short git command in ``dest``; ``index`` points git at a scratch index file (GIT_INDEX_FILE)."""
-    env = {**os.environ, "GIT_INDEX_FILE": index} if index else None
-    proc = runner.capture(["git", "-C", str(dest), *args], timeout=timeout, env=env)
-    return proc.returncode, (proc.stdout or "").strip() if proc.returncode == 0 else (proc.stderr or proc.stdout or "").strip()
+def git(dest: Path | str, *args: str, timeout: float = 60, index: str | None = None, env: dict | None = None,
+        check: bool = False, strip: bool = True) -> tuple[int, str]:
+    """rebuilt's one short-git call: ``git -C dest ARGS``; (exit code, stdout, or git's message when it failed).
+
+    ``index`` points git at a scratch index file (GIT_INDEX_FILE); ``env`` adds variables (credentials,
+    an offline config); ``check`` turns a failure into SourceError naming the command; ``strip=False``
+    keeps the output as git wrote it (NUL-separated lists, content that is hashed).
+    """
+    extra = {**(env or {}), **({"GIT_INDEX_FILE": index} if index else {})}
+    proc = runner.capture(["git", "-C", str(dest), *args], timeout=timeout,
+                          env={**os.environ, **extra} if extra else None)
+    ok = proc.returncode == 0
+    out = (proc.stdout or "") if ok else (proc.stderr or proc.stdout or "")
+    out = out.strip() if strip or not ok else out
+    if check and not ok:
+        raise SourceError(f"git {' '.join(redact(a) for a in args[:4])} in {dest} failed: {out[-400:]}")
+    return proc.returncode, out
 
 
 def _git_dir(dest: Path) -> Path:
@@ -177,10 +189,8 @@ def patch_paths(dest: Path, patch: str) -> list[str]:
 
 def first_failure(dest: Path, patch: str, index_file: str | None = None) -> str:
     """git's own words for the first hunk that fails, e.g. `patch failed: setup.py:12`."""
-    env = {**os.environ, "GIT_INDEX_FILE": index_file} if index_file else None
-    args = ["git", "-C", str(dest), "apply", "--check", "-v", *(["--cached"] if index_file else []), patch]
-    proc = runner.capture(args, env=env, timeout=60)
-    lines = [ln for ln in ((proc.stderr or "") + (proc.stdout or "")).splitlines() if ln.startswith("error:")]
+    _, out = git(dest, "apply", "--check", "-v", *(["--cached"] if index_file else []), patch, index=index_file)
+    lines = [ln for ln in out.splitlines() if ln.startswith("error:")]
     return "; ".join(ln[len("error:"):].strip() for ln in lines[:2]) or "git apply --check failed"
 
 
@@ -213,8 +223,8 @@ def record_edits(dest: Path | str, paths: list[str]) -> None:
 
 def changed_paths(dest: Path) -> tuple[list[str], list[str]]:
     """(tracked paths that differ from HEAD, untracked paths), from one `git status`."""
-    proc = runner.capture(["git", "-C", str(dest), "status", "--porcelain=v1", "-z", "--untracked-files=all"])
-    out = proc.stdout or "" if proc.returncode == 0 else ""  # not stripped: a status code may start with a space
+    rc, out = git(dest, "status", "--porcelain=v1", "-z", "--untracked-files=all", strip=False)
+    out = out if rc == 0 else ""  # not stripped: a status code may start with a space
     changed, untracked = [], []
     items = out.split("\0")
     i = 0
@@ -250,6 +260,8 @@ def own_edits_only(dest: Path | str, changes: tuple[list[str], list[str]] | None
         rec = edits.get(path)
         if rec and not rec.get("tracked") and rec.get("sha256") == _content_hash(dest / path):
             ours_new.append(path)
+        elif rec:
+            users.append(path)  # a file rebuilt created (a patch's new file) that you changed since: yours now
     return ours_tracked, ours_new, users
 
 

@@ -124,3 +124,25 @@ def test_patch_that_does_not_apply_names_the_file(tmp_path, upstream):
     r = fetch(tmp_path, upstream, "v2.8.0", env={"REBUILT_PATCHES_DIR": str(tmp_path / "patches")})
     assert r.returncode == 2
     assert f"patch {bad} does not apply" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_one_short_git_helper_for_all_of_rebuilt(tmp_path):
+    """Short git commands go through rebuilt.build.sources.git only: no module keeps its own runner of git."""
+    import re
+
+    from rebuilt.build import sources
+    from rebuilt.errors import SourceError
+
+    own = []
+    for path in (ROOT / "rebuilt").rglob("*.py"):
+        text = path.read_text()
+        if path != ROOT / "rebuilt" / "build" / "sources.py":
+            own += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in
+                    re.finditer(r"^def _?git\(|(capture|subprocess\.\w+)\(\s*\[\s*\"git\"", text, re.M)]
+    assert own == []
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
+    with pytest.raises(SourceError, match=r"git rev-parse --verify no-such-ref in .* failed"):
+        sources.git(repo, "rev-parse", "--verify", "no-such-ref", check=True)
+    (repo / "a.txt").write_text("b\n")
+    assert sources.git(repo, "diff", strip=False)[1].endswith("+b\n")  # as git wrote it: patches keep their last line
+    assert sources.git(repo, "diff")[1].endswith("+b")

@@ -24,7 +24,7 @@ from pathlib import Path
 from rebuilt.build import sources
 from rebuilt.core import shape
 from rebuilt.core.fs import read_json, write_json
-from rebuilt.errors import InputError, SourceError
+from rebuilt.errors import InputError
 
 SCHEMA_VERSION = 1
 VERDICTS = ("good", "bad", "skip", "unclear")
@@ -85,13 +85,6 @@ class Commit:
     date: str  # author date, ISO 8601
 
 
-def _git(src: Path | str, *args: str) -> str:
-    rc, out = sources.git(src, *args, timeout=120)
-    if rc != 0:
-        raise SourceError(f"git {' '.join(args[:2])} in {src} failed: {out[-300:]}")
-    return out
-
-
 def try_resolve(src: Path | str, ref: str) -> str | None:
     """A ref of the checkout (tag, branch, fetched branch, commit) → its full commit id, or None; no network."""
     if not Path(src, ".git").exists():
@@ -133,8 +126,9 @@ def commits(src: Path | str, good: str, bad: str, g: str | None = None, b: str |
     def parse(text: str) -> list[Commit]:
         return [Commit(*line.split("\x1f", 2)) for line in text.splitlines() if line.strip()]
 
-    first = parse(_git(src, "log", "-1", f"--format={FORMAT}", g))
-    rest = parse(_git(src, "log", "--first-parent", "--reverse", f"--format={FORMAT}", f"{g}..{b}"))
+    first = parse(sources.git(src, "log", "-1", f"--format={FORMAT}", g, timeout=120, check=True)[1])
+    rest = parse(sources.git(src, "log", "--first-parent", "--reverse", f"--format={FORMAT}", f"{g}..{b}", timeout=120,
+                             check=True)[1])
     if not rest or rest[-1].hash != b:
         raise InputError(f"--bad {bad} is not on the first-parent line after --good {good}",
                          hint="bisect along the branch the bad ref is on: pick a good ref among its first parents")

@@ -13,9 +13,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from rebuilt.build import builder, fetchcontent
+from rebuilt.build import builder, fetchcontent, sources
 from rebuilt.build.features import offline
-from rebuilt.core import runner
 from rebuilt.core.secret import redact
 from rebuilt.tools.bundle import downloads, wheelhouse
 from rebuilt.tools.bundle.make import components
@@ -25,20 +24,20 @@ LS_REMOTE_TIMEOUT = 20
 
 def pack_bytes(git_dir: Path) -> int | None:
     """Bytes of a repository's packs and loose objects, submodule repositories (.git/modules) included."""
-    proc = runner.capture(["git", "-C", str(git_dir), "rev-parse", "--absolute-git-dir"])
-    if proc.returncode != 0:
+    rc, out = sources.git(git_dir, "rev-parse", "--absolute-git-dir")
+    if rc != 0:
         return None
-    base = Path(proc.stdout.strip())
+    base = Path(out)
     return sum(f.stat().st_size for f in base.rglob("*") if f.is_file() and "objects" in f.parts)
 
 
 def remote(url: str, ref: str) -> str:
-    proc = runner.capture(["git", "ls-remote", url, *( [ref] if ref else [])], timeout=LS_REMOTE_TIMEOUT)
-    if proc.returncode != 0:
-        why = (proc.stderr or "").strip().splitlines()[-1:] or ["no answer"]
+    rc, out = sources.git(tempfile.gettempdir(), "ls-remote", url, *([ref] if ref else []), timeout=LS_REMOTE_TIMEOUT)
+    if rc != 0:
+        why = out.splitlines()[-1:] or ["no answer"]
         reason = re.sub(r"^fatal: unable to access '[^']*': ", "", redact(why[0]))[:70]
         return f"size unknown (not reachable from here: {reason})"
-    if ref and not proc.stdout.strip() and len(ref) != 40:
+    if ref and not out and len(ref) != 40:
         return f"size unknown; ref {ref} NOT FOUND on the remote"
     return "size unknown (remote answers; ref found)"
 
@@ -65,7 +64,7 @@ def _check_output(output: Path) -> None:
 
 def estimate(settings, names: list[str], say=print, output: Path | None = None) -> dict:
     plan, machine = builder.make_plan(settings, names)
-    builder._check_python(machine, settings)  # the wheelhouse is for this interpreter: it must run
+    builder.check_python(machine, settings)  # the wheelhouse is for this interpreter: it must run
     if output is not None:
         _check_output(Path(output))
     cache = settings.workdir() / "cache" / "bundle-git"

@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rebuilt.build import sources
 from rebuilt.build.features import offline
-from rebuilt.core import runner
 from rebuilt.core.secret import redact
 from rebuilt.errors import SourceError
 
 PIN = "refs/rebuilt/pins/"
+LONG = 3600  # seconds: fetching or bundling a large history
 
 
 @dataclass
@@ -32,26 +33,19 @@ class Repo:
     submodules: list[dict] = field(default_factory=list)  # {path, url, commit}
 
 
-def git(repo: Path | str, *args: str, timeout: float = 3600, check: bool = True) -> str:
-    proc = runner.capture(["git", "-C", str(repo), *args], timeout=timeout)
-    if check and proc.returncode != 0:
-        raise SourceError(f"git {' '.join(redact(a) for a in args[:3])} in {repo} failed: "
-                          f"{(proc.stderr or proc.stdout).strip()[-400:]}")
-    return (proc.stdout or "").strip()
-
-
 def has_commit(repo: Path | str, commit: str) -> bool:
-    return runner.capture(["git", "-C", str(repo), "cat-file", "-e", f"{commit}^{{commit}}"]).returncode == 0
+    return sources.git(repo, "cat-file", "-e", f"{commit}^{{commit}}")[0] == 0
 
 
 def gitlinks(repo: Path | str, commit: str, url: str) -> list[dict]:
     """Submodules recorded in ``commit``: path, commit and URL (from its .gitmodules; relative URLs resolved)."""
-    out = git(repo, "ls-tree", "-r", commit)
+    out = sources.git(repo, "ls-tree", "-r", commit, timeout=LONG, check=True)[1]
     links = [(ln.split("\t", 1)[1], ln.split()[2]) for ln in out.splitlines() if ln.startswith("160000 ")]
     if not links:
         return []
-    conf = git(repo, "config", "--blob", f"{commit}:.gitmodules", "--get-regexp", r"^submodule\..*\.(path|url)$",
-               check=False)
+    rc, conf = sources.git(repo, "config", "--blob", f"{commit}:.gitmodules", "--get-regexp",
+                           r"^submodule\..*\.(path|url)$", timeout=LONG)
+    conf = conf if rc == 0 else ""  # no .gitmodules, or no entries in it
     paths, urls = {}, {}
     for line in conf.splitlines():
         key, _, value = line.partition(" ")
@@ -82,22 +76,22 @@ def cache_repo(cache: Path, url: str, ref: str) -> tuple[Path, str]:
     bare = cache / f"{offline.slug(url)}.git"
     if not bare.is_dir():
         bare.parent.mkdir(parents=True, exist_ok=True)
-        git(bare.parent, "init", "-q", "--bare", str(bare))
+        sources.git(bare.parent, "init", "-q", "--bare", str(bare), timeout=LONG, check=True)
     if re.fullmatch(r"[0-9a-f]{40}", ref) and has_commit(bare, ref):
-        git(bare, "update-ref", PIN + ref, ref)
+        sources.git(bare, "update-ref", PIN + ref, ref, timeout=LONG, check=True)
         return bare, ref
     if ref and has_commit(bare, f"refs/tags/{ref}"):  # a tag fetched before: pinned, not asked again
-        return bare, git(bare, "rev-parse", f"refs/tags/{ref}^{{commit}}")
+        return bare, sources.git(bare, "rev-parse", f"refs/tags/{ref}^{{commit}}", timeout=LONG, check=True)[1]
     attempts = [f"+refs/tags/{ref}:refs/tags/{ref}", f"+refs/heads/{ref}:{PIN}{ref}", f"+{ref}:{PIN}{ref}"] \
         if ref else ["+HEAD:" + PIN + "HEAD"]
     for spec in attempts:
-        proc = runner.capture(["git", "-C", str(bare), "fetch", "-q", "--no-tags", url, spec], timeout=3600)
-        if proc.returncode == 0:
+        rc, said = sources.git(bare, "fetch", "-q", "--no-tags", url, spec, timeout=LONG)
+        if rc == 0:
             break
     else:
-        raise SourceError(f"cannot fetch {ref or 'HEAD'} of {redact(url)}: {(proc.stderr or '').strip()[-300:]}")
-    commit = git(bare, "rev-parse", f"{spec.split(':')[1]}^{{commit}}")
-    git(bare, "update-ref", PIN + commit, commit)
+        raise SourceError(f"cannot fetch {ref or 'HEAD'} of {redact(url)}: {said[-300:]}")
+    commit = sources.git(bare, "rev-parse", f"{spec.split(':')[1]}^{{commit}}", timeout=LONG, check=True)[1]
+    sources.git(bare, "update-ref", PIN + commit, commit, timeout=LONG, check=True)
     return bare, commit
 
 
@@ -127,7 +121,7 @@ def collect(repo: Repo, checkout: Path | None, cache: Path, out: list[Repo], see
             bare, _ = cache_repo(cache, sub["url"], sub["commit"])
             local = bare
         else:
-            git(local, "update-ref", PIN + sub["commit"], sub["commit"])
+            sources.git(local, "update-ref", PIN + sub["commit"], sub["commit"], timeout=LONG, check=True)
         child = Repo(sub["url"], sub["commit"], "submodule", f"{repo.name}/{sub['path']}", git_dir=str(local))
         collect(child, local if (local / ".git").exists() else None, cache, out, seen)
 
@@ -143,21 +137,23 @@ def write_group(group: list[Repo], cache: Path, dest: Path, known: list[str]) ->
     if not all(has_commit(src, c) for c in commits):  # the objects are spread over several repositories
         src = cache / f"{offline.slug(group[0].url)}.git"
         if not src.is_dir():
-            git(cache, "init", "-q", "--bare", str(src))
+            sources.git(cache, "init", "-q", "--bare", str(src), timeout=LONG, check=True)
         for r in group:
             if not has_commit(src, r.commit):
-                git(r.git_dir, "update-ref", PIN + r.commit, r.commit)
-                git(src, "fetch", "-q", "--no-tags", str(r.git_dir), f"+{PIN}{r.commit}:{PIN}{r.commit}")
+                sources.git(r.git_dir, "update-ref", PIN + r.commit, r.commit, timeout=LONG, check=True)
+                sources.git(src, "fetch", "-q", "--no-tags", str(r.git_dir), f"+{PIN}{r.commit}:{PIN}{r.commit}",
+                            timeout=LONG, check=True)
     refs = []
     for c in commits:
-        git(src, "update-ref", PIN + c, c)
+        sources.git(src, "update-ref", PIN + c, c, timeout=LONG, check=True)
         refs.append(PIN + c)
     for r in group:
         if r.ref and r.role == "component":
             for candidate in (f"refs/tags/{r.ref}", f"refs/rebuilt/{r.ref}"):
-                if runner.capture(["git", "-C", str(src), "rev-parse", "-q", "--verify", candidate]).returncode == 0:
+                if sources.git(src, "rev-parse", "-q", "--verify", candidate)[0] == 0:
                     refs.append(candidate)
     prereq = [c for c in known if has_commit(src, c)]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    git(src, "bundle", "create", "-q", str(dest), *refs, *(f"^{c}" for c in prereq))
+    sources.git(src, "bundle", "create", "-q", str(dest), *refs, *(f"^{c}" for c in prereq), timeout=LONG,
+                check=True)
     return prereq

@@ -17,18 +17,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rebuilt.build import sources
 from rebuilt.build.features import offline
-from rebuilt.core import runner
 from rebuilt.core.fs import mark_cachedir, write_json, write_text
-from rebuilt.errors import InputError, SourceError
+from rebuilt.errors import InputError
 from rebuilt.tools.bundle import archive, downloads, gitpack
-
-
-def _git(args: list[str], env: dict | None = None, timeout: float = 3600) -> None:
-    full = {**os.environ, **(env or {})}
-    proc = runner.capture(["git", *args], env=full, timeout=timeout)
-    if proc.returncode != 0:
-        raise SourceError(f"git {' '.join(args[:4])} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
 
 
 def _has(mirror: Path, commit: str) -> bool:
@@ -38,12 +31,12 @@ def _has(mirror: Path, commit: str) -> bool:
 def _serve_ref(mirror: Path, ref: str) -> None:
     """A branch or pull request the checkout pinned (kept as ``refs/rebuilt/<ref>``) where ``src.fetch``
     asks for it: ``refs/heads/<branch>``, ``refs/pull/<N>/head``."""
-    proc = runner.capture(["git", "-C", str(mirror), "rev-parse", "-q", "--verify", f"refs/rebuilt/{ref}^{{commit}}"])
-    if proc.returncode != 0:
+    rc, commit = sources.git(mirror, "rev-parse", "-q", "--verify", f"refs/rebuilt/{ref}^{{commit}}")
+    if rc != 0:
         return
     pr = re.fullmatch(r"pr/(\d+)", ref)
     name = f"refs/pull/{pr.group(1)}/head" if pr else f"refs/heads/{ref}"
-    _git(["-C", str(mirror), "update-ref", name, proc.stdout.strip()])
+    sources.git(mirror, "update-ref", name, commit, check=True)
 
 
 def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
@@ -69,12 +62,13 @@ def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
                 fetched.add((mirror, r["bundle"]))
                 if not mirror.is_dir():
                     mirror.parent.mkdir(parents=True, exist_ok=True)
-                    _git(["init", "-q", "--bare", str(mirror)])
+                    sources.git(mirror.parent, "init", "-q", "--bare", str(mirror), check=True)
                 missing = [c for c in r.get("prerequisites", []) if not _has(mirror, c)]
                 if missing:
                     raise InputError(f"{path}: {r['name']} is incremental over commit {missing[0][:12]}, which no "
                                      "earlier bundle unpacked here brought", hint="unbundle the earlier bundle first")
-                _git(["-C", str(mirror), "fetch", "-q", str(tmp / "members" / r["bundle"]), "+refs/*:refs/*"])
+                sources.git(mirror, "fetch", "-q", str(tmp / "members" / r["bundle"]), "+refs/*:refs/*",
+                            timeout=gitpack.LONG, check=True)
             elif not _has(mirror, r["commit"]):
                 raise InputError(f"{path}: {r['name']} ({r['url']} {r['commit'][:12]}) was carried by an earlier "
                                  "bundle that is not unpacked here", hint="unbundle the earlier bundle first")
@@ -107,10 +101,11 @@ def unbundle(workdir: Path, path: Path | str, say=print) -> dict:
                 work = tmp / "dep"
                 shutil.rmtree(work, ignore_errors=True)
                 mirror = root / repos[d["url"]]["mirror"]
-                _git(["clone", "-q", "--no-checkout", str(mirror), str(work)], env)
-                _git(["-C", str(work), "checkout", "-q", "--detach", d["commit"]], env)
-                _git(["-C", str(work), "remote", "set-url", "origin", d["url"]], env)
-                _git(["-C", str(work), "submodule", "update", "--init", "--recursive", "-q"], env)
+                sources.git(work.parent, "clone", "-q", "--no-checkout", str(mirror), str(work), env=env,
+                            timeout=gitpack.LONG, check=True)
+                for args in (("checkout", "-q", "--detach", d["commit"]), ("remote", "set-url", "origin", d["url"]),
+                             ("submodule", "update", "--init", "--recursive", "-q")):
+                    sources.git(work, *args, env=env, timeout=gitpack.LONG, check=True)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(work, target)
             deps[name] = {"dir": rel, "url": d["url"], "ref": d["ref"], "commit": d.get("commit"),
