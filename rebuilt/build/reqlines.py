@@ -66,10 +66,14 @@ def _pyproject_string(body: str) -> str | None:
 
 def _toml_comment_start(text: str) -> int:
     """Index of a TOML comment's '#' outside strings, or len(text)."""
-    quote = None
+    quote, escaped = None, False
     for i, ch in enumerate(text):
         if quote:
-            if ch == quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':  # an escape in a basic string: \" does not close it
+                escaped = True
+            elif ch == quote:
                 quote = None
         elif ch in "\"'":
             quote = ch
