@@ -18,14 +18,16 @@ def mem_per_job(base_gb: float, nvcc_threads: int | None) -> float:
 
 
 def choose(setting: int | str, cpus: int, mem_available_gb: float, per_job_gb: float, per_job_note: str = "") -> JobChoice:
-    """Resolve ``jobs`` ("auto" or a number) against the machine; explicit numbers win but warn."""
+    """Resolve the ``jobs`` setting against the machine; explicit numbers win but warn.
+
+    ``setting`` is the value the settings parsed once (rebuilt/core/flags.py): "auto" or a whole number."""
     by_mem = max(1, int(mem_available_gb // per_job_gb)) if per_job_gb > 0 and mem_available_gb > 0 else cpus
     basis = (f"{cpus} CPUs, {mem_available_gb:.1f} GiB available / {per_job_gb:.1f} GiB per job"
              f"{' (' + per_job_note + ')' if per_job_note else ''} = {by_mem}")
     if setting == "auto":
         jobs = max(1, min(cpus, by_mem))
         return JobChoice(jobs, f"auto: min({basis}) -> {jobs}")
-    jobs = int(setting)
+    jobs = setting
     warning = None
     if jobs > by_mem:
         warning = (f"jobs={jobs} exceeds what memory allows ({by_mem}: {basis}); "

@@ -21,10 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
-from rebuilt.core import recipes, runner
+from rebuilt.core import flags, interpreter, recipes, runner
 from rebuilt.errors import CheckFailed, ConfigError, Interrupted, RebuiltError, StepFailed
 
 EXISTING = os.environ.get("REBUILT_PYTHON", "")
@@ -77,8 +76,8 @@ def parse_posargs(posargs: list[str]) -> argparse.Namespace:
                           hint="REBUILT_PYTHON=/path/to/python nox -s h200_bench -- ... (no venv, no build)")
     if unknown:
         raise ConfigError(f"unknown argument(s) after --: {' '.join(unknown)}", hint=f"known: {' '.join(FLAGS)}")
-    if args.repeats is not None and not str(args.repeats).isdigit():
-        raise ConfigError(f"--repeats must be a whole number, not {args.repeats!r}")
+    if args.repeats is not None:
+        args.repeats = flags.number(args.repeats, "--repeats", minimum=1)
     return args
 
 
@@ -99,34 +98,27 @@ def bench_stack() -> str:
 
 
 def existing_python() -> str:
-    """REBUILT_PYTHON as an absolute path (a name is looked up on PATH)."""
-    path = EXISTING if os.path.isabs(EXISTING) else runner.which(EXISTING)
-    if not path or not os.path.exists(path):
-        raise ConfigError(f"REBUILT_PYTHON={EXISTING}: no such interpreter")
-    return path
+    """REBUILT_PYTHON as an absolute path (a name is looked up on PATH); it must exist."""
+    return interpreter.require_exists(interpreter.named(EXISTING, "REBUILT_PYTHON")).python
 
 
-def target_python(session) -> str:
+def target_python(session) -> interpreter.Target:
     """The session's interpreter, or REBUILT_PYTHON in existing-environment mode."""
     if EXISTING:
-        return existing_python()
+        return interpreter.Target(existing_python(), "REBUILT_PYTHON")
     try:
-        return str(Path(session.bin) / "python")
+        return interpreter.Target(str(Path(session.bin) / "python"), "the nox session's virtualenv")
     except ValueError:  # --no-venv: building into nox's own interpreter would be a surprise
         raise ConfigError("this session has no environment of its own (--no-venv?)",
                           hint="REBUILT_PYTHON=/path/to/python selects an existing environment") from None
 
 
-def _settings(stack: str, args: argparse.Namespace, **flags):
+def _settings(stack: str, args: argparse.Namespace, target: interpreter.Target | None = None, **flags):
     from rebuilt.core import settings as settings_mod
 
     offline = {"offline": True} if getattr(args, "offline", False) else {}
-    return settings_mod.resolve({"stack": stack, "workdir": args.workdir, **flags, **offline,
-                                 **settings_mod.parse_assignments(args.set_)})
-
-
-def _state(settings, stack: str) -> Path:
-    return settings.workdir() / "state" / f"nox-{stack}.json"
+    return settings_mod.resolve({"stack": stack, "workdir": args.workdir, **flags, **offline},
+                                assignments=settings_mod.parse_assignments(args.set_), target=target)
 
 
 def _guarded(session, fn, *args) -> None:
@@ -142,27 +134,21 @@ def _guarded(session, fn, *args) -> None:
 
 def build(session, stack: str) -> None:
     """Build ``stack`` into the session's environment through the same planner and runner as inv."""
-    _guarded(session, _build, target_python(session) if not EXISTING else None, session.posargs, stack)
+    _guarded(session, lambda: _build(target_python(session), session.posargs, stack))
 
 
-def _build(python: str | None, posargs: list[str], stack: str) -> None:
+def _build(target: interpreter.Target, posargs: list[str], stack: str) -> None:
     from rebuilt.build import builder
-    from rebuilt.core.fs import write_json
 
     args = parse_posargs(posargs)
-    python = python or existing_python()
-    s = _settings(stack, args, python=python, jobs=args.jobs)
+    s = _settings(stack, args, target, jobs=args.jobs)
     opts = builder.Options(dry_run=args.dry_run, force=args.force, explain=args.explain,
                            checks=s["checks"] and not args.no_checks, verbose=args.verbose or s["verbose"])
     outcome = builder.build(s, ["stack"], opts, runner.Console(verbose=opts.verbose))
     if outcome.skipped:
         print(f"build: {len(outcome.skipped)} of {len(outcome.plan.recipes)} component(s) not rebuilt: "
               + "; ".join(f"{k}: {v}" for k, v in outcome.skipped.items()))
-    state = _state(s, stack)
-    old = json.loads(state.read_text()) if state.exists() else {}
-    built = not args.dry_run or (old.get("built") and old.get("python") == python)  # a dry run keeps a real build
-    write_json(state, {"python": python, "stack": stack, "built": bool(built),
-                       "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    interpreter.record(s.workdir(), stack, target.python, dry_run=args.dry_run)
 
 
 # --------------------------------------------------------------------------- checks and GPU health
@@ -172,7 +158,7 @@ def _spec(args: argparse.Namespace, s):
     from rebuilt.tools.bench import spec as bspec
 
     loaded = bspec.load(bspec.find(args.spec or s["bench.spec"]))
-    return bspec.override(loaded, cases=args.cases, repeats=int(args.repeats) if args.repeats else None)
+    return bspec.override(loaded, cases=args.cases, repeats=args.repeats)
 
 
 def _bench_target(args: argparse.Namespace, s) -> dict:
@@ -273,11 +259,11 @@ def bench_python(s, stack: str, dry_run: bool) -> str:
     """REBUILT_PYTHON, else the environment the build session recorded for ``stack``."""
     if EXISTING:
         return existing_python()
-    state = _state(s, stack)
-    data = json.loads(state.read_text()) if state.exists() else {}
-    if data.get("python") and (data.get("built") or dry_run):
-        return data["python"]
-    raise ConfigError(f"no environment built for stack {stack} ({state} is missing)",
+    found = interpreter.recorded(s.workdir(), stack, dry_run=dry_run)
+    if found is not None:
+        return found.python
+    raise ConfigError(f"no environment built for stack {stack} ({interpreter.handoff_file(s.workdir(), stack)} "
+                      f"is missing)",
                       hint="nox -s h200_bench builds it first; REBUILT_PYTHON=/path/to/python uses an existing one")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import tomllib
 
-from rebuilt.core import project
+from rebuilt.core import flags, interpreter, project
 from rebuilt.core import recipes as recipes_mod
 from rebuilt.core import secret as secret_mod
 from rebuilt.core.secret import redact
@@ -30,6 +29,8 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 ENV_PREFIX = "INVOKE_REBUILT_"
 FILE_SUFFIX = "_FILE"  # INVOKE_REBUILT_PROXY_URL_FILE=/path: a secret setting read from a file
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+# Numbers whose form the packaged default cannot show ("auto" is text): parsed once, here, into an int.
+NUMBERS: dict[str, dict] = {"jobs": {"kind": int, "minimum": 1, "words": ("auto",)}}
 FOLDER_KEYS = ("workdir", "backup_dir", "ccache.dir", "cuda_home", "nvshmem_dir")  # must be folders when they exist
 
 
@@ -91,16 +92,8 @@ def _env_name(key: str) -> str:
 
 def _coerce(key: str, value: Any, default: Any, choices: tuple | None, source: str) -> Any:
     where = f"setting {key} (from {source})"
-    if key == "jobs":
-        if value == "auto":
-            return value
-        try:
-            jobs = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a whole number or 'auto', got {value!r}") from None
-        if jobs < 1:
-            raise ConfigError(f"{where}: must be at least 1, got {jobs}")
-        return jobs
+    if key in NUMBERS:
+        return flags.number(value, where, **NUMBERS[key])
     if isinstance(default, bool):
         if isinstance(value, str):
             low = value.strip().lower()
@@ -110,16 +103,8 @@ def _coerce(key: str, value: Any, default: Any, choices: tuple | None, source: s
                 value = False
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    elif isinstance(default, int):
-        try:
-            value = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
-    elif isinstance(default, float):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    elif isinstance(default, (int, float)):
+        value = flags.number(value, where, kind=type(default))
     elif isinstance(default, Mapping):
         if isinstance(value, str):  # from an env var or --set: JSON
             import json
@@ -215,9 +200,13 @@ def _secret_from_file(name: str, path: str) -> str:
 class Settings:
     """Resolved settings: ``s["jobs"]``, ``s.source("jobs")``, ``s.recipe("sgl-kernel")``."""
 
-    def __init__(self, values: dict[str, Value], stack: recipes_mod.Stack):
+    def __init__(self, values: dict[str, Value], stack: recipes_mod.Stack,
+                 environ: Mapping[str, str] | None = None, target: interpreter.Target | None = None):
         self._values = dict(values)
         self.stack = stack
+        self.environ = dict(os.environ if environ is None else environ)  # for the target's rules
+        self._target = target  # named: the python setting, or a nox session's own
+        self._default: interpreter.Target | None = None  # the user's active environment or python3 on PATH
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -240,8 +229,27 @@ class Settings:
         return {k[len(prefix):]: v.value for k, v in self._values.items() if k.startswith(prefix)}
 
     def python(self) -> str:
-        """The target interpreter, absolute."""
-        return self["python"] or sys.executable
+        """The target interpreter, absolute (``target()`` says which rule chose it)."""
+        return self.target().python
+
+    def target(self, python: str | None = None, *, handoff: bool = False) -> interpreter.Target:
+        """The target interpreter and the rule that chose it (rebuilt/core/interpreter.py): ``python``
+        (a task's own --python), else the python setting, else (``handoff``) what ``nox -s build`` made
+        for the stack, else the user's active environment or python3 on PATH."""
+        if python:
+            return interpreter.named(python, "--python", self.environ)
+        if self._target is None and self["python"]:
+            source = self.source("python")
+            why = "--python" if source == "flag --python" else f"the python setting ({source})"
+            self._target = interpreter.named(self["python"], why, self.environ)
+        if self._target is not None:
+            return self._target
+        found = interpreter.recorded(self.workdir(), self.stack.name) if handoff else None
+        if found is not None:
+            return found
+        if self._default is None:
+            self._default = interpreter.choose(environ=self.environ)
+        return self._default
 
     base: Path | None = None  # the project folder (rebuilt/core/project.py) the settings were resolved in
 
@@ -337,8 +345,12 @@ def resolve(
     home: Path | None = None,
     recipes_dir: Path | None = None,
     stacks_dir: Path | None = None,
+    assignments: Mapping[str, Any] | None = None,
+    target: interpreter.Target | None = None,
 ) -> Settings:
-    """Resolve all layers into Settings. ``flags`` maps keys to values; None values are ignored."""
+    """Resolve all layers into Settings. ``flags`` maps keys to values (None: not given); ``assignments``
+    are the ``--set KEY=VALUE`` pairs (``parse_assignments``), above the flags; ``target`` names the
+    target interpreter with its own reason (a nox session's virtualenv) instead of the python setting."""
     environ = os.environ if environ is None else environ
     cwd = Path(cwd or project.root(environ=environ))  # invoke.yaml and relative paths: the project's
     home = Path(home or Path.home())
@@ -359,13 +371,17 @@ def resolve(
                 env_layer[env_names[stem]] = _secret_from_file(name, raw)
                 continue
             if name not in env_names:
+                option = name[len(ENV_PREFIX):].lower()
+                if any(k.count(".") == 1 and k.split(".")[1] == option for k in schema):
+                    raise _unknown(option, raw, f"env {name}", schema)  # a recipe option without its recipe
                 raise ConfigError(f"unknown setting in environment variable {name}{did_you_mean(name, env_names)}")
             env_layer[env_names[name]] = raw
     flag_layer = {k: v for k, v in (flags or {}).items() if v is not None}
+    set_layer = dict(assignments or {})
 
     def stack_name() -> str:
         name = _defaults()["stack"]
-        for _, layer in user_layers + [("env", env_layer), ("flags", flag_layer)]:
+        for _, layer in user_layers + [("env", env_layer), ("flags", flag_layer), ("--set", set_layer)]:
             name = layer.get("stack", name)
         return str(name)
 
@@ -381,6 +397,7 @@ def resolve(
     layers += [(f"env {_env_name(k)}", {k: v}) for k, v in env_layer.items()]
     layers += [(f"flag --{k.replace('_', '-')}" if "." not in k else f"flag --set {k}", {k: v})
                for k, v in flag_layer.items()]
+    layers += [(f"flag --set {k}", {k: v}) for k, v in set_layer.items()]
 
     values: dict[str, Value] = {}
     for source, layer in layers:
@@ -391,7 +408,7 @@ def resolve(
                     if source.startswith("flag"):
                         raise broken[owner]
                     continue
-                raise ConfigError(f"unknown setting {key!r} in {source}{did_you_mean(key, schema)}")
+                raise _unknown(key, raw, source, schema)
             default, choices = schema[key]
             value = _coerce(key, raw, default, choices, source)
             if key in limits:
@@ -400,9 +417,24 @@ def resolve(
                     raise ConfigError(f"setting {key} (from {source}): {value!r} {problem}",
                                       hint=f"the range is declared in {limits_from[key]}")
             values[key] = Value(value, source)
-    settings = Settings(values, stack)
+    settings = Settings(values, stack, environ, target)
     settings.base = cwd  # a relative workdir is relative to the project, not the current folder
     return settings
+
+
+def _unknown(key: str, value: Any, source: str, schema: Mapping[str, Any]) -> ConfigError:
+    """An unknown key; a recipe option given without its recipe (``nvcc_threads``) lists the recipes that have it."""
+    owners = sorted(k for k in schema if k.count(".") == 1 and k.split(".")[1] == key)
+    if "." in key or not owners:
+        return ConfigError(f"unknown setting {key!r} in {source}{did_you_mean(key, schema)}")
+    if source.startswith("env "):
+        example = f"{ENV_PREFIX}<RECIPE>_{_env_name(key)[len(ENV_PREFIX):]}={value}"
+    elif source.startswith("flag"):
+        example = f"--set <recipe>.{key}={value}"
+    else:
+        example = f"rebuilt: {{<recipe>: {{{key}: {value}}}}}"
+    return ConfigError(f"unknown setting {key!r} in {source}: {key} is an option of a recipe, named with it: "
+                       f"{', '.join(owners)}", hint=f"name the recipe it is for: {example}")
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:

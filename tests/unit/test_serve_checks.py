@@ -127,8 +127,11 @@ def test_the_interpreter_defaults_to_the_environment_nox_built(resolve, tmp_path
     built = tmp_path / "env" / "bin" / "python"
     built.parent.mkdir(parents=True)
     built.write_text("")
-    s = resolve({"python": ""})
-    assert choose_python(s, None) == sys.executable  # nothing built: the interpreter running rebuilt
+    active = tmp_path / "active"
+    (active / "bin").mkdir(parents=True)
+    (active / "bin" / "python").write_text("")
+    s = resolve({"python": ""}, environ={"VIRTUAL_ENV": str(active)})
+    assert choose_python(s, None) == str(active / "bin" / "python")  # nothing built: the user's active environment
     state = s.workdir() / "state" / f"nox-{s['stack']}.json"
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"python": str(built), "built": True}))

@@ -148,13 +148,13 @@ def test_a_bad_recipe_breaks_only_what_uses_it(tmp_path, resolve):
     s = resolve({"stack": "s"}, **kw)  # the stack names the broken ones too: settings still resolve
     assert s["ok.n"] == 3 and set(s.stack.components) == {"ok", "broken", "typed", "ghosty"}
     assert set(recipes.invalid(rdir)) == {"broken", "typed", "ghosty"}
-    with pytest.raises(ConfigError, match=r"broken.toml: malformed TOML"):
+    with pytest.raises(ConfigError, match=r"broken.toml:1:\d+: malformed TOML"):
         recipes.get("broken", rdir)
-    with pytest.raises(ConfigError, match=r"typed.toml \(line 1\): steps must be a list of tables"):
+    with pytest.raises(ConfigError, match=r"typed.toml:1: steps: must be a list, each an object \(a table\), got 5"):
         recipes.get("typed", rdir)
-    with pytest.raises(ConfigError, match=r"ghosty.toml \(line 3\): \[recipe\] requires unknown recipe 'ghost'"):
+    with pytest.raises(ConfigError, match=r"ghosty.toml:3: recipe.requires: unknown recipe 'ghost'"):
         recipes.get("ghosty", rdir)
-    with pytest.raises(ConfigError, match=r"broken.toml: malformed TOML"):  # setting it on purpose says why
+    with pytest.raises(ConfigError, match=r"broken.toml:1:\d+: malformed TOML"):  # setting it on purpose says why
         resolve({"stack": "s", "broken.x": "1"}, **kw)
 
 
@@ -175,3 +175,17 @@ def test_a_folder_setting_that_is_a_file(resolve, tmp_path):
     for value in (str(f), str(f / "sub")):
         with pytest.raises(ConfigError, match=r"workdir .*is a file, not a folder"):
             resolve({"workdir": value})
+
+
+def test_a_recipe_option_set_without_its_recipe_names_the_set_flag_and_every_recipe(resolve):
+    with pytest.raises(ConfigError) as err:
+        resolve(assignments=settings_mod.parse_assignments(["nvcc_threads=4"]))
+    message = str(err.value)
+    assert message.startswith("unknown setting 'nvcc_threads' in flag --set nvcc_threads:"), message
+    assert "--nvcc-threads" not in message and "did you mean" not in message
+    assert "sgl-kernel.nvcc_threads" in message and "vllm.nvcc_threads" in message
+    assert err.value.hint == "name the recipe it is for: --set <recipe>.nvcc_threads=4"
+    with pytest.raises(ConfigError, match=r"'nvcc_threads' in env INVOKE_REBUILT_NVCC_THREADS: .*vllm") as err:
+        resolve(environ={"INVOKE_REBUILT_NVCC_THREADS": "4"})
+    assert err.value.hint == "name the recipe it is for: INVOKE_REBUILT_<RECIPE>_NVCC_THREADS=4"
+    assert resolve(assignments={"checks": "false"}).source("checks") == "flag --set checks"

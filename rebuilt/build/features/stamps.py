@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 from rebuilt.build import guard, sources
-from rebuilt.core import runner
-from rebuilt.core.fs import sha256_file, write_json
+from rebuilt.core import runner, shape
+from rebuilt.core.fs import read_json, sha256_file, write_json
 
 OUTPUT_DIRS = {"build", "dist", "_skbuild", ".deps", "__pycache__"}
 TOOLS = ("gcc", "g++", "cmake", "ninja")
@@ -68,6 +68,19 @@ def tree_state(src: str) -> dict:
 def _as_stored(obj):
     """``obj`` as it reads back from the stamp's JSON (tuples become lists), so the two compare equal."""
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+STAMP = shape.Obj({
+    "run_id": shape.opt(shape.STR), "inputs": shape.MapOf(shape.ANY), "installed": shape.opt(shape.MapOf(shape.ANY)),
+    "artifacts": shape.opt(shape.ListOf(shape.Obj({"path": shape.STR, "size": shape.INT,
+                                                   "sha256": shape.opt(shape.nullable(shape.STR))}))),
+})
+
+
+def read_stamp(path: Path) -> dict:
+    """A recipe's stamp (what its last successful build was made from), checked against ``STAMP``."""
+    return read_json(path, STAMP, what="build stamp",
+                     hint="remove it: the next build of the recipe then runs in full and writes a new one")
 
 
 def inputs(rp, settings, machine) -> dict:
@@ -133,7 +146,7 @@ class Stamps:
             if self.explain:
                 self.console.say(f"{rp.recipe.name}: no earlier successful build to compare with")
             return None
-        stamp = json.loads(path.read_text())
+        stamp = read_stamp(path)
         now = self._inputs(rp)
         diff = changed(stamp["inputs"], now)
         if diff:

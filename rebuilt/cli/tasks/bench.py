@@ -8,9 +8,11 @@ import sys
 from invoke import Collection, Exit, task
 
 from rebuilt.cli.tasks._entry import entry
+from rebuilt.core import flags
 
 H_WORKDIR = "work directory holding bench/<run-id>/ (default: setting workdir, .rebuilt)"
-H_PYTHON = "target interpreter (absolute path or a name on PATH; default: setting python, else this one)"
+H_PYTHON = ("target interpreter (a path or a name on PATH); default: setting python, else the active virtual or "
+            "conda environment, else python3 on PATH")
 H_SPEC = "spec name in bench/specs/ or a path to a .toml (default: setting bench.spec, one-batch-default)"
 H_MODEL = "model folder (default: setting bench.model_path)"
 H_CVD = "CUDA_VISIBLE_DEVICES for the benchmark (default: setting bench.cuda_visible_devices)"
@@ -28,21 +30,11 @@ def _bench_settings(s) -> dict:
     return {k: v for k, v in s.redacted().items() if k.startswith("bench.") or k in ("workdir", "stack")}
 
 
-def _python(python: str | None, s=None) -> str:
-    from rebuilt.core import runner
-    from rebuilt.errors import ConfigError
+def _python(python: str | None, s) -> str:
+    """--python, else the settings' target (rebuilt/core/interpreter.py); it must exist."""
+    from rebuilt.core import interpreter
 
-    python = python or (s["python"] if s is not None else None)
-    if not python:
-        return sys.executable
-    if os.path.isabs(python):
-        if not os.path.exists(python):
-            raise ConfigError(f"target interpreter {python} does not exist")
-        return python
-    found = runner.which(python) or (os.path.abspath(python) if os.path.exists(python) else None)
-    if not found:
-        raise ConfigError(f"target interpreter '{python}' is not on PATH")
-    return found
+    return interpreter.require_exists(s.target(python)).python
 
 
 def _check_target(model_path: str | None, cuda_visible_devices: str | None, base_url: str | None) -> None:
@@ -73,13 +65,11 @@ def _check_target(model_path: str | None, cuda_visible_devices: str | None, base
 
 
 def _spec(spec: str, cases: str | None = None, repeats: str | None = None):
-    from rebuilt.errors import ConfigError
     from rebuilt.tools.bench import spec as bspec
 
     loaded = bspec.load(bspec.find(spec))
-    if repeats is not None and not str(repeats).isdigit():
-        raise ConfigError(f"--repeats must be a whole number, not '{repeats}'")
-    return bspec.override(loaded, cases=cases, repeats=int(repeats) if repeats else None)
+    repeats = flags.number(repeats, "--repeats", minimum=1) if repeats is not None else None
+    return bspec.override(loaded, cases=cases, repeats=repeats)
 
 
 @task(help={
@@ -169,17 +159,13 @@ def compare(c, a, b, factor=None, alpha=None, metric=None, workdir=None, fail_on
     """Compare two runs per metric: medians, ratio, significance, better or worse."""
     import json as jsonlib
 
-    from rebuilt.errors import ConfigError
     from rebuilt.tools.bench import compare as cmp
     from rebuilt.tools.bench import store
 
     s = _settings(workdir)
     workdir = s.workdir()
-    try:
-        factor = float(factor if factor is not None else s["bench.factor"])
-        alpha = float(alpha if alpha is not None else s["bench.alpha"])
-    except ValueError:
-        raise ConfigError(f"--factor and --alpha take numbers, not {factor!r} / {alpha!r}") from None
+    factor = flags.number(factor, "--factor", kind=float) if factor is not None else s["bench.factor"]
+    alpha = flags.number(alpha, "--alpha", kind=float) if alpha is not None else s["bench.alpha"]
 
     run_a = store.load_run(store.resolve(a, workdir))
     run_b = store.load_run(store.resolve(b, workdir))

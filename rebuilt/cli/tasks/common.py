@@ -7,7 +7,8 @@ from typing import Any
 BUILD_HELP = {
     "stack": "stack to build from (recipes/stacks/<name>.toml); default from settings: sglang-0.5.4",
     "jobs": "parallel compile jobs, a number or 'auto' (min of CPUs and memory / memory per job)",
-    "python": "target interpreter (absolute path); default: the one running inv",
+    "python": "target interpreter (a path or a name on PATH); default: the active virtual or conda environment, "
+              "else python3 on PATH (rebuilt's own tool environment only when named here)",
     "ref": "git ref to build: tag, branch, commit or pr/NNNN (a pull request) - how you bisect",
     "force": "rebuild even when the inputs are unchanged since the last successful build",
     "dry_run": "print every step (cwd, env changes, command) and run nothing",
@@ -20,17 +21,9 @@ BUILD_HELP = {
 }
 
 
-def flag_settings(stack=None, jobs=None, python=None, workdir=None, set_=None, **extra: Any) -> dict:
-    """Task flags -> the `flags` layer of the settings cascade (None means: not given)."""
-    from rebuilt.core.settings import parse_assignments
-
-    flags: dict[str, Any] = {"stack": stack, "jobs": jobs, "python": python, "workdir": workdir}
-    flags.update(extra)
-    flags.update(parse_assignments(set_))
-    return flags
-
-
-def resolve(**flags):
+def resolve(stack=None, jobs=None, python=None, workdir=None, set_=None, **extra: Any):
+    """The settings with the task's flags on top (None means: not given) and its ``--set`` pairs above them."""
     from rebuilt.core import settings
 
-    return settings.resolve(flag_settings(**flags))
+    flags: dict[str, Any] = {"stack": stack, "jobs": jobs, "python": python, "workdir": workdir, **extra}
+    return settings.resolve(flags, assignments=settings.parse_assignments(set_))

@@ -33,8 +33,22 @@ def config(c, stack=None, key=None, json=False, set_=None):
         return
     width = max((len(k) for k, _, _ in rows), default=10)
     print(f"stack {settings.stack.name} ({settings.stack.path})")
+    print(f"target python {_target(settings)}")
+    from rebuilt.build.patches import patches_dir
+
+    print(f"patches {patches_dir(settings)} (your patches: src.patch-new writes them here, builds apply them)")
     for k, v, s in rows:
         print(f"{k:<{width}}  {json_mod.dumps(shown(v)):<40}  {s}")
+
+
+def _target(settings) -> str:
+    """The target interpreter and the rule that chose it; a refused one says why, so config still shows it."""
+    from rebuilt.errors import ConfigError
+
+    try:
+        return str(settings.target())
+    except ConfigError as err:
+        return f"none: {err.render()}"
 
 
 ns = Collection(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from invoke import Collection, task
 
 from rebuilt.cli.tasks._entry import entry
+from rebuilt.core import flags
 
 H_OUT = "output file (.json or .json.gz); default beside the input"
 
@@ -80,11 +81,9 @@ def _expand(paths: str) -> list:
 @entry
 def summary(c, trace, csv=None, top=15):
     """Per GPU stream busy/idle time, top kernels, gaps between kernels: a table."""
-    from rebuilt.errors import InputError
     from rebuilt.tools.trace import summary as s
 
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise InputError(f"--top {top!r}: give how many kernels to list, a whole number of at least 1")
+    top = flags.number(top, "--top", minimum=1)
     result = s.summarize(trace)
     print(s.render(result, top=top))
     if csv:

@@ -7,6 +7,7 @@ import sys
 from invoke import Collection, task
 
 from rebuilt.cli.tasks._entry import entry
+from rebuilt.core.flags import number
 
 H = {
     "profile": "serving profile: a name in recipes/serve/ or a path to a .toml (default: the one started last "
@@ -36,19 +37,6 @@ def _name(profile, s) -> str:
     return profile or state.last_started(s.workdir()) or s["serve.profile"]
 
 
-def _number(flag: str, value, kind=float):
-    """A flag's value as a number, or one clear message (exit 2)."""
-    from rebuilt.errors import ConfigError
-
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{flag} takes a {'whole ' if kind is int else ''}number, not {value!r}") from None
-    if number < 0:
-        raise ConfigError(f"--{flag} cannot be negative ({value})")
-    return number
-
-
 def _echo(red):
     return lambda text: print(red(text), flush=True)
 
@@ -57,7 +45,7 @@ def _echo(red):
     **H, "role": "only this role (prefill, decode, router, server): one role per host",
     "dry_run": "print every role's environment (secrets redacted) and command; start nothing",
     "python": "interpreter whose sglang runs (default: setting python, else the environment nox -s build made, "
-              "else this one)",
+              "else the active virtual or conda environment, else python3 on PATH)",
     "timeout": "seconds to wait for every role to answer its health endpoints (default: setting serve.timeout)",
 })
 @entry
@@ -68,7 +56,7 @@ def up(c, profile=None, role=None, dry_run=False, python=None, timeout=None, wor
     s = _settings(workdir, set_, stack)
     red = _red(s)
     lifecycle.up(s, _name(profile, s), role=role, python=python, dry_run=dry_run,
-                 timeout=_number("timeout", timeout) if timeout is not None else None, echo=_echo(red))
+                 timeout=number(timeout, "--timeout", kind=float, minimum=0) if timeout is not None else None, echo=_echo(red))
 
 
 @task(iterable=["set_"], help=H)
@@ -94,7 +82,7 @@ def logs(c, role=None, profile=None, follow=False, lines=50, workdir=None, set_=
     s = _settings(workdir, set_, stack)
     red = _red(s)
     try:
-        watch.logs(s, _name(profile, s), role=role, lines=_number("lines", lines, int), follow=follow,
+        watch.logs(s, _name(profile, s), role=role, lines=number(lines, "--lines", minimum=0), follow=follow,
                    echo=_echo(red), red=red)
     except BrokenPipeError:  # `inv serve.logs | head`
         sys.stdout = None
@@ -120,8 +108,9 @@ def smoke(c, profile=None, role=None, url=None, prompt=None, max_tokens=1, timeo
     s = _settings(workdir, set_, stack)
     red = _red(s)
     smoke_mod.run(s, _name(profile, s), role=role, url=url, prompt=prompt or health.PROMPT,
-                  max_tokens=_number("max-tokens", max_tokens, int), timeout=_number("timeout", timeout),
-                  retries=_number("retries", retries, int), expect=expect,
+                  max_tokens=number(max_tokens, "--max-tokens", minimum=0),
+                  timeout=number(timeout, "--timeout", kind=float, minimum=0),
+                  retries=number(retries, "--retries", minimum=0), expect=expect,
                   red=red, echo=_echo(red))
 
 

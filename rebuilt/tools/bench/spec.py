@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuilt.core import shape, tomlfile
+from rebuilt.core import flags, shape, tomlfile
 from rebuilt.core.text import did_you_mean
 from rebuilt.errors import ConfigError
 
@@ -321,19 +321,6 @@ def find(name_or_path: str, cwd: Path | None = None) -> Path:
 # --------------------------------------------------------------------------- overrides
 
 
-def _number(text: str) -> int | float:
-    text = text.strip()
-    if text.lower() in ("inf", "infinity"):
-        return math.inf
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            raise ConfigError(f"--cases: '{text}' is not a number") from None
-
-
 def parse_cases(text: str, kind: str) -> dict[str, tuple]:
     """``bs=1,8;il=512`` → ``{"batch_size": (1, 8), "input_len": (512,)}``."""
     out: dict[str, list] = {}
@@ -341,7 +328,8 @@ def parse_cases(text: str, kind: str) -> dict[str, tuple]:
         if "=" not in part:
             raise ConfigError(f"--cases: '{part}' is not AXIS=V1,V2 (e.g. bs=1,8;il=512)")
         key, values = part.split("=", 1)
-        out[_axis(kind, key.strip())] = [_number(v) for v in values.split(",") if v.strip()]
+        out[_axis(kind, key.strip())] = [flags.number(v, "--cases", kind=float, infinite=True)
+                                                   for v in values.split(",") if v.strip()]
     return {k: tuple(v) for k, v in out.items()}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rebuilt.core import runner
+from rebuilt.core import flags, runner
 from rebuilt.errors import ConfigError, InputError
 from rebuilt.tools.bisect import report as bisect_report
 from rebuilt.tools.bisect import search as bisect
@@ -38,7 +38,7 @@ def _resolver(flags: dict):
     def resolve(stack=None, jobs=None, python=None, workdir=None, set_=None, **extra):
         """Settings from the task's flags (None: not given), as every build task resolves them."""
         layer = {"stack": stack, "jobs": jobs, "python": python, "workdir": workdir, **extra}
-        return resolve_settings({**layer, **parse_assignments(set_)})
+        return resolve_settings(layer, assignments=parse_assignments(set_))
 
     base = {k: flags.get(k) for k in ("stack", "jobs", "python", "workdir", "set_")}
     cache: dict = {}
@@ -60,16 +60,6 @@ def _mode(a: Args) -> str:
     if modes == ["bench"] and not a.metric:
         raise InputError("--spec needs --metric: the metric to compare, e.g. --metric total_latency")
     return modes[0]
-
-
-def _number(text, name: str, kind=float, minimum=0):
-    try:
-        value = kind(text)
-    except (TypeError, ValueError):
-        raise InputError(f"--{name} must be a number, not {text!r}") from None
-    if value < minimum:
-        raise InputError(f"--{name} must be at least {minimum}")
-    return value
 
 
 def _bench(settings, options: dict) -> Bench:
@@ -128,9 +118,9 @@ def _start(a: Args) -> dict:
                          hint="give the range with --good and --bad")
     settings_for = _resolver(a.flags)
     settings = settings_for(None, None)
-    threshold = _number(a.threshold, "threshold") if a.threshold is not None \
+    threshold = flags.number(a.threshold, "--threshold", kind=float, minimum=0) if a.threshold is not None \
         else round((settings["bench.factor"] - 1) * 100, 6)
-    repeats = _number(a.repeats, "repeats", int, 1) if a.repeats is not None else None
+    repeats = flags.number(a.repeats, "--repeats", minimum=1) if a.repeats is not None else None
     checks = settings["checks"] and not a.flags.get("no_checks")
     options = {"spec": a.spec or settings["bench.spec"], "metric": a.metric, "cmd": a.cmd, "threshold": threshold,
                "repeats": repeats, "alpha": settings["bench.alpha"], "checks": checks}
@@ -144,6 +134,21 @@ def _start(a: Args) -> dict:
     builds = _builds(a, settings_for, checks)
     start = builds.snapshot_start()
     src = builds.source_dir()
+    try:  # fetching a ref moves the checkout: a refused range puts it back where it was
+        commits = _range(a, builds, src)
+    except BaseException:
+        builds.put_back(start)
+        raise
+    state = bisect.State(recipe=a.recipe, mode=mode, good=a.good, bad=a.bad, commits=commits, options=options,
+                         flags={**a.flags, "workdir": str(settings.workdir())}, source_dir=str(src), start=start)
+    n = len(state.commits) - 1
+    runner.Console().say(f"bisect {a.recipe}: {n} commit(s) after {a.good} up to {a.bad}; at most "
+                         f"{bisect.max_tests(n)} builds when every commit decides")
+    return _run(state, a)
+
+
+def _range(a: Args, builds: Builds, src) -> list[dict]:
+    """The commits from --good to --bad (checked: both exist, good is an ancestor of bad, they differ)."""
     resolved = []
     for ref in (a.good, a.bad):  # resolved before anything moves the checkout (HEAD stays what it was)
         found = bisect.try_resolve(src, ref)
@@ -154,13 +159,7 @@ def _start(a: Args) -> dict:
                                  hint="bisect a mode that builds from source, e.g. --set flashinfer.mode=editable")
             found = bisect.resolve(src, ref)
         resolved.append(found)
-    state = bisect.State(recipe=a.recipe, mode=mode, good=a.good, bad=a.bad,
-                         commits=[c.__dict__ for c in bisect.commits(src, a.good, a.bad, *resolved)], options=options,
-                         flags={**a.flags, "workdir": str(settings.workdir())}, source_dir=str(src), start=start)
-    n = len(state.commits) - 1
-    runner.Console().say(f"bisect {a.recipe}: {n} commit(s) after {a.good} up to {a.bad}; at most "
-                         f"{bisect.max_tests(n)} builds when every commit decides")
-    return _run(state, a)
+    return [c.__dict__ for c in bisect.commits(src, a.good, a.bad, *resolved)]
 
 
 def _owner(name: str) -> str:

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from rebuilt.core import runner
+from rebuilt.core import interpreter, runner
 from rebuilt.core.fs import mark_cachedir
 from rebuilt.core.secret import Redactor, from_settings, secret_env
 from rebuilt.core.text import fmt_seconds
@@ -29,20 +29,9 @@ POLL_S = 0.5
 
 
 def choose_python(settings, flag: str | None) -> str:
-    """--python, else setting python, else the environment `nox -s build` made for the stack, else this one."""
-    python = flag or settings["python"]
-    if not python:
-        state = settings.workdir() / "state" / f"nox-{settings['stack']}.json"
-        try:
-            data = json.loads(state.read_text()) if state.exists() else {}
-        except ValueError:
-            data = {}
-        python = data.get("python") if data.get("built") else None
-    python = python or sys.executable
-    found = python if os.path.isabs(python) else runner.which(python)
-    if not found or not os.path.exists(found):
-        raise ConfigError(f"interpreter {python} does not exist", hint="pass --python /path/to/env/bin/python")
-    return found
+    """--python, else setting python, else the environment `nox -s build` made for the stack, else the user's
+    active environment (rebuilt/core/interpreter.py); it must exist."""
+    return interpreter.require_exists(settings.target(flag, handoff=True)).python
 
 
 def dry_run_text(res: resolve.Resolved) -> str:
