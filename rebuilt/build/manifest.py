@@ -6,7 +6,8 @@ import platform
 import time
 from pathlib import Path
 
-from rebuilt.core.fs import mark_cachedir, write_json
+from rebuilt.core import shape
+from rebuilt.core.fs import mark_cachedir, read_json, write_json
 from rebuilt.core.secret import redact
 
 SCHEMA_VERSION = 1
@@ -56,3 +57,16 @@ def _redacted(obj):
 def write(workdir: Path, name: str, data: dict) -> Path:
     folder = mark_cachedir(Path(workdir) / "manifests")
     return write_json(folder / f"{name}.json", data)
+
+
+_TEXT = shape.opt(shape.nullable(shape.STR))
+SHAPE = shape.Obj({
+    "schema_version": shape.opt(shape.INT), "kind": _TEXT, "run_id": _TEXT, "recipe": _TEXT, "stack": _TEXT,
+    "status": _TEXT, "source": shape.opt(shape.nullable(shape.MapOf(shape.ANY))),
+    "artifacts": shape.opt(shape.ListOf(shape.Obj({"path": shape.STR}))),
+})
+
+
+def read(path: Path | str) -> dict:
+    """A manifest ``write`` wrote, checked against ``SHAPE`` before it is used."""
+    return read_json(path, SHAPE, what="manifest", hint="rebuilt wrote it after a build; remove it if it is damaged")

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from rebuilt.core import conditions
+from rebuilt.core import conditions, shape, tomlfile
 from rebuilt.core.project import data_root
 from rebuilt.core.text import did_you_mean
 from rebuilt.errors import ConfigError
@@ -35,13 +33,6 @@ ACTIONS = ("collect", "pip-protected", "drop-requirements", "check-import", "kee
 # Machine facts a `when` condition may use besides the recipe's options.
 FACTS = ("nvshmem", "gpu", "ccache", "offline")
 
-_RECIPE_KEYS = {"recipe", "source", "options", "choices", "limits", "env", "unset", "steps", "artifacts", "warnings",
-                "bisect"}
-_BISECT_KEYS = {"clear"}  # [bisect] clear: folders holding state across commits, removed between candidates
-_META_KEYS = {"name", "summary", "requires", "replaces", "mem_per_job_gb", "nvcc_threads_option", "needs", "provides"}
-_SOURCE_KEYS = {"url", "ref", "dir", "submodules", "from", "subdir", "when"}
-_STEP_KEYS = {"name", "run", "shell", "action", "with", "cwd", "env", "unset", "network", "installs",
-              "gpu", "when", "replaces", "note", "path_prepend", "needs", "provides"}
 # What a step can need from the machine (or from an earlier step that `provides` it); the pre-build
 # checks are chosen from these. An entry is a name with an optional version ("cmake>=3.26"), or a table
 # {need = "nvcc", when = "<condition>"}. Recipe-level `needs` apply to each of the recipe's own steps.
@@ -123,33 +114,25 @@ class Stack:
     settings: dict[str, Any]  # flat dotted keys, already including component options
 
 
-def _read_toml(path: Path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}", hint="fix the file at the line shown") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+def _read_toml(path: Path) -> tomlfile.Toml:
+    return tomlfile.load(path, "recipe")
 
 
-def _line_of(where: str, key: str) -> str:
-    """`where` starts with a file path: ':<line>' of the first line that sets ``key`` in it, if found."""
-    path = where.split(" ", 1)[0]
+def _line_of(path: Path, *at) -> str:
+    """':<line>' of the key path ``at`` in the file, if found."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        n = tomlfile.line_of(Path(path).read_text(encoding="utf-8"), at)
     except (OSError, UnicodeDecodeError):
         return ""
-    pattern = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]\]?|\"?{re.escape(key)}\"?\s*=)")
-    found = next((n for n, line in enumerate(lines, 1) if pattern.match(line)), None)
-    return f" (line {found})" if found else ""
+    return f":{n}" if n else ""
 
 
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    """Keys of a table the declared shape leaves open (``needs`` tables, ``[limits]`` entries)."""
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"{where}{_line_of(where, key)}: unknown key {key!r}{did_you_mean(key, allowed)}",
-                              hint=f"allowed here: {', '.join(sorted(allowed))} (docs/RECIPES.md)")
+            raise ConfigError(f"{where}: {key}: unknown key{did_you_mean(key, allowed)}",
+                              hint=f"known keys there: {', '.join(sorted(allowed))} ({DOCS})")
 
 
 def _as_tuple(value, where: str) -> tuple:
@@ -214,9 +197,8 @@ def _argv_item(item) -> bool:
 
 
 def _step(raw: dict, where: str, option_names: set[str]) -> StepSpec:
-    _check_keys(raw, _STEP_KEYS, where)
-    name = raw.get("name")
-    if not name or not isinstance(name, str):
+    name = raw["name"]
+    if not name:
         raise ConfigError(f"{where}: every step needs a name")
     where = f"{where} ({name})"
     kinds = [k for k in ("run", "shell", "action") if k in raw]
@@ -245,39 +227,51 @@ def _step(raw: dict, where: str, option_names: set[str]) -> StepSpec:
     )
 
 
-# what each top-level key holds: a table, or a list of tables ([[steps]]); strings where text is expected
-_TABLES = ("recipe", "source", "options", "choices", "limits", "env", "artifacts", "bisect")
-_TABLE_LISTS = ("steps", "warnings")
-_TEXT = {"recipe": ("name", "summary", "nvcc_threads_option"), "source": ("url", "ref", "dir", "from", "subdir")}
-
-
-def _check_shapes(data: dict, where: str) -> None:
-    """A value of the wrong kind (``steps = 5``, ``summary = 3``) named with its file, line and key."""
-    def bad(key: str, what: str, got) -> ConfigError:
-        return ConfigError(f"{where}{_line_of(where, key)}: {key} must be {what}, got {got!r}",
-                           hint="compare with the shipped recipes and docs/RECIPES.md")
-
-    for key in _TABLES:
-        if key in data and not isinstance(data[key], dict):
-            raise bad(key, f"a table ([{key}])", data[key])
-    for key in _TABLE_LISTS:
-        if key in data and not (isinstance(data[key], list) and all(isinstance(t, dict) for t in data[key])):
-            raise bad(key, f"a list of tables ([[{key}]])", data[key])
-    for table, keys in _TEXT.items():
-        for key in keys:
-            value = data.get(table, {}).get(key)
-            if value is not None and not isinstance(value, str):
-                raise bad(key, "text", value)
+DOCS = "docs/RECIPES.md"
+_NEED = shape.either(shape.STR, shape.Obj({"need": shape.STR, "when": shape.opt(shape.STR)}, closed=True, docs=DOCS))
+_NEEDS = shape.either(shape.STR, shape.ListOf(_NEED))
+_ARGV_ITEM = shape.either(shape.STR, shape.Obj({"args": shape.ListOf(shape.STR), "when": shape.opt(shape.STR)},
+                                               closed=True, what='an {args = [...], when = "..."} table'))
+STEP = shape.Obj({
+    "name": shape.STR, "run": shape.opt(shape.ListOf(_ARGV_ITEM)), "shell": shape.opt(shape.STR),
+    "action": shape.opt(shape.STR), "with": shape.opt(shape.MapOf(shape.ANY)), "cwd": shape.opt(shape.STR),
+    "env": shape.opt(shape.MapOf(shape.ANY)), "unset": shape.opt(shape.STRS), "network": shape.opt(shape.BOOL),
+    "installs": shape.opt(shape.BOOL), "gpu": shape.opt(shape.BOOL), "when": shape.opt(shape.STR),
+    "replaces": shape.opt(shape.STRS), "note": shape.opt(shape.STR), "path_prepend": shape.opt(shape.STRS),
+    "needs": shape.opt(_NEEDS), "provides": shape.opt(shape.STRS),
+}, closed=True, docs=DOCS)
+RECIPE = shape.Obj({
+    "recipe": shape.opt(shape.Obj({
+        "name": shape.opt(shape.STR), "summary": shape.opt(shape.STR), "requires": shape.opt(shape.STRS),
+        "replaces": shape.opt(shape.STRS), "mem_per_job_gb": shape.opt(shape.NUM),
+        "nvcc_threads_option": shape.opt(shape.STR), "needs": shape.opt(_NEEDS), "provides": shape.opt(shape.STRS),
+    }, closed=True, docs=DOCS)),
+    "source": shape.opt(shape.Obj({
+        "url": shape.opt(shape.STR), "ref": shape.opt(shape.STR), "dir": shape.opt(shape.STR),
+        "submodules": shape.opt(shape.BOOL), "from": shape.opt(shape.STR), "subdir": shape.opt(shape.STR),
+        "when": shape.opt(shape.STR),
+    }, closed=True, docs=DOCS)),
+    "options": shape.opt(shape.MapOf(shape.ANY)), "choices": shape.opt(shape.MapOf(shape.ListOf(shape.ANY))),
+    "limits": shape.opt(shape.MapOf(shape.ANY)), "env": shape.opt(shape.MapOf(shape.ANY)),
+    "unset": shape.opt(shape.STRS), "steps": shape.opt(shape.ListOf(STEP)),
+    "artifacts": shape.opt(shape.Obj({"wheels": shape.opt(shape.STRS), "when": shape.opt(shape.STR)}, closed=True,
+                                     docs=DOCS)),
+    "warnings": shape.opt(shape.ListOf(shape.Obj({"when": shape.opt(shape.STR), "text": shape.STR}, closed=True))),
+    "bisect": shape.opt(shape.Obj({"clear": shape.opt(shape.ANY)}, closed=True, docs=DOCS)),
+}, closed=True, docs=DOCS)
+STACK = shape.Obj({
+    "stack": shape.opt(shape.Obj({"name": shape.opt(shape.STR), "description": shape.opt(shape.STR)}, closed=True)),
+    "settings": shape.opt(shape.MapOf(shape.ANY)), "components": shape.opt(shape.MapOf(shape.MapOf(shape.ANY))),
+}, closed=True, docs=DOCS)
+HINT = "compare with the shipped recipes and docs/RECIPES.md"
 
 
 def parse_recipe(path: Path) -> Recipe:
     """Load and validate one recipe file."""
-    data = _read_toml(path)
+    doc = _read_toml(path)
+    data = doc.check(RECIPE, hint=HINT)
     where = str(path)
-    _check_keys(data, _RECIPE_KEYS, where)
-    _check_shapes(data, where)
     meta = data.get("recipe", {})
-    _check_keys(meta, _META_KEYS, f"{where} [recipe]")
     name = meta.get("name") or path.stem
     if name != path.stem:
         raise ConfigError(f"{where}: [recipe] name {name!r} must match the file name {path.stem!r}")
@@ -286,7 +280,6 @@ def parse_recipe(path: Path) -> Recipe:
     src = data.get("source")
     source = None
     if src is not None:
-        _check_keys(src, _SOURCE_KEYS, f"{where} [source]")
         source = SourceSpec(url=src.get("url", ""), ref=src.get("ref", ""), dir=src.get("dir", name),
                             submodules=bool(src.get("submodules", False)), from_=src.get("from", ""),
                             subdir=src.get("subdir", ""), when=src.get("when"))
@@ -302,7 +295,7 @@ def parse_recipe(path: Path) -> Recipe:
             raise ConfigError(f"{where} [choices]: {opt!r} is not an option{did_you_mean(opt, options)}")
         if options[opt] not in allowed:
             raise ConfigError(f"{where}: default {opt} = {options[opt]!r} is not one of {list(allowed)}")
-    steps = tuple(_step(s, f"{where} step {i + 1}", set(options)) for i, s in enumerate(data.get("steps", [])))
+    steps = tuple(_step(s, doc.at("steps", i), set(options)) for i, s in enumerate(data.get("steps", [])))
     seen: set[str] = set()
     for s in steps:
         if s.name in seen:
@@ -310,7 +303,6 @@ def parse_recipe(path: Path) -> Recipe:
         seen.add(s.name)
     warnings = tuple((w.get("when", "true"), w["text"]) for w in data.get("warnings", []))
     bisect = data.get("bisect", {})
-    _check_keys(bisect, _BISECT_KEYS, f"{where} [bisect]")
     clear = _as_tuple(bisect.get("clear"), f"{where} [bisect] clear")
     if not all(isinstance(c, str) and c.strip() for c in clear):
         raise ConfigError(f"{where} [bisect] clear: expected a list of folder paths (strings)")
@@ -409,7 +401,7 @@ def _load_all(dirs: tuple[Path, ...]) -> tuple[dict[str, Recipe], dict[str, Conf
     for name, r in list(out.items()):
         unknown = [dep for dep in r.requires if dep not in out and dep not in bad]
         if unknown:
-            bad[name] = ConfigError(f"{r.path}{_line_of(str(r.path), 'requires')}: [recipe] requires unknown "
+            bad[name] = ConfigError(f"{r.path}{_line_of(r.path, 'recipe', 'requires')}: recipe.requires: unknown "
                                     f"recipe {unknown[0]!r}{did_you_mean(unknown[0], (set(out) | set(bad)) - {name})}",
                                     hint="requires names other recipes (file names in the recipes folder)")
             del out[name]
@@ -453,11 +445,9 @@ def load_stack(name: str, stacks_dir: Path | None = None, recipes_dir: Path | No
     if not path.exists():
         raise ConfigError(f"unknown stack {name!r}{did_you_mean(name, stack_names(stacks_dir))}",
                           hint=f"stacks are the files in {', '.join(map(str, _stack_dirs(stacks_dir)))}")
-    data = _read_toml(path)
+    data = _read_toml(path).check(STACK, hint="compare with the shipped stacks in recipes/stacks/")
     where = str(path)
-    _check_keys(data, {"stack", "settings", "components"}, where)
     meta = data.get("stack", {})
-    _check_keys(meta, {"name", "description"}, f"{where} [stack]")
     recipes = all_recipes(recipes_dir)
     flat: dict[str, Any] = {}
     for key, value in data.get("settings", {}).items():

@@ -59,5 +59,5 @@ def test_a_misspelt_key_names_file_line_and_key(tmp_path):
     r = subprocess.run([sys.executable, "-m", "invoke", "build.hello-ext", "--dry-run"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert f"hello-ext.toml step 4 (line {line}): unknown key 'retries'" in r.stderr
+    assert f"hello-ext.toml:{line}: steps[3].retries: unknown key" in r.stderr
     assert "Traceback" not in r.stderr

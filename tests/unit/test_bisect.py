@@ -158,7 +158,7 @@ def _recipe(tmp_path: Path, extra: str) -> Path:
 def test_recipe_bisect_clear_is_validated(tmp_path):
     assert parse_recipe(_recipe(tmp_path, '[bisect]\nclear = ["~/.cache/x"]\n')).bisect_clear == ("~/.cache/x",)
     assert parse_recipe(_recipe(tmp_path, "")).bisect_clear == ()
-    with pytest.raises(ConfigError, match="unknown key 'claer'"):
+    with pytest.raises(ConfigError, match=r"thing.toml:7: bisect.claer: unknown key \(did you mean 'clear'\?\)"):
         parse_recipe(_recipe(tmp_path, '[bisect]\nclaer = ["~/.cache/x"]\n'))
     with pytest.raises(ConfigError, match="folder paths"):
         parse_recipe(_recipe(tmp_path, "[bisect]\nclear = [3]\n"))

@@ -13,7 +13,6 @@ removed before every candidate and before the restore.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -21,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rebuilt.build import builder, guard, sources
+from rebuilt.build import manifest as manifest_mod
+from rebuilt.build.features import stamps
 from rebuilt.core import recipes, runner
 from rebuilt.core.fs import atomic_path, mark_cachedir, sha256_file, write_json
 from rebuilt.core.text import expand_env
@@ -96,13 +97,13 @@ class Builds:
         self._checkout(self.settings_for(ref))
 
     def _put_stamp(self, settings, saved: Path) -> None:
-        stamp = json.loads(saved.read_text())
+        stamp = stamps.read_stamp(saved)
         stamp["installed"] = {dist: NOT_THIS_BUILD for dist in stamp.get("installed", {})}
         write_json(self._stamp_path(settings), stamp)
 
     def _settle_stamp(self, settings, saved: Path) -> None:
         """After a reuse the environment does hold that build: its stamp, as it was written, is true again."""
-        write_json(self._stamp_path(settings), json.loads(saved.read_text()))
+        write_json(self._stamp_path(settings), stamps.read_stamp(saved))
 
     def build(self, commit: str, ref: str | None = None) -> dict:
         """Build (or reuse) ``commit`` (named ``ref`` when given: a tag builds as `--ref <tag>` does).
@@ -130,7 +131,7 @@ class Builds:
                 self._keep(settings, commit)
             return {"status": "reused" if reason.startswith("reused") else "up to date", "reason": reason}
         manifest = out.manifests[-1]
-        self._keep(settings, commit, json.loads(Path(manifest).read_text()).get("run_id"))
+        self._keep(settings, commit, manifest_mod.read(manifest).get("run_id"))
         return {"status": "built", "manifest": str(manifest)}
 
     def _manifest_since(self, settings, started: float) -> str | None:
@@ -147,7 +148,7 @@ class Builds:
         path = self._stamp_path(settings)
         if not path.exists():
             return
-        stamp = json.loads(path.read_text())
+        stamp = stamps.read_stamp(path)
         if (run_id and stamp.get("run_id") != run_id) or \
                 (stamp.get("inputs", {}).get("source") or {}).get("head") != commit or not _intact(stamp):
             return
@@ -178,7 +179,7 @@ class Builds:
         path = self._stamp_path(settings)
         if not path.exists():
             return start
-        stamp = json.loads(path.read_text())
+        stamp = stamps.read_stamp(path)
         want = stamp.get("installed", {})
         have = {k: v.version for k, v in guard.snapshot(settings.python(), list(want)).items()} if want else {}
         if (stamp.get("inputs", {}).get("source") or {}).get("head") == head and have == want and _intact(stamp):
