@@ -23,8 +23,9 @@ import json
 import os
 from pathlib import Path
 
+from rebuilt.build import manifest as manifest_mod
 from rebuilt.core import flags, interpreter, recipes, runner
-from rebuilt.errors import CheckFailed, ConfigError, Interrupted, RebuiltError, StepFailed
+from rebuilt.errors import CheckFailed, ConfigError, InputError, Interrupted, RebuiltError, StepFailed
 
 EXISTING = os.environ.get("REBUILT_PYTHON", "")
 DEFAULT_STACK = "sglang-0.5.4"
@@ -351,10 +352,11 @@ def stack_manifest(workdir: Path, stack: str) -> dict:
     out: dict[str, dict] = {}
     for path in sorted((Path(workdir) / "manifests").glob("*.json")):
         try:
-            m = json.loads(path.read_text())
-        except ValueError:
-            continue
-        if m.get("kind", "build") != "build" or m.get("status") != "done" or m.get("stack") not in (None, stack):
+            m = manifest_mod.read(path)
+        except InputError:
+            continue  # a damaged manifest is no evidence of a build of this stack
+        if m.get("kind", "build") != "build" or m.get("status") != "done" or m.get("stack") not in (None, stack) \
+                or not m.get("recipe") or not m.get("run_id"):
             continue
         src = m.get("source") or {}
         out[m["recipe"]] = {"run_id": m["run_id"], "commit": src.get("commit"), "ref": src.get("ref"),

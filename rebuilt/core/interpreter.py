@@ -18,7 +18,6 @@ torch & co where no user looks. Such a target is refused (exit 2) unless it is n
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -26,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rebuilt.core import shape
+from rebuilt.core.fs import read_json
 from rebuilt.errors import ConfigError
 
 __all__ = ["Target", "choose", "named", "handoff_file", "recorded", "record", "require_exists", "require_runs"]
@@ -113,12 +114,15 @@ def handoff_file(workdir: Path | str, stack: str) -> Path:
     return Path(workdir) / "state" / f"nox-{stack}.json"
 
 
+HANDOFF = shape.Obj({"python": shape.STR, "built": shape.BOOL, "stack": shape.opt(shape.STR),
+                     "when": shape.opt(shape.STR)})
+
+
 def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    """The hand-off file checked against ``HANDOFF``; {} before the first ``nox -s build``."""
+    return read_json(path, HANDOFF, missing={}, what="nox hand-off file",
+                     hint="nox -s build wrote it: remove it and run the build session again, or name the "
+                          "interpreter with --python")
 
 
 def recorded(workdir: Path | str, stack: str, *, dry_run: bool = False) -> Target | None:
