@@ -73,8 +73,9 @@ def _values(flag_name: str) -> list[str] | None:
     return fn() if fn else None
 
 
-def candidates(words: list[str], core, contexts) -> list[str]:
-    """What may follow ``words[:-1]`` and starts with ``words[-1]`` (``core``: the program's own options)."""
+def candidates(words: list[str], core, contexts, names) -> list[str]:
+    """What may follow ``words[:-1]`` and starts with ``words[-1]``: ``core`` holds the program's own
+    options, ``contexts`` (name -> parser context) at least the tasks the words name, ``names`` every task."""
     words = words[1:] or [""]  # the program's name
     before, cur = words[:-1], words[-1]
     if before and before[-1] == "=":  # bash splits --stack=aiak at the '='
@@ -88,5 +89,5 @@ def candidates(words: list[str], core, contexts) -> list[str]:
         found = sorted(n for n in here.flag_names() if n.startswith("--") or cur == "-")
     else:
         found = [] if ctx is None else [v for a in ctx.missing_positional_args for v in (_values(a.name) or [])]
-        found += sorted(contexts)
+        found += sorted(names)
     return [c for c in dict.fromkeys(found) if c.startswith(cur)]

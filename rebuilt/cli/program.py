@@ -82,16 +82,17 @@ class RebuiltProgram(Program):
         from rebuilt.cli.completion import candidates
 
         words = self.argv[self.argv.index("--") + 1:] if "--" in self.argv else []
-        contexts = {c.name: c for c in self.collection.to_contexts(ignore_unknown_help=True)}
-        print("\n".join(candidates(words, self.initial_context, contexts)))
+        contexts = self.parser.contexts  # the tasks the words name (rebuilt/cli/tasks/_argv.py)
+        print("\n".join(candidates(words, self.initial_context, contexts, self.collection.task_names)))
         raise Exit
 
     def parse_collection(self) -> None:
-        from rebuilt.cli.tasks import namespace
+        from rebuilt.cli.tasks import _argv, namespace
         from rebuilt.errors import RebuiltError
 
         try:
             self.namespace = namespace()
+            _argv.named_only(self.argv[1:], self.namespace.task_names)
         except RebuiltError as err:
             print(f"rebuilt: {err.render()}", file=sys.stderr)
             raise SystemExit(err.exit_code) from None
@@ -107,13 +108,13 @@ def _check_config_files() -> None:
     (or ``tasks: 5``) would be a traceback inside invoke for every command, so each is checked first."""
     from pathlib import Path
 
-    from rebuilt.core.settings import read_invoke_file
-    from rebuilt.errors import RebuiltError
-
     for folder, stem in ((Path("/etc"), "rebuilt"), (Path.home(), ".rebuilt")):
         for suffix in (".yaml", ".yml", ".json"):
             path = folder / f"{stem}{suffix}"
             if path.is_file():
+                from rebuilt.core.settings import read_invoke_file  # only when there is a file (start-up time)
+                from rebuilt.errors import RebuiltError
+
                 try:
                     read_invoke_file(path)
                 except RebuiltError as err:

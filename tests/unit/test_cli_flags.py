@@ -96,7 +96,7 @@ def _complete(*words):
     from rebuilt.cli.completion import candidates
     from rebuilt.cli.program import program
 
-    return candidates(["rebuilt", *words], program.initial_context, _contexts())
+    return candidates(["rebuilt", *words], program.initial_context, _contexts(), namespace().task_names)
 
 
 def test_completion_candidates():

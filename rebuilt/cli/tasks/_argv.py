@@ -13,8 +13,9 @@ gets the same behaviour:
 - the error stays a ``ParseError``, so that shell completion (which catches it to learn what was
   typed so far) still completes a partial flag such as ``--dr``.
 
-The parse itself only copies the tasks named on the command line: invoke deep-copies every task's
-arguments on each parse, which is most of what ``--list`` and a dry run spend before any work.
+Only the tasks named on the command line get parser contexts (``named_only``): invoke builds the
+arguments of every task from its signature, and deep-copies them on each parse, for every command,
+which is most of what ``--list``, a completion and a dry run spend before any work.
 """
 
 from __future__ import annotations
@@ -49,9 +50,20 @@ def _completing(argv: list[str]) -> bool:
     return "--complete" in argv[: argv.index("--") if "--" in argv else len(argv)]
 
 
+# set by the program once rebuilt's namespace is loaded: its command line and every task name
+_LINE: list[str] | None = None
+_NAMES: frozenset[str] = frozenset()
+
+
+def named_only(argv: list[str], names) -> None:
+    """From now on, parser contexts are built for the tasks that ``argv`` names only."""
+    global _LINE, _NAMES
+    _LINE, _NAMES = list(argv), frozenset(names)
+
+
 def command_line() -> list[str]:
     """The arguments after the program name, as typed."""
-    return list(sys.argv[1:])
+    return list(_LINE if _LINE is not None else sys.argv[1:])
 
 
 def misplaced(argv: list[str], contexts) -> str | None:
@@ -102,7 +114,7 @@ def explain(err: ParseError, contexts) -> str:
             flags = sorted(ctx.flags) if ctx is not None else []
             return (f"rebuilt: {where} no flag {word}{_close(word, flags)}\n"
                     f"  -> {prog} --help {ctx.name if ctx is not None and ctx.name else '<task>'} lists its flags")
-        return (f"rebuilt: no task named {word!r}{_close(word, sorted(contexts))}\n"
+        return (f"rebuilt: no task named {word!r}{_close(word, sorted(_NAMES or contexts))}\n"
                 f"  -> {prog} --list shows every task")
     needs = re.match(r"Flag <Argument: ([\w-]+).*> needed value and was not given one!$", text)
     if needs:
@@ -126,12 +138,21 @@ def _only_named(parser, argv: list[str]):
 
 def install() -> None:
     """Wrap invoke's parser once per process (every program that loads the tasks gets it)."""
-    from invoke.parser import Parser
+    from invoke.collection import Collection
+    from invoke.parser import Parser, ParserContext
     from invoke.parser.argument import Argument
 
     if getattr(Parser.parse_argv, "_rebuilt", False):
         return
-    plain_parse, plain_set = Parser.parse_argv, Argument.set_value
+    plain_parse, plain_set, plain_contexts = Parser.parse_argv, Argument.set_value, Collection.to_contexts
+
+    def to_contexts(self, ignore_unknown_help=None):
+        if _LINE is None or set(self.task_names) != _NAMES:  # not rebuilt's root namespace in a program run
+            return plain_contexts(self, ignore_unknown_help)
+        named = [w.split("=", 1)[-1] for w in _LINE]  # `--help=build.torch` names a task too
+        names = self.task_names
+        return [ParserContext(name=n, aliases=names[n], args=self[n].get_arguments(ignore_unknown_help=ignore_unknown_help))
+                for n in sorted({n for n in named if n in names})]
 
     def set_value(self, value, cast=True):
         try:
@@ -154,4 +175,4 @@ def install() -> None:
             raise BadCommandLine(explain(err, self.contexts), err.context) from None
 
     parse_argv._rebuilt = True
-    Parser.parse_argv, Argument.set_value = parse_argv, set_value
+    Parser.parse_argv, Argument.set_value, Collection.to_contexts = parse_argv, set_value, to_contexts

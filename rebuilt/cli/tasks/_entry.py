@@ -33,7 +33,9 @@ def checked_namespace(project):
                     from rebuilt.core.settings import read_invoke_file  # only when there is a file to check
 
                     read_invoke_file(folder / name)
-        return namespace()
+        root = namespace()
+        _argv.named_only(sys.argv[1:], root.task_names)  # what `inv` was asked, as typed
+        return root
     except RebuiltError as err:
         print(f"rebuilt: {err.render()}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
