@@ -40,4 +40,27 @@ def doctor(c, hosts=None, stack=None, recipe=None, offline=False, json=False, fo
         raise CheckFailed("a host failed a check (the list above says which and what to do)")
 
 
-ns = Collection(doctor)
+@task(iterable=["set_"], help={
+    "hosts": HOSTS_HELP,
+    "stack": BUILD_HELP["stack"],
+    "recipe": "components to build and ship (comma separated); default: every component of the stack",
+    "no_build": "ship what the last build of each component left in the wheelhouse; build nothing",
+    "fail_fast": "stop every host as soon as one fails (default: the others finish)",
+    "force": "run every host, also those that finished in an interrupted earlier run of this command",
+    "workdir": "local work directory (builds, wheels; each host's log under fleet/<run-id>/<host>/)",
+    "set_": BUILD_HELP["set_"],
+})
+@entry
+def build(c, hosts=None, stack=None, recipe=None, no_build=False, fail_fast=False, force=False, workdir=None,
+          set_=None):
+    """Build once here, install the wheels on every host through the guard, verify their sha256."""
+    from rebuilt.cli.tasks.doctor import _names
+    from rebuilt.tools.fleet import build as fleet_build
+
+    settings = resolve(stack=stack, workdir=workdir, set_=set_)
+    targets = _hosts(settings, hosts)
+    fleet_build.main(settings, targets, _names(settings, recipe), build_first=not no_build, fail_fast=fail_fast,
+                     force=force)
+
+
+ns = Collection(doctor, build)

@@ -33,7 +33,7 @@ class Outcome:
 
 
 def run(task: str, settings, hosts, step, argv: list[str], *, force: bool = False,
-        encode: Callable = lambda v: v, decode: Callable = lambda v: v, echo=print) -> Outcome:
+        encode: Callable = lambda v: v, decode: Callable = lambda v: v, echo=print, fail_fast: bool = False) -> Outcome:
     """``step`` on every host not finished by an interrupted earlier run of the same command."""
     workdir = settings.workdir()
     run_id = resume_mod.new_run_id()
@@ -56,7 +56,8 @@ def run(task: str, settings, hosts, step, argv: list[str], *, force: bool = Fals
 
     try:
         results = run_all(todo, step, connect_timeout=float(settings["fleet.connect_timeout"]),
-                          timeout=float(settings["fleet.timeout"]), run_id=run_id, on_result=on_result)
+                          timeout=float(settings["fleet.timeout"]), run_id=run_id, on_result=on_result,
+                          fail_fast=fail_fast)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: every host's processes of run {run_id} were stopped",
                           hint=f"the same command again runs only the hosts that did not finish "

@@ -114,11 +114,14 @@ class Session:
 
 
 def run_all(hosts: list[FleetHost], step: Callable[[Session], Any], *, connect_timeout: float, timeout: float,
-            run_id: str, on_result: Callable[[HostResult], None] | None = None) -> list[HostResult]:
+            run_id: str, on_result: Callable[[HostResult], None] | None = None,
+            fail_fast: bool = False) -> list[HostResult]:
     """``step(session)`` on every host in parallel; a result per host, in the hosts' order.
 
-    Ctrl-C stops every host's remote processes and raises KeyboardInterrupt after that.
+    Ctrl-C stops every host's remote processes and raises KeyboardInterrupt after that; with
+    ``fail_fast`` the first host that fails stops the others the same way (their status: stopped).
     """
+    stopped_by: list[str] = []
     sessions: dict[str, Session] = {}
     results: dict[str, HostResult] = {}
 
@@ -147,9 +150,19 @@ def run_all(hosts: list[FleetHost], step: Callable[[Session], Any], *, connect_t
             done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 res = fut.result()
+                if stopped_by and res.status != "ok":
+                    res = HostResult(res.host, "stopped", None, f"{res.host.name}: stopped (--fail-fast) after "
+                                     f"{stopped_by[0]} failed", "run again without --fail-fast, or fix that host first",
+                                     res.seconds)
                 results[res.host.name] = res
                 if on_result:
                     on_result(res)
+                if fail_fast and res.status != "ok" and not stopped_by:
+                    stopped_by.append(res.host.name)
+                    for name, session in list(sessions.items()):
+                        if name not in results:
+                            session.kill_all()
+                            session.close()
     except KeyboardInterrupt:
         for name, session in list(sessions.items()):
             if name not in results:
