@@ -7,14 +7,13 @@ rest of rebuilt, goes through ``git`` below.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
-from rebuilt.core import runner
-from rebuilt.core.fs import sha256_file, write_json
+from rebuilt.core import runner, shape
+from rebuilt.core.fs import read_json, sha256_file, write_json
 from rebuilt.core.secret import redact
 from rebuilt.errors import SourceError
 
@@ -290,12 +289,17 @@ def forget_edits(dest: Path | str) -> None:
     write_json(_git_dir(dest) / STATE_FILE, {**read_state(dest), "edits": {}, "patches": []})
 
 
+STATE = shape.Obj({
+    "url": shape.opt(shape.STR), "ref": shape.opt(shape.STR), "commit": shape.opt(shape.STR),
+    "edits": shape.opt(shape.MapOf(shape.Obj({"sha256": shape.nullable(shape.STR), "tracked": shape.BOOL}))),
+    "patches": shape.opt(shape.ListOf(shape.MapOf(shape.ANY))),
+})
+
+
 def read_state(dest: Path | str) -> dict:
-    path = _git_dir(Path(dest)) / STATE_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+    """What rebuilt did to the checkout (ref, its own edits, applied patches), checked against ``STATE``."""
+    return read_json(_git_dir(Path(dest)) / STATE_FILE, STATE, missing={}, what="checkout record",
+                     hint="src.fetch writes it: remove it, then check the checkout (git status) and fetch again")
 
 
 def is_dirty(dest: Path | str) -> bool:

@@ -17,14 +17,13 @@ PATH, the shim's link to the stack's compiler; ccache's key holds that compiler'
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
 from rebuilt.build.features import ccache_wrappers
-from rebuilt.core import runner
-from rebuilt.core.fs import write_json
+from rebuilt.core import runner, shape
+from rebuilt.core.fs import read_json, write_json
 from rebuilt.core.secret import redact
 
 COMPILERS = ("gcc", "g++", "cc", "c++")
@@ -147,11 +146,13 @@ def clear(settings, workdir: Path) -> str:
     return proc.stdout.strip() or "cleared"
 
 
+LAST = shape.Obj({"recipe": shape.STR, "run_id": shape.STR, "stats": shape.MapOf(shape.ANY)})
+
+
 def last(workdir: Path) -> dict | None:
-    try:
-        return json.loads((Path(workdir) / "state" / "ccache-last.json").read_text())
-    except (OSError, ValueError):
-        return None
+    """The ccache statistics of the last build (checked against ``LAST``), None before the first."""
+    return read_json(Path(workdir) / "state" / "ccache-last.json", LAST, missing=None, what="ccache record",
+                     hint="the next build with ccache writes it again; remove it")
 
 
 def version() -> str | None:

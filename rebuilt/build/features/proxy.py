@@ -17,7 +17,8 @@ import urllib.parse
 from pathlib import Path
 
 from rebuilt.build import features
-from rebuilt.core.fs import atomic_path
+from rebuilt.core import shape
+from rebuilt.core.fs import atomic_path, read_json
 from rebuilt.core.secret import Secret, public, redact, reveal
 from rebuilt.errors import ConfigError
 
@@ -31,12 +32,13 @@ def state_file(workdir: Path) -> Path:
     return Path(workdir) / "state" / "proxy.json"
 
 
+STATE = shape.Obj({"on": shape.BOOL, "url": shape.opt(shape.STR)})
+
+
 def read_state(workdir: Path) -> dict:
-    try:
-        data = json.loads(state_file(workdir).read_text())
-    except (OSError, ValueError):
-        return {"on": False}
-    return data if isinstance(data, dict) else {"on": False}
+    """What ``proxy.on`` / ``proxy.off`` recorded (checked against ``STATE``); off when never set."""
+    return read_json(state_file(workdir), STATE, missing={"on": False}, what="proxy state file",
+                     hint="inv proxy.on or inv proxy.off writes it again")
 
 
 def has_credentials(url: str) -> bool:
