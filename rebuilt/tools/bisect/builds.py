@@ -187,6 +187,16 @@ class Builds:
             start.update(stamp=str(saved) if saved else None, installed=want)
         return start
 
+    def put_back(self, start: dict) -> None:
+        """The checkout back at the commit it held before a bisection that was refused (nothing was built)."""
+        src = self.source_dir()
+        if not start.get("head") or not (src / ".git").exists():
+            return  # no checkout before: the one fetched now holds nothing of anyone's
+        rc, head = sources.git(src, "rev-parse", "HEAD")
+        if rc == 0 and head == start["head"]:
+            return
+        self._checkout(self.settings_for(start["head"] if start["ref"] in (None, "HEAD") else start["ref"]))
+
     def restore(self, start: dict, fast_only: bool = False) -> str:
         """Put the starting build back; returns what was done, for the user."""
         if not start.get("ref"):
