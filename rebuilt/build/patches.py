@@ -1,13 +1,16 @@
 """Local patches to upstream sources: which apply to a recipe, a new one from your edits, and a check.
 
-Patches live in ``<patches dir>/<recipe>/NNNN-short-name.patch`` (the patches dir is the
-``patches_dir`` setting, else ``$REBUILT_PATCHES_DIR``, else ``patches/`` of this project) and
-are applied in file-name order after each checkout (``git apply``). ``<recipe>.patches = false``
-turns them all off for a recipe; ``<recipe>.patches_skip = ["0002-x.patch"]`` turns off some.
+Patches are your project's files, never part of an installed rebuilt: they live in
+``<patches dir>/<recipe>/NNNN-short-name.patch``, the patches dir being the ``patches_dir``
+setting (relative to the project), else ``$REBUILT_PATCHES_DIR``, else ``patches/`` of the
+project (``rebuilt.core.project``: the folder rebuilt found, or the current one). They are applied
+in file-name order after each checkout (``git apply``). ``<recipe>.patches = false`` turns them
+all off for a recipe; ``<recipe>.patches_skip = ["0002-x.patch"]`` turns off some.
 
 Everything here works on scratch index files (``GIT_INDEX_FILE``), never on the checkout's own
 index or files, except ``restore`` which puts the checkout back to its pinned commit with the
-patches applied, the way a build leaves it.
+patches applied, the way a build leaves it, and only after checking that the patches give back
+the tree the checkout holds now.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rebuilt.build import sources
+from rebuilt.core import project
 from rebuilt.core import recipes as recipes_mod
 from rebuilt.core.fs import atomic_path, sha256_file
 from rebuilt.errors import ConfigError, SourceError
 
-PATCHES_DIR = Path(os.environ.get("REBUILT_PATCHES_DIR") or recipes_mod.ROOT / "patches")
 CONTEXT_LINES = 5  # more context than git's 3: a patch still finds its place after upstream moves code
 NAME_RE = re.compile(r"^(\d{4})-[A-Za-z0-9._-]+\.patch$")
 
@@ -37,7 +40,10 @@ def owner_of(recipe: str) -> recipes_mod.Recipe:
 
 
 def patches_dir(settings) -> Path:
-    return Path(settings.get("patches_dir") or PATCHES_DIR).expanduser()
+    """Where the patches are: the ``patches_dir`` setting, ``$REBUILT_PATCHES_DIR``, else ``<project>/patches``."""
+    base = settings.base or project.root()
+    raw = settings.get("patches_dir") or os.environ.get("REBUILT_PATCHES_DIR")
+    return base / Path(raw).expanduser() if raw else base / "patches"
 
 
 def for_recipe(settings, recipe: str) -> list[Path]:
@@ -93,6 +99,11 @@ class Scratch:
         if rc != 0:
             raise SourceError(f"patch {patch} does not apply: {out}")
 
+    def must(self, *args: str) -> None:
+        rc, out = self.git(*args)
+        if rc != 0:
+            raise SourceError(f"git {' '.join(args)} (scratch index) failed in {self.dest}: {out}")
+
     def tree(self) -> str:
         rc, out = self.git("write-tree")
         if rc != 0:
@@ -111,16 +122,44 @@ def next_name(folder: Path, name: str) -> Path:
     return folder / f"{max(numbers, default=0) + 1:04d}-{slug}.patch"
 
 
-def users_diff(dest: Path, applied: list[Path]) -> tuple[str, list[str]]:
-    """(the diff of your edits on top of HEAD + the applied patches, the paths it touches).
+def _named(dest: Path, add: list[str]) -> list[str]:
+    """``--add`` paths relative to the checkout; each must exist inside it."""
+    named = []
+    for raw in add:
+        path = Path(raw).expanduser()
+        path = path if path.is_absolute() else dest / path
+        rel = os.path.relpath(os.path.abspath(path), dest)
+        if rel == "." or rel.startswith(".."):
+            raise ConfigError(f"--add {raw}: not a path inside the checkout {dest}",
+                              hint="name a new file (or folder) of the checkout, relative to it or absolute")
+        if not path.exists() and not path.is_symlink():
+            raise ConfigError(f"--add {raw}: {path} does not exist", hint="name a file you created in the checkout")
+        named.append(rel)
+    return named
 
-    The base is HEAD with the applied patches, built in a scratch index; your tree is that base
-    plus the current content of every path you changed (tracked or new). Files rebuilt wrote
-    (patches, requirement drops) and you did not touch stay as in the base: they are not yours.
+
+@dataclass
+class Edits:
+    """Your edits of a checkout as two trees: the base (HEAD + applied patches) and base + your edits."""
+    base_tree: str
+    mine_tree: str
+    files: list[str]       # what differs between them
+    left_out: list[str]    # untracked files that were not named: not yours to patch unless you say so
+
+
+def users_edits(dest: Path, applied: list[Path], add: list[str] = ()) -> Edits:
+    """Your edits on top of HEAD + the applied patches, as trees built in scratch indexes.
+
+    Yours: every tracked path you changed (git's intent-to-add ``git add -N`` marks a new file as
+    yours too) and every path named in ``add``. Untracked files are otherwise left out: build
+    outputs (``.so``, ``.o``, wheels, ``egg-info``, ``build/``) are untracked files of a checkout
+    without a ``.gitignore``. Files rebuilt wrote (patches, requirement drops) stay as in the base.
     """
     changes = sources.changed_paths(dest)
     _, new_ours, users = sources.own_edits_only(dest, changes)
-    untracked = changes[1]
+    named = _named(dest, list(add))
+    inside = [p for p in changes[1] if p not in new_ours and p not in users]
+    left_out = [p for p in inside if not any(p == n or p.startswith(n.rstrip("/") + "/") for n in named)]
     with Scratch(dest) as base, Scratch(dest) as mine:
         base.read("HEAD")
         for patch in applied:
@@ -128,59 +167,109 @@ def users_diff(dest: Path, applied: list[Path]) -> tuple[str, list[str]]:
                 base.apply(patch)
         base_tree = base.tree()
         mine.read(base_tree)
-        for path in sorted(set(users) | (set(untracked) - set(new_ours))):
-            rc, out = mine.git("add", "-A", "--", path)
-            if rc != 0:
-                raise SourceError(f"git add {path} (scratch index) failed in {dest}: {out}")
+        for path in sorted(set(users)):
+            mine.must("add", "-A", "--", path)
+        for path in named:
+            mine.must("add", "-A", "-f", "--", path)  # -f: a path named outright counts even if git ignores it
         mine_tree = mine.tree()
-    rc, diff = sources.git(dest, "diff", "--binary", f"-U{CONTEXT_LINES}", "--no-color", "--no-ext-diff",
-                           base_tree, mine_tree, timeout=600)
-    if rc != 0:
-        raise SourceError(f"git diff failed in {dest}: {diff}")
-    _, names = sources.git(dest, "diff", "--name-only", base_tree, mine_tree)
-    return (diff + "\n" if diff else ""), [n for n in names.splitlines() if n]
+    _, names = sources.git(dest, "diff", "--name-only", "--no-renames", base_tree, mine_tree, check=True)
+    return Edits(base_tree, mine_tree, names.splitlines(), left_out)
+
+
+def write_patch(dest: Path, edits: Edits, target: Path) -> None:
+    """git writes the diff straight into the file (bytes as git made them: a binary hunk ends with the
+    blank line ``git apply`` needs); then the patch must turn the base into your tree exactly."""
+    with atomic_path(target) as tmp:
+        sources.git(dest, "diff", "--binary", "--full-index", "--no-renames", f"-U{CONTEXT_LINES}", "--no-color",
+                    "--no-ext-diff", f"--output={tmp}", edits.base_tree, edits.mine_tree, timeout=600, check=True)
+        with Scratch(dest) as check:
+            check.read(edits.base_tree)
+            made = None
+            if check.applies(tmp):
+                check.apply(tmp)
+                made = check.tree()
+        if made != edits.mine_tree:
+            raise SourceError(f"the patch made from your edits of {dest} does not reproduce them, so it was not "
+                              "written and the checkout was left as it is",
+                              hint="commit your edits in the checkout instead, and report this with the files "
+                                   "you changed")
 
 
 @dataclass
 class NewPatch:
     path: Path
-    files: list[str]
+    edits: Edits
     sha256: str
 
+    @property
+    def files(self) -> list[str]:
+        return self.edits.files
 
-def new(settings, recipe: str, name: str) -> NewPatch:
-    """Turn the uncommitted edits of ``recipe``'s checkout into the next numbered patch file."""
+
+def applied_patches(dest: Path) -> list[Path]:
+    return [Path(p["path"]) for p in sources.read_state(dest).get("patches", []) if p.get("path")
+            and Path(p["path"]).exists()]
+
+
+def new(settings, recipe: str, name: str, add: list[str] = ()) -> NewPatch:
+    """Turn your edits of ``recipe``'s checkout into the next numbered patch file (checked before it is kept)."""
     owner = owner_of(recipe)
     dest = checkout_of(settings, recipe)
-    applied = [Path(p["path"]) for p in sources.read_state(dest).get("patches", []) if p.get("path")]
-    diff, files = users_diff(dest, [p for p in applied if p.exists()])
-    if not diff.strip():
-        raise ConfigError(f"{dest} has no edits of yours to turn into a patch",
-                          hint="edit files in the checkout first; rebuilt's own edits (applied patches, "
-                               "requirement drops) are not counted")
+    edits = users_edits(dest, applied_patches(dest), add)
+    if not edits.files:
+        raise ConfigError(f"{dest} has no edits of yours to turn into a patch"
+                          + (f" ({len(edits.left_out)} untracked file(s) left out, e.g. {edits.left_out[0]})"
+                             if edits.left_out else ""),
+                          hint="edit files in the checkout first; a new file counts when named with --add PATH "
+                               "(or marked with `git add -N PATH`); rebuilt's own edits are not counted")
     folder = patches_dir(settings) / owner.name
     folder.mkdir(parents=True, exist_ok=True)
     target = next_name(folder, name)
-    with atomic_path(target) as tmp:
-        tmp.write_text(diff)
-    return NewPatch(target, files, sha256_file(target))
+    write_patch(dest, edits, target)
+    return NewPatch(target, edits, sha256_file(target))
 
 
-def restore(settings, recipe: str, run, created: list[str]) -> list[dict]:
+def _verify_restore(settings, recipe: str, dest: Path, add: list[str]) -> list[str]:
+    """Before the checkout is reset: HEAD + the recipe's patches must give exactly the tree you have now.
+
+    Returns the files those patches create (absent from HEAD), which the reset leaves behind.
+    """
+    edits = users_edits(dest, applied_patches(dest), add)
+    with Scratch(dest) as result:
+        result.read("HEAD")
+        for patch in for_recipe(settings, recipe):
+            if result.applies(patch):
+                result.apply(patch)
+        produced = result.tree()
+    if produced != edits.mine_tree:
+        _, differ = sources.git(dest, "diff", "--name-only", produced, edits.mine_tree)
+        shown = ", ".join(differ.split()[:5])
+        raise SourceError(f"{dest}: the patches of {recipe} do not hold all of your edits ({shown}), so the checkout "
+                          "was not reset", hint=f"keep them with inv src.patch-new {recipe} --name NAME (--add PATH "
+                          "for new files), or commit them in the checkout")
+    _, created = sources.git(dest, "diff", "--name-only", "--no-renames", "--diff-filter=A", "HEAD", produced,
+                             check=True)
+    return created.splitlines()
+
+
+def restore(settings, recipe: str, run, add: list[str] = ()) -> list[dict]:
     """Back to the pinned commit with every patch applied, as a build would leave the checkout.
 
-    ``created`` are new files now held by a patch: they are removed before the patches
-    re-create them. Nothing else untracked is touched.
+    Only when the patches reproduce the checkout's tree as it is now (your edits included): nothing
+    of yours can be lost. New files the patches create are removed (from git's index too, for an
+    intent-to-add entry) before the patches re-create them; other untracked files are not touched.
     """
     dest = checkout_of(settings, recipe)
     rc, head = sources.git(dest, "rev-parse", "HEAD")
     if rc != 0:
         raise SourceError(f"{dest} has no HEAD: {head}")
-    changes = sources.changed_paths(dest)
-    _, new_ours, _ = sources.own_edits_only(dest, changes)
-    untracked = changes[1]
+    created = _verify_restore(settings, recipe, dest, list(add))
+    _, new_ours, _ = sources.own_edits_only(dest)
+    created = sorted(set(created) | set(new_ours))
     run(["git", "-C", str(dest), "checkout", "-q", "-f", head, "--", "."], cwd=str(dest))
-    for rel in (set(created) & set(untracked)) | set(new_ours):  # new files only: tracked ones were reset
+    if created:
+        sources.git(dest, "update-index", "-q", "--force-remove", "--", *created)
+    for rel in created:  # new files only: tracked ones were reset
         path = dest / rel
         if path.is_file() or path.is_symlink():
             path.unlink()

@@ -15,12 +15,16 @@ def _run(argv, cwd=None, check=True, shell=False) -> int:
     return proc.returncode
 
 
-def new(settings, recipe: str, name: str) -> None:
-    made = patches.new(settings, recipe, name)
+def new(settings, recipe: str, name: str, add: list[str] = ()) -> None:
+    made = patches.new(settings, recipe, name, add)
     print(f"wrote {made.path} (sha256 {made.sha256[:12]}), {len(made.files)} file(s):")
     for f in made.files:
         print(f"  {f}")
-    applied = patches.restore(settings, recipe, _run, made.files)
+    left = made.edits.left_out
+    if left:
+        print(f"left out {len(left)} untracked file(s) (build outputs and the like), e.g. {', '.join(left[:3])}: "
+              f"--add PATH (or `git add -N PATH` in the checkout) puts a new file of yours into a patch")
+    applied = patches.restore(settings, recipe, _run, add)
     dest = patches.checkout_of(settings, recipe)
     print(f"{dest}: back at {sources.git(dest, 'rev-parse', '--short=12', 'HEAD')[1]} with "
           f"{len(applied)} patch(es) applied as a build applies them: "

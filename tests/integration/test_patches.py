@@ -61,7 +61,7 @@ def test_patch_new_then_fresh_build_applies_it(tmp_path, cli):
     (checkout / "tool.py").write_text((checkout / "tool.py").read_text().replace("return 41", "return 42"))
     (checkout / "NEWS").write_text("answer fixed\n")
 
-    r = ok(cli("src.patch-new", "patched-tool", "--name", "fix answer"))
+    r = ok(cli("src.patch-new", "patched-tool", "--name", "fix answer", "--add", "NEWS"))  # a new file: named
     patch = tmp_path / "patches" / "patched-tool" / "0001-fix-answer.patch"
     assert patch.exists() and f"wrote {patch}" in r.stdout
     text = patch.read_text()
@@ -131,3 +131,82 @@ def test_rebuilt_edits_are_undone_before_another_ref_but_yours_stop_it(tmp_path,
     assert r.returncode == 2 and "uncommitted changes of yours (tool.py)" in r.stderr, r.stderr
     assert "src.patch-new" in r.stderr
     assert (checkout / "tool.py").read_text() == "print('my experiment')\n"  # never thrown away
+
+
+def test_a_binary_edit_becomes_a_patch_that_applies_and_the_edit_is_never_lost(tmp_path, cli):
+    ok(cli("src.fetch", "--recipe", "patched-tool"))
+    checkout = tmp_path / "wd" / "src" / "patched_tool"
+    (checkout / "logo.bin").write_bytes(bytes(range(256)) * 8)
+    git(checkout, "add", "-N", "logo.bin")  # intent-to-add: a new file of yours
+    ok(cli("src.patch-new", "patched-tool", "--name", "logo"))
+    edited = bytes(reversed(range(256))) * 8 + b"\0tail"
+    (checkout / "logo.bin").write_bytes(edited)  # now a binary edit of a file the checkout holds
+
+    r = ok(cli("src.patch-new", "patched-tool", "--name", "new logo"))
+    patch = tmp_path / "patches" / "patched-tool" / "0002-new-logo.patch"
+    assert "GIT binary patch" in patch.read_text() and "logo.bin" in r.stdout
+    assert (checkout / "logo.bin").read_bytes() == edited  # re-applied from the patch: the edit is still there
+    assert git(checkout, "apply", "--check", "--reverse", str(patch)) == ""
+    ok(cli("src.fetch", "--recipe", "patched-tool", wd="fresh"))  # a fresh work dir gets the same bytes
+    assert (tmp_path / "fresh" / "src" / "patched_tool" / "logo.bin").read_bytes() == edited
+
+
+def test_the_checkout_is_not_reset_when_the_patches_would_not_give_your_edits_back(tmp_path, cli):
+    ok(cli("src.fetch", "--recipe", "patched-tool"))
+    checkout = tmp_path / "wd" / "src" / "patched_tool"
+    mine = (checkout / "tool.py").read_text().replace("return 41", "return 44")
+    (checkout / "tool.py").write_text(mine)
+    # the new patch is turned off in settings: re-applying the patches would drop the edit, so nothing is reset
+    r = cli("src.patch-new", "patched-tool", "--name", "answer", "--set", "patched-tool.patches_skip=0001-answer.patch")
+    assert r.returncode == 2 and "do not hold all of your edits (tool.py)" in r.stderr, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert (checkout / "tool.py").read_text() == mine
+
+
+def test_a_patch_holds_your_edits_not_build_outputs_and_a_fresh_build_has_them(tmp_path, cli):
+    ok(build(cli))  # the fixture has no .gitignore: its build leaves build/tool.py untracked in the checkout
+    checkout = tmp_path / "wd" / "src" / "patched_tool"
+    (checkout / "build" / "tool.so").write_bytes(b"\x7fELF" + bytes(64))
+    assert (checkout / "build" / "tool.py").exists()
+    (checkout / "tool.py").write_text((checkout / "tool.py").read_text().replace("return 41", "return 44"))
+    (checkout / "notes.txt").write_text("a scratch file, not for the patch\n")
+
+    r = ok(cli("src.patch-new", "patched-tool", "--name", "answer"))
+    patch = tmp_path / "patches" / "patched-tool" / "0001-answer.patch"
+    assert git(checkout, "apply", "--numstat", "--reverse", str(patch)).split() == ["1", "1", "tool.py"]
+    assert "left out 3 untracked file(s)" in r.stdout and "--add PATH" in r.stdout, r.stdout
+    assert (checkout / "notes.txt").exists() and (checkout / "build" / "tool.so").exists()  # not touched
+
+    ok(build(cli, wd="fresh"))
+    assert "return 44" in (tmp_path / "fresh" / "src" / "patched_tool" / "build" / "tool.py").read_text()
+
+
+def test_an_add_path_outside_the_checkout_is_refused(tmp_path, cli):
+    ok(cli("src.fetch", "--recipe", "patched-tool"))
+    (tmp_path / "wd" / "src" / "patched_tool" / "README").write_text("edited\n")
+    r = cli("src.patch-new", "patched-tool", "--name", "x", "--add", str(tmp_path / "elsewhere.txt"))
+    assert r.returncode == 2 and "--add" in r.stderr and "inside the checkout" in r.stderr, r.stderr
+    assert not (tmp_path / "patches" / "patched-tool").exists() or not list((tmp_path / "patches").rglob("*.patch"))
+
+
+def test_patches_belong_to_the_project_not_to_an_installed_rebuilt(tmp_path, upstream):
+    """`rebuilt` run in a project folder (no REBUILT_PATCHES_DIR): patches go to <project>/patches; config says so."""
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_REBUILT_", "REBUILT_"))}
+    env.update(GIT_ENV, REBUILT_RECIPES_DIR=RECIPES, INVOKE_REBUILT_PATCHED_TOOL_URL=str(upstream))
+
+    def rebuilt(*args):
+        return subprocess.run([sys.executable, "-m", "rebuilt.cli", *args, "--workdir", str(tmp_path / "wd")],
+                              cwd=project, env=env, capture_output=True, text=True, timeout=300)
+
+    ok(rebuilt("src.fetch", "--recipe", "patched-tool"))
+    checkout = tmp_path / "wd" / "src" / "patched_tool"
+    (checkout / "README").write_text("edited\n")
+    before = set((ROOT / "patches").rglob("*.patch"))
+    ok(rebuilt("src.patch-new", "patched-tool", "--name", "readme"))
+    assert (project / "patches" / "patched-tool" / "0001-readme.patch").is_file()
+    assert set((ROOT / "patches").rglob("*.patch")) == before  # nothing written beside rebuilt's own files
+    shown = subprocess.run([sys.executable, "-m", "rebuilt.cli", "config"], cwd=project, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert f"patches {project / 'patches'} " in shown.stdout, shown.stdout[:500]

@@ -36,10 +36,12 @@ PATCH_HELP = {"recipe": "recipe whose checkout holds the edits (sgl-kernel's is 
               "set_": BUILD_HELP["set_"]}
 
 
-@task(help={**PATCH_HELP, "name": "short name of the patch, e.g. fix-cuda13-include (numbered NNNN- in front)"},
-      iterable=["set_"])
+@task(help={**PATCH_HELP, "name": "short name of the patch, e.g. fix-cuda13-include (numbered NNNN- in front)",
+            "add": "a new file or folder of yours to put in the patch (repeatable; other untracked files, such as "
+                   "build outputs, are left out)"},
+      iterable=["set_", "add"])
 @entry
-def patch_new(c, recipe, name=None, stack=None, workdir=None, python=None, set_=None):
+def patch_new(c, recipe, name=None, add=None, stack=None, workdir=None, python=None, set_=None):
     """Turn your uncommitted edits of a checkout into the next numbered patch, then re-apply it cleanly."""
     from rebuilt.cli import patching as patch_tasks
     from rebuilt.errors import ConfigError
@@ -47,7 +49,7 @@ def patch_new(c, recipe, name=None, stack=None, workdir=None, python=None, set_=
     if not name:
         raise ConfigError("src.patch-new needs --name, the patch's short name", hint=f"inv src.patch-new {recipe} "
                           "--name fix-cuda13-include")
-    patch_tasks.new(resolve(stack=stack, workdir=workdir, python=python, set_=set_), recipe, name)
+    patch_tasks.new(resolve(stack=stack, workdir=workdir, python=python, set_=set_), recipe, name, add or [])
 
 
 @task(help={**PATCH_HELP, "ref": "check against this tag, branch, commit or pr/NNNN (default: the pinned ref)"},
