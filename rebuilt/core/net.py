@@ -147,6 +147,8 @@ def _once(method, url, deadline, headers, body, proxy, verify, sink) -> Response
             raise NetError("TLS verification failed (a proxy that intercepts TLS? see proxy.insecure)") from None
         if isinstance(exc, TimeoutError):
             raise TimedOut("timed out") from None
+        if "Tunnel connection failed" in str(exc):  # http.client's CONNECT through a proxy was refused
+            raise NetError(f"the proxy refused the tunnel ({str(exc).split(': ', 1)[-1]})") from None
         raise NetError(f"{type(exc).__name__}: {exc}"[:160]) from None
     finally:
         timer.cancel()

@@ -250,16 +250,29 @@ def wait_until_gone(pgid: int, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+def _record(request, p: Probe) -> bool:
+    """Write the probe's verdict; True when it failed."""
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or rep.skipped:
+        return False
+    _VERDICTS[request.node.nodeid.split("::", 1)[1]] = (p.verdict or "wrong") if rep.failed else "clean"
+    return rep.failed
+
+
 @pytest.fixture
 def probe(request, torch_env):
     p = Probe(request.node.nodeid)
     yield p
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.skipped:
-        return
-    _VERDICTS[request.node.nodeid.split("::", 1)[1]] = (p.verdict or "wrong") if rep.failed else "clean"
-    if rep.failed:
+    if _record(request, p):
         _repair(torch_env)
+
+
+@pytest.fixture
+def bare_probe(request):
+    """A probe of processes or the network alone (no torch venv to check or repair)."""
+    p = Probe(request.node.nodeid)
+    yield p
+    _record(request, p)
 
 
 def _repair(env) -> None:

@@ -16,7 +16,6 @@ import json
 import urllib.parse
 from pathlib import Path
 
-from rebuilt.build import features
 from rebuilt.core import shape
 from rebuilt.core.fs import atomic_path, read_json
 from rebuilt.core.secret import Secret, public, redact, reveal
@@ -173,40 +172,27 @@ def check_target(url: str) -> None:
 
 def reach(url: str, settings, timeout: float = TIMEOUT_S) -> tuple[bool, str]:
     """HEAD ``url`` the way a network step would: through rebuilt's proxy when on (unless no_proxy
-    names the host), else with the caller's environment. (answered, what happened)."""
-    import requests
+    names the host), else with the caller's environment. (answered, what happened), all of it
+    within ``timeout`` seconds (a proxy or server that drips bytes cannot hold it longer)."""
+    from rebuilt.core import net
 
     proxy = url_of(settings)
-    session = requests.Session()
     via = "directly"
     if proxy:
-        session.trust_env = False  # the steps get rebuilt's proxy and no_proxy, not the caller's
         if bypasses(url, settings["proxy.no_proxy"]):
-            via = "directly (no_proxy)"
+    else:
+        proxy = net.env_proxy(url)
+        via = f"through {redact(proxy)} (from the environment)" if proxy else via
+            via, proxy = "directly (no_proxy)", None
         else:
-            session.proxies = {"http": reveal(proxy), "https": reveal(proxy)}  # the connection's own copy
             via = f"through {redact(proxy)}"
     try:
-        r = session.head(url, timeout=timeout, allow_redirects=False, verify=not settings["proxy.insecure"])
-    except requests.RequestException as exc:
-        return False, f"no answer {via}: {_reason(exc)}"
-    finally:
-        session.close()
-    if r.status_code == 407:
+        r = net.request("HEAD", url, deadline=timeout, proxy=reveal(proxy) if proxy else None,  # the connection's copy
+                        verify=not settings["proxy.insecure"])
+    except net.NetError as exc:
+        if "407" in exc.reason:
+            return False, f"the proxy wants credentials (HTTP 407) {via}"
+        return False, f"no answer {via}: {redact(exc.reason)}"
+    if r.status == 407:
         return False, f"the proxy wants credentials (HTTP 407) {via}"
-    return True, f"HTTP {r.status_code} {via}"
-
-
-_REASONS = (("NameResolution", "the host name does not resolve"), ("Name or service not known", "the host name "
-            "does not resolve"), ("Connection refused", "connection refused"), ("SSLError", "TLS verification "
-            "failed (a proxy that intercepts TLS? see proxy.insecure)"), ("ProxyError", "the proxy failed or refused"),
-            ("timed out", "timed out"), ("Timeout", "timed out"))
-
-
-def _reason(exc: Exception) -> str:
-    """A short, credential-free reason for a failed request (requests' own text is a paragraph)."""
-    text = f"{type(exc).__name__} {exc}"
-    for marker, reason in _REASONS:
-        if marker in text:
-            return reason
-    return redact(f"{type(exc).__name__}: {exc}")[:120]
+    return True, f"HTTP {r.status} {via}"

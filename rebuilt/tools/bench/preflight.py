@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,12 +188,12 @@ def check_tool(program: str, why: str) -> Check:
 
 def check_server(base_url: str, timeout: float = 5, hint: str = "") -> Check:
     """The sglang server a serving spec runs against answers ``/health``."""
-    try:
-        with urllib.request.urlopen(base_url.rstrip("/") + "/health", timeout=timeout) as resp:
-            status = resp.status
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Check("server", "fail", f"no sglang server at {base_url} ({reason}){hint}")
+    from rebuilt.core import net
+
+    try:  # the whole request within ``timeout``, however slowly the server answers
+        status = net.request("GET", base_url.rstrip("/") + "/health", deadline=timeout).status
+    except net.NetError as exc:
+        return Check("server", "fail", f"no sglang server at {base_url} ({exc.reason}){hint}")
     if status != 200:
         return Check("server", "fail", f"{base_url}/health answered {status}{hint}")
     return Check("server", "ok", f"{base_url} is up")

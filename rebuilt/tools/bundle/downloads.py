@@ -31,21 +31,24 @@ def cache_path(url: str, cache: Path) -> Path:
 
 
 def fetch(url: str, url_hash: str, cache: Path, timeout: float = 300) -> Path:
-    """The archive at ``url`` in ``cache`` (downloaded when absent), its hash checked."""
-    import requests
+    """The archive at ``url`` in ``cache`` (downloaded when absent), its hash checked.
+
+    The download (redirects included) ends within ``timeout`` seconds, however slowly the server
+    sends; the caller's proxy environment is honoured as git and pip honour it.
+    """
+    from rebuilt.core import net
 
     algo, _, want = url_hash.partition("=") if url_hash else ("SHA256", "", "")
     path = cache_path(url, cache)
     if not path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         try:
-            with requests.get(url, stream=True, timeout=timeout) as r, atomic_path(path, mode=0o644) as tmp:
-                r.raise_for_status()
-                with open(tmp, "wb") as f:
-                    for chunk in r.iter_content(1 << 20):
-                        f.write(chunk)
-        except requests.RequestException as exc:
-            raise SourceError(f"cannot download {redact(url)}: {type(exc).__name__}: {exc}"[:300]) from None
+            with atomic_path(path, mode=0o644) as tmp, open(tmp, "wb") as f:
+                r = net.request("GET", url, deadline=timeout, proxy=net.env_proxy(url), redirects=10, sink=f.write)
+                if r.status != 200:
+                    raise net.NetError(f"HTTP {r.status}")
+        except net.NetError as exc:
+            raise SourceError(f"cannot download {redact(url)}: {redact(exc.reason)}"[:300]) from None
     if want:
         h = hashlib.new(algo.lower())
         with open(path, "rb") as f:

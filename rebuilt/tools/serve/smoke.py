@@ -50,7 +50,8 @@ def run(settings, name: str, *, role: str | None = None, url: str | None = None,
     ans = health.chat(base, model, prompt=prompt, max_tokens=max_tokens, deadline=deadline, retries=retries)
     ttfb = f"{ans.ttfb_s * 1000:.1f} ms" if ans.ttfb_s is not None else "-"
     if not ans.ok and ans.status is None:
-        raise CheckFailed(f"no answer from {red(base)} after {ans.total_s:.1f} s (--timeout {timeout:g}): "
+        spent = deadline.seconds - deadline.left()
+        raise CheckFailed(f"no answer from {red(base)} after {spent:.1f} s (--timeout {timeout:g}): "
                           f"{red(ans.error)}", hint="inv serve.status; inv serve.logs")
     if not ans.ok:
         detail = f"\n  body: {red(ans.body)}" if ans.body else ""
