@@ -323,7 +323,8 @@ def test_unbundle_refuses_escaping_members(tmp_path, bad):
     from rebuilt.tools.bundle import archive
 
     path = tmp_path / "b.tar"
-    manifest = {"format": archive.FORMAT, "version": archive.VERSION, "members": {bad: {"sha256": "0" * 64, "size": 1}}}
+    manifest = {"format": archive.FORMAT, "version": archive.VERSION, "members": {bad: {"sha256": "0" * 64, "size": 1}},
+                "repos": [], "wheels": [], "fetchcontent": {}}  # a whole manifest: only the member is wrong
     data = json.dumps(manifest).encode()
     with tarfile.open(path, "w") as tar:
         info = tarfile.TarInfo(archive.MANIFEST)
