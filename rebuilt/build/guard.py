@@ -17,6 +17,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from rebuilt.build import companions
 from rebuilt.core import runner
 from rebuilt.errors import ConfigError, InputError, ToolMissing
 
@@ -149,11 +150,6 @@ def project_requirements(path: Path) -> list[str]:
 
 # ------------------------------------------------------------------ protected distributions that are absent
 
-# triton of each torch release, from the Requires-Dist of torch's default build on the package index
-# (torch-<v>-cp311-cp311-manylinux_2_28_x86_64.whl). Used when the installed torch names no triton itself:
-# CPU builds (+cpu) and many source builds declare none.
-TRITON_OF_TORCH = {"2.8.0": "3.4.0", "2.9.0": "3.5.0", "2.9.1": "3.5.1", "2.10.0": "3.6.0", "2.11.0": "3.6.0",
-                   "2.13.0": "3.7.1"}
 _VARIANT = re.compile(r"^(cpu|cu\d+|rocm[\d.]+|xpu)$")
 
 
@@ -174,13 +170,14 @@ def companion_pin(dist: str, torch: DistState | None) -> tuple[str | None, str]:
     if torch is None:
         return None, "torch is not installed, so no version is known to match"
     tv = Version(torch.version)
-    major, minor, patch = (list(tv.release) + [0, 0])[:3]
+    _, minor, patch = (list(tv.release) + [0, 0])[:3]
     variant = _variant(tv)
     suffix = f"+{variant}" if variant else ""
-    if name == "torchvision" and major == 2:
-        return f"0.{minor + 15}.{patch}{suffix}", f"torchvision 0.{minor + 15} pairs with torch 2.{minor}"
-    if name == "torchaudio" and major == 2:
-        return f"2.{minor}.{patch}{suffix}", f"torchaudio 2.{minor} pairs with torch 2.{minor}"
+    vision, audio = companions.torchvision_minor(torch.version), companions.torchaudio_minor(torch.version)
+    if name == "torchvision" and vision:
+        return f"{vision}.{patch}{suffix}", f"torchvision {vision} pairs with torch 2.{minor}"
+    if name == "torchaudio" and audio:
+        return f"{audio}.{patch}{suffix}", f"torchaudio {audio} pairs with torch 2.{minor}"
     if name == "triton":
         env = {"extra": ""}
         for text in torch.requires:
@@ -190,8 +187,9 @@ def companion_pin(dist: str, torch: DistState | None) -> tuple[str | None, str]:
                 if pinned:
                     return pinned[0], f"torch {torch.version} requires {text.split(';')[0].strip()}"
         base = tv.base_version
-        if base in TRITON_OF_TORCH:
-            return TRITON_OF_TORCH[base], (f"torch {base}'s default build requires triton=={TRITON_OF_TORCH[base]} "
+        if base in companions.TRITON_OF_TORCH:
+            pin = companions.TRITON_OF_TORCH[base]
+            return pin, (f"torch {base}'s default build requires triton=={pin} "
                                            f"(the installed {torch.version} names no triton)")
         return None, f"torch {torch.version} names no triton and its release is not in rebuilt's table"
     return None, f"no rule pairs {dist} with torch"

@@ -20,10 +20,7 @@ ARCH_MIN_CUDA = {"8.0": "11.0", "8.6": "11.1", "8.9": "11.8", "9.0": "12.4", "10
 CUDA_DRIVER = {"12.4": ("550.54.14", "525.60.13"), "12.6": ("560.28.03", "525.60.13"),
                "12.8": ("570.26", "525.60.13"), "12.9": ("575.51.03", "525.60.13"),
                "13.0": ("580.65.06", "580.65.06")}
-# torch minor -> the torchvision minor released with it; torchaudio carries torch's own version.
-# 2.5-2.10 are releases; 2.11 and later follow the same step and are assumptions.
-TORCHVISION_FOR = {"2.5": "0.20", "2.6": "0.21", "2.7": "0.22", "2.8": "0.23", "2.9": "0.24", "2.10": "0.25",
-                   "2.11": "0.26", "2.12": "0.27", "2.13": "0.28"}
+# torch -> its torchvision/torchaudio: rebuilt/build/companions.py (the guard reads the same table).
 # (recipe, version) -> the torch pin its install metadata carries (its setup.py / pyproject.toml at that version).
 TORCH_PINS = {("sglang", "0.5.4"): "torch==2.8.0", ("vllm", "0.6.4.post1"): "torch==2.5.1"}
 # Free disk a recipe's build needs (checkout, build tree, wheel), GiB: rough upper figures.

@@ -14,6 +14,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import InvalidVersion, Version
 
+from rebuilt.build import companions as pairing
 from rebuilt.build.checks import tables
 from rebuilt.build.checks.model import Check, Context, major_minor, version_key
 from rebuilt.build.features import ccache, shim
@@ -209,7 +210,7 @@ def companions(ctx: Context) -> list[Check]:
         return []
     tmm = major_minor(torch)
     rows = []
-    for dist, want in (("torchvision", tables.TORCHVISION_FOR.get(tmm)), ("torchaudio", tmm)):
+    for dist, want in (("torchvision", pairing.torchvision_minor(torch)), ("torchaudio", tmm)):
         got = pk.get(dist)
         if not got:
             if dist in ctx.recipes:
@@ -220,7 +221,8 @@ def companions(ctx: Context) -> list[Check]:
                                   f"official torch)"))
             continue
         if want and major_minor(got) != want:
-            rows.append(Check(dist, "fail", f"{got} installed; torch {torch} goes with {want}.x",
+            guess = " (by the release step: an assumption)" if dist == "torchvision" and pairing.assumed(torch) else ""
+            rows.append(Check(dist, "fail", f"{got} installed; torch {torch} goes with {want}.x{guess}",
                               f"pip install {dist}=={want}.0 --no-deps (without --no-deps pip pulls an "
                               f"official torch)"))
         else:
