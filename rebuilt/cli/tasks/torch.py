@@ -70,16 +70,51 @@ def check(c, dist="torch", python=None, workdir=None):
     from rebuilt.build import journal
     from rebuilt.build.wheel import backup as bk
     from rebuilt.build.wheel import identity
+    from rebuilt.errors import InputError
 
     settings = resolve(python=python, workdir=workdir)
     bk.clean_stale(_backups(settings))
-    for field, value in identity.report(settings.python(), dist, _backups(settings)):
+    try:
+        rows = identity.report(settings.python(), dist, _backups(settings))
+    except InputError as err:
+        raise _not_installed(err, settings, dist) from None
+    for field, value in rows:
         print(f"{field:<13} {value}")
     pending = journal.read(settings.workdir())
     if pending:
         print(f"{'guard':<13} step {pending['step']} of a killed run may have changed "
               f"{', '.join(pending['dists'])} in {pending['python']}; the next build (or inv torch.restore) "
               f"checks and restores it")
+
+
+def _python_tag(python: str) -> str | None:
+    """``cp311`` for a CPython 3.11 interpreter (what a wheel built from it is tagged with)."""
+    from rebuilt.core import runner
+
+    proc = runner.capture([python, "-c", "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')"],
+                          timeout=60)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _not_installed(err, settings, dist: str):
+    """torch is gone: the error names the newest backup this interpreter can install, and the command."""
+    from rebuilt.build.wheel import backup as bk
+    from rebuilt.core.command import command
+    from rebuilt.errors import InputError
+
+    if "is not installed" not in str(err):
+        return err
+    folder, python = _backups(settings), settings.python()
+    tag = _python_tag(python)
+    found = [w for w in bk.backups_of(folder, dist) if tag is None or w.name.split("-")[2:3] in ([tag], ["py3"])]
+    if not found:
+        return InputError(f"{dist} is not installed in {python}, and {folder} holds no backup of it"
+                          f"{f' for {tag}' if tag else ''}",
+                          hint=f"install it, or build it ({command('build.' + dist)}) if rebuilt builds it")
+    restore = command(f"torch.restore --wheel {found[0]} --python {python}")
+    others = f" ({len(found) - 1} older in {folder})" if len(found) > 1 else ""
+    return InputError(f"{dist} is not installed in {python}; the newest backup that fits it is {found[0]}{others}",
+                      hint=f"bring it back: {restore}")
 
 
 ns = Collection("torch", backup, restore, check)
