@@ -16,6 +16,7 @@ import json
 import urllib.parse
 from pathlib import Path
 
+from rebuilt.build import features
 from rebuilt.core import shape
 from rebuilt.core.fs import atomic_path, read_json
 from rebuilt.core.secret import Secret, public, redact, reveal
@@ -180,12 +181,12 @@ def reach(url: str, settings, timeout: float = TIMEOUT_S) -> tuple[bool, str]:
     via = "directly"
     if proxy:
         if bypasses(url, settings["proxy.no_proxy"]):
-    else:
-        proxy = net.env_proxy(url)
-        via = f"through {redact(proxy)} (from the environment)" if proxy else via
             via, proxy = "directly (no_proxy)", None
         else:
             via = f"through {redact(proxy)}"
+    else:
+        proxy = net.env_proxy(url)
+        via = f"through {redact(proxy)} (from the environment)" if proxy else via
     try:
         r = net.request("HEAD", url, deadline=timeout, proxy=reveal(proxy) if proxy else None,  # the connection's copy
                         verify=not settings["proxy.insecure"])
