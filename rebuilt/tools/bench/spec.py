@@ -266,8 +266,13 @@ def _scalars(data: Mapping, doc: tomlfile.Toml, kind: str) -> dict[str, Any]:
     return {"repeats": repeats, "process": process, "timeout_s": float(timeout), "profile": profile}
 
 
-def parse(doc: tomlfile.Toml) -> BenchSpec:
-    """Validate a spec read from TOML: its shape (types, keys, lines), then what the values mean together."""
+def parse(data: Mapping, path: str = "<spec>", text: str = "") -> BenchSpec:
+    """Validate a spec already read from TOML (``text``, the file's own, gives messages their lines)."""
+    return _parse(tomlfile.Toml(Path(path), text, dict(data)))
+
+
+def _parse(doc: tomlfile.Toml) -> BenchSpec:
+    """Its shape (types, keys, lines), then what the values mean together."""
     data = doc.check(SPEC)
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
@@ -288,7 +293,7 @@ def parse(doc: tomlfile.Toml) -> BenchSpec:
 
 def load(path: Path | str) -> BenchSpec:
     """Read and validate a spec file; malformed TOML, a wrong type or an unknown key names file, line and key."""
-    return parse(tomlfile.load(path, "bench spec"))
+    return _parse(tomlfile.load(path, "bench spec"))
 
 
 def spec_dirs(cwd: Path | None = None) -> list[Path]:
