@@ -154,7 +154,7 @@ def _context(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path
         "python_version": settings["python_version"], "version": settings.get(f"{recipe.name}.version") or "",
         "gpu": bool(machine.gpus), "nvshmem": bool(nvshmem_dir or nvshmem_pip),
         "ccache": bool(settings["ccache.enabled"]),
-        "offline": bool(settings.get("offline", False)),
+        "offline": features_mod.offline.enabled(settings),
     }
     for opt in recipe.options:
         if opt in RESERVED:

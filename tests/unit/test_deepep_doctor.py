@@ -48,7 +48,7 @@ def machine(nvshmem=None, cu13=True, cccl=None, version="3.4.5"):
 
 def ctx(settings, m, names=("deepep",)):
     plan, _ = builder.make_plan(settings, list(names), m)
-    return Context(settings=settings, machine=m, recipes=list(names), plan=plan, offline=True)
+    return Context(settings=settings, machine=m, recipes=list(names), plan=plan, probe_network=False)
 
 
 def row(rows):

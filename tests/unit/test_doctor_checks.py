@@ -31,7 +31,7 @@ def ctx_for(settings, names, machine=None, **kw) -> Context:
     machine = machine or fake_machine(**GCC12)
     plan, _ = builder.make_plan(settings, names, machine)
     return Context(settings=settings, machine=machine, recipes=[rp.recipe.name for rp in plan.recipes], plan=plan,
-                   offline=True, **kw)
+                   probe_network=False, **kw)
 
 
 def one(rows, name):

@@ -101,3 +101,15 @@ def test_features_receive_the_env_of_the_features_before_them(resolve):
     probe_feature = replace(BY_NAME["proxy"], name="probe", env=probe, warnings=None)
     rebuild_step(s, features=(BY_NAME["shim"], probe_feature))
     assert any(v and v.endswith("g++-12") for v in seen)  # the shim's, seen by the feature after it
+
+
+def test_the_offline_setting_is_read_in_one_place():
+    """``rebuilt.build.features.offline.enabled`` is the one reading of the setting; the doctor's own
+    "may the checks reach the network" is another word (``Context.probe_network``)."""
+    import re
+
+    package = Path(__file__).resolve().parents[2] / "rebuilt"
+    reads = re.compile(r"""\[["']offline["']\]|\.get\(["']offline["']|ctx\.offline\b""")
+    found = [str(p.relative_to(package)) for p in package.rglob("*.py")
+             for line in p.read_text().splitlines() if reads.search(line)]
+    assert found == ["build/features/offline.py"]

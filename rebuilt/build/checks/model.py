@@ -27,7 +27,7 @@ class Context:
     recipes: list[str]  # the recipes the checks are for
     plan: object = None
     fix: bool = False
-    offline: bool = False
+    probe_network: bool = True  # may checks reach the network (source hosts, the proxy port)? Not before a build.
     _versions: dict = field(default_factory=dict)
     _needs: needs_mod.Needs | None = None
 

@@ -1,6 +1,7 @@
 """Checks that reach the network: the proxy state, and whether each source host answers
-(HTTP HEAD with a short time-out, through the proxy when it is on). ``--offline`` skips the probes.
-With the ``offline`` setting on, the unpacked bundle is checked instead (``bundle_state``)."""
+(HTTP HEAD with a short time-out, through the proxy when it is on). Before a build (``probe_network``
+off) the probes are left out. With the ``offline`` setting on (``--offline``) the unpacked bundle is
+checked instead (``bundle_state``) and nothing reaches the network."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from rebuilt.build.checks.model import Check, Context
-from rebuilt.build.features import proxy
+from rebuilt.build.features import offline, proxy
 from rebuilt.core import recipes
 from rebuilt.core.secret import public, redact
 from rebuilt.errors import RebuiltError
@@ -36,8 +37,6 @@ def hosts(settings, names: list[str]) -> list[str]:
 
 def bundle_state(ctx: Context) -> list[Check]:
     """Offline (the ``offline`` setting): what the unpacked bundle holds for these recipes, instead of hosts."""
-    from rebuilt.build.features import offline
-
     workdir = ctx.settings.workdir()
     if not offline.index_path(workdir).exists():
         return [Check("bundle", "fail", f"offline, and no bundle is unpacked in {offline.root(workdir)}",
@@ -61,7 +60,7 @@ def bundle_state(ctx: Context) -> list[Check]:
 
 
 def proxy_state(ctx: Context) -> list[Check]:
-    if ctx.settings.get("offline"):
+    if offline.enabled(ctx.settings):
         return bundle_state(ctx)
     try:
         url = proxy.url_of(ctx.settings)
@@ -71,7 +70,7 @@ def proxy_state(ctx: Context) -> list[Check]:
     if ctx.settings["proxy.insecure"] and url:
         return [Check("proxy", "warn", text, "TLS is not verified for network steps: unset proxy.insecure "
                       "when the proxy does not intercept TLS")]
-    if not url or ctx.offline:
+    if not url or not ctx.probe_network:
         return [Check("proxy", "ok", text)]
     parts = urllib.parse.urlsplit(public(url))
     port = parts.port or (443 if parts.scheme == "https" else 1080 if parts.scheme.startswith("socks") else 80)
@@ -84,7 +83,7 @@ def proxy_state(ctx: Context) -> list[Check]:
 
 
 def source_hosts(ctx: Context) -> list[Check]:
-    if ctx.offline or ctx.settings.get("offline"):  # offline: bundle rows (proxy_state) instead of hosts
+    if not ctx.probe_network or offline.enabled(ctx.settings):  # offline: bundle rows (proxy_state) instead
         return []
     targets = hosts(ctx.settings, ctx.recipes)
     try:

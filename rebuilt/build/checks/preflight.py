@@ -24,7 +24,7 @@ def unset_settings(ctx) -> list[Check]:
 
 def run(plan, machine, settings) -> list[Check]:
     ctx = checks.Context(settings=settings, machine=machine, recipes=[rp.recipe.name for rp in plan.recipes],
-                         plan=plan, offline=True)
+                         plan=plan, probe_network=False)
     return report.run(ctx, (unset_settings, *checks.for_plan(ctx)))
 
 

@@ -31,6 +31,12 @@ CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there, a conn
 PROXIES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
 
+def enabled(settings) -> bool:
+    """Is the ``offline`` setting on (``--offline``, ``--set offline=true``, ``INVOKE_REBUILT_OFFLINE=1``)?
+    The one reading of it: every module that asks, asks here."""
+    return bool(settings.get("offline"))
+
+
 def root(workdir: Path | str) -> Path:
     return Path(workdir) / "offline"
 
@@ -158,14 +164,14 @@ def env_for(workdir: Path | str, step_env: dict, environ=None, aliases=None,
 
 def offline_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     """With ``offline`` on, every step reads the bundle (git mirrors, FetchContent dirs, wheelhouse)."""
-    if not settings.get("offline"):
+    if not enabled(settings):
         return {}
     index = read_index(workdir)  # once per step: every part of the env reads the same index
     return env_for(workdir, step.env, aliases=component_alias(workdir, step, index), index=index)
 
 
 def missing_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str]:
-    if not settings.get("offline"):
+    if not enabled(settings):
         return []
     if not index_path(workdir).exists():
         return [f"offline is on but {index_path(workdir)} does not exist: run inv src.unbundle FILE first"]
@@ -203,7 +209,7 @@ class Hook:
     """Fails a network step in seconds, naming what the bundle lacks (instead of a clone that hangs)."""
 
     def __init__(self, settings, workdir, console, opts):
-        self.on, self.workdir, self.console = bool(settings.get("offline")), Path(workdir), console
+        self.on, self.workdir, self.console = enabled(settings), Path(workdir), console
 
     def before_step(self, step, env) -> None:
         if not self.on or not (step.network or step.action == "fetch"):

@@ -47,11 +47,10 @@ def doctor(c, stack=None, recipe=None, json=False, fix=False, python=None, offli
     from rebuilt.errors import CheckFailed
 
     settings = resolve(stack=stack, python=python, workdir=workdir, set_=set_, offline=True if offline else None)
-    offline = bool(settings["offline"])  # also INVOKE_REBUILT_OFFLINE=1 or --set offline=true
     names = _names(settings, recipe)
     plan, machine = builder.make_plan(settings, names)
     ctx = checks.Context(settings=settings, machine=machine, recipes=[rp.recipe.name for rp in plan.recipes],
-                         plan=plan, fix=fix, offline=offline)
+                         plan=plan, fix=fix)  # the offline setting turns host probes into bundle rows
     rows = report.run(ctx, checks.ALL)
     print(report.as_json(rows) if json else report.table(rows))
     failed = [r.name for r in rows if r.status == "fail"]

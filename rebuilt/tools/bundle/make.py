@@ -12,17 +12,18 @@ prerequisites), unless ``full``.
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-from rebuilt.build import builder, fetchcontent
+from rebuilt.build import builder, fetchcontent, sources
 from rebuilt.build.features import offline
 from rebuilt.core import runner
 from rebuilt.core.fs import read_json, sha256_file, write_json
 from rebuilt.core.secret import redact
-from rebuilt.errors import ConfigError
+from rebuilt.errors import ConfigError, InputError
 from rebuilt.tools.bundle import archive, downloads, gitpack, shapes, wheelhouse
 
 
@@ -57,7 +58,7 @@ def _export(bare: Path, commit: str, into: Path) -> None:
     """The tree of ``commit`` written to the new folder ``into`` (to read a dependency's own CMake files);
     ``git archive`` runs through the runner like every other git command, its tar beside ``into``."""
     tar_path = into.with_name(into.name + ".tar")
-    gitpack.git(bare, "archive", "--format=tar", "-o", str(tar_path), commit)
+    sources.git(bare, "archive", "--format=tar", "-o", str(tar_path), commit, timeout=gitpack.LONG, check=True)
     into.mkdir(parents=True)
     with tarfile.open(tar_path) as tar:
         tar.extractall(into, filter="data")
@@ -100,13 +101,25 @@ def fetchcontent_repos(root: Path, who: str, cache: Path, problems: list[str], d
                 fetchcontent_repos(Path(tmp) / "src", f"{who} > {name}", cache, problems, deps, repos, seen, say)
 
 
+def writable(out: Path) -> None:
+    """``out`` can become the bundle file: its folder exists and takes new files, and it is no folder itself."""
+    hint = "give -o a file in an existing folder you can write to"
+    if out.is_dir():
+        raise InputError(f"-o {out}: is a folder, not a file name", hint=hint)
+    if not out.parent.is_dir():
+        raise InputError(f"-o {out}: the folder {out.parent} does not exist", hint=f"mkdir -p {out.parent}, or {hint}")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise InputError(f"-o {out}: cannot write in {out.parent}", hint=hint)
+
+
 def bundle(settings, names: list[str], out: Path, *, full: bool = False, console=None) -> dict:
     """Fetch what the plan needs and write the bundle file ``out`` (plus ``out.index.json``)."""
     console = console or runner.Console()
     say = console.say
-    if settings["offline"]:
+    if offline.enabled(settings):
         raise ConfigError("src.bundle runs on a connected host: offline is on", hint="drop --offline / offline=true")
     out = Path(out).absolute()
+    writable(out)  # before anything is fetched: a real stack fetches for an hour
     builder.build(settings, names, builder.Options(checks=False, source_only=True), console)
     plan, _ = builder.make_plan(settings, names)
     workdir = settings.workdir()
@@ -119,7 +132,7 @@ def bundle(settings, names: list[str], out: Path, *, full: bool = False, console
     comps = components(plan)
     for c in comps:
         dest = Path(c["dest"])
-        commit = gitpack.git(dest, "rev-parse", "HEAD")
+        commit = sources.git(dest, "rev-parse", "HEAD", check=True)[1]
         say(f"{c['recipe']}: {redact(c['url'])} {c['ref']} ({commit[:12]})")
         gitpack.collect(gitpack.Repo(c["url"], commit, "component", c["recipe"], ref=c["ref"], git_dir=str(dest)),
                         dest, cache, repos, seen)
