@@ -6,9 +6,9 @@ import os
 import re
 import subprocess
 import sys
+import venv
 from pathlib import Path
 
-from tests.envs import make_venv
 from tests.gitrepo import GIT_ENV, git, make_repo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,6 +17,21 @@ BLOCK = re.compile(r"^```toml file=(\S+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SETUP = """from setuptools import setup
 setup(name="hello-ext", version="1.0", packages=["hello_ext"])
 """
+
+
+def fresh_venv(path: Path) -> Path:
+    """``python -m venv``, as a reader makes it: pip (and whatever ensurepip bundles), nothing else."""
+    venv.EnvBuilder(with_pip=True, symlinks=True).create(path)
+    return path / "bin" / "python"
+
+
+def index_of(folder: Path, *dists: str) -> Path:
+    """A find-links folder standing in for the package index: wheels of this interpreter's ``dists``."""
+    from rebuilt.build.wheel.backup import backup
+
+    for dist in dists:
+        backup(sys.executable, dist, folder)
+    return folder
 
 
 def doc_files() -> dict[str, str]:
@@ -32,9 +47,10 @@ def test_the_documented_recipe_and_stack_build(tmp_path):
         (recipes / name).write_text(text)
     repo = make_repo(tmp_path / "hello", {"setup.py": SETUP, "hello_ext/__init__.py": "__version__ = '1.0'\n"})
     git(repo, "tag", "v1.0")
-    py = make_venv(tmp_path / "env")
+    py = fresh_venv(tmp_path / "env")
     env = {**os.environ, **GIT_ENV, "REBUILT_RECIPES_DIR": f"{recipes}{os.pathsep}{ROOT / 'recipes'}",
-           "PIP_NO_INDEX": "1"}
+           "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index_of(tmp_path / "index", "setuptools", "wheel",
+                                                                          "packaging"))}
     argv = [sys.executable, "-m", "invoke", "build.hello-ext", "--stack", "hello", "--python", str(py),
             "--workdir", str(tmp_path / "wd"), "--set", f"hello-ext.url={repo}", "--set", "hello-ext.flavour=loud",
             "--set", "auto_backup=false"]
@@ -55,9 +71,10 @@ def test_a_misspelt_key_names_file_line_and_key(tmp_path):
     text = doc_files()["hello-ext.toml"].replace('cwd = "{workdir}"', 'cwd = "{workdir}"\nretries = 2')
     (recipes / "hello-ext.toml").write_text(text)
     line = text.splitlines().index("retries = 2") + 1
+    step = text.split("retries = 2")[0].count("[[steps]]") - 1  # the verify step, counted from 0
     env = {**os.environ, "REBUILT_RECIPES_DIR": f"{recipes}{os.pathsep}{ROOT / 'recipes'}"}
     r = subprocess.run([sys.executable, "-m", "invoke", "build.hello-ext", "--dry-run"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert f"hello-ext.toml:{line}: steps[3].retries: unknown key" in r.stderr
+    assert f"hello-ext.toml:{line}: steps[{step}].retries: unknown key" in r.stderr
     assert "Traceback" not in r.stderr
