@@ -29,11 +29,12 @@ def envs(tmp_path_factory, fleet_hosts):
     return out
 
 
-def built(wd: Path, recipe: str, dist: str, version: str) -> Path:
+def built(wd: Path, recipe: str, dist: str, version: str, files: dict | None = None) -> Path:
     """A finished build of ``recipe`` as rebuilt records it: its wheel in the wheelhouse, a manifest."""
     from rebuilt.core import fs
 
-    whl = wheel_of_files(wd / "wheels", dist, version, {f"{dist.replace('-', '_')}/__init__.py": f"V = {version!r}\n"})
+    files = {f"{dist.replace('-', '_')}/__init__.py": f"V = {version!r}\n", **(files or {})}
+    whl = wheel_of_files(wd / "wheels", dist, version, files)
     data = {"schema_version": 1, "kind": "build", "run_id": "20260101-000000-1", "recipe": recipe,
             "status": "done", "artifacts": [{"path": str(whl), "sha256": fs.sha256_file(whl)}]}
     (wd / "manifests").mkdir(parents=True, exist_ok=True)

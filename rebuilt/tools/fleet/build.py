@@ -105,7 +105,7 @@ def table(by_host: dict[str, list[dict]]) -> str:
     cells = {h: {r["dist"]: f"{r['installed'] or '-'} {r['sha256'][:12]} {r['result']}" for r in rows}
              for h, rows in by_host.items()}
     cw = max([len(c) for c in comps] + [len(v) for d in cells.values() for v in d.values()] + [8])
-    lines = [f"{'host':<{w}}  " + "  ".join(f"{c:<{cw}}" for c in comps)]
+    lines = [(f"{'host':<{w}}  " + "  ".join(f"{c:<{cw}}" for c in comps)).rstrip()]
     for h in by_host:
         lines.append(f"{h:<{w}}  " + "  ".join(f"{cells[h].get(c, '-'):<{cw}}" for c in comps).rstrip())
     return "\n".join(lines)

@@ -83,7 +83,7 @@ def table(by_host: dict[str, HostChecks], diffs: dict[str, dict[str, str]]) -> s
     keys = list(dict.fromkeys(k for hc in by_host.values() for k in hc.cells))
     w = max([len(k) for k in keys] + [5])
     cw = max([len(h) for h in hosts] + [6]) + 1
-    lines = [f"{'check':<{w}}  " + "  ".join(f"{h:<{cw}}" for h in hosts)]
+    lines = [(f"{'check':<{w}}  " + "  ".join(f"{h:<{cw}}" for h in hosts)).rstrip()]
     for key in keys:
         cells = []
         for h in hosts:
