@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 from rebuilt.build import manifest as manifest_mod
-from rebuilt.core import flags, interpreter, recipes, runner
+from rebuilt.core import flags, interpreter, machine, recipes, runner
 from rebuilt.errors import CheckFailed, ConfigError, InputError, Interrupted, RebuiltError, StepFailed
 
 EXISTING = os.environ.get("REBUILT_PYTHON", "")
@@ -34,10 +34,8 @@ GPU_HEALTH = Path(__file__).resolve().parents[1] / "tools" / "bench" / "gpu_heal
 # and 88-90% (copy) of those on random data (docs/GPU.md): 60% is about 75% of the best matmul and
 # 68% of the copy measured on an H200, i.e. the "70% of the measured ceilings" a throttled card falls below.
 HEALTH_MIN = 0.60
-GPU_QUERIES = (
-    "nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version,memory.used,index,uuid --format=csv,noheader",
-    "nvidia-smi --query-compute-apps=pid,used_memory,gpu_uuid --format=csv,noheader",
-)
+GPU_QUERIES = (" ".join(machine.smi_argv("query-gpu", machine.GPU_FIELDS)),  # rebuilt.core.machine's one query
+               " ".join(machine.smi_argv("query-compute-apps", machine.APP_FIELDS)))
 
 
 # --------------------------------------------------------------------------- options

@@ -199,18 +199,62 @@ def meminfo() -> tuple[float, float]:
     return round(avail, 1), round(total, 1)
 
 
+# One GPU query for the whole program (the machine probe, the bench's checks, nox's h200_bench): the notes'
+# fields, plus index and uuid to map CUDA_VISIBLE_DEVICES and processes to GPUs.
+GPU_FIELDS = ("name", "compute_cap", "memory.total", "driver_version", "memory.used", "index", "uuid")
+APP_FIELDS = ("pid", "used_memory", "gpu_uuid")
+
+
+class NoGpu(Exception):
+    """nvidia-smi cannot answer; ``missing``: it is not installed (else it failed)."""
+
+    def __init__(self, message: str, missing: bool):
+        super().__init__(message)
+        self.missing = missing
+
+
+def smi_argv(query: str, fields=GPU_FIELDS) -> list[str]:
+    """``nvidia-smi --query-gpu=<fields> --format=csv,noheader`` (``query``: query-gpu, query-compute-apps)."""
+    return ["nvidia-smi", f"--{query}={','.join(fields)}", "--format=csv,noheader"]
+
+
+def smi(query: str, fields=GPU_FIELDS, timeout: float = 20) -> list[dict[str, str]]:
+    """The rows of one nvidia-smi query as {field: text}; NoGpu when nvidia-smi is absent or fails."""
+    from rebuilt.errors import ToolMissing
+
+    if runner.which("nvidia-smi") is None:
+        raise NoGpu("nvidia-smi is not on PATH", missing=True)
+    try:
+        proc = runner.capture(smi_argv(query, fields), timeout=timeout)
+    except ToolMissing:
+        raise NoGpu("nvidia-smi is not on PATH", missing=True) from None
+    if proc.returncode != 0:
+        text = (proc.stdout + proc.stderr).strip().splitlines()
+        raise NoGpu(f"nvidia-smi failed (exit {proc.returncode}): {text[0] if text else 'no output'}", missing=False)
+    return [dict(zip(fields, (v.strip() for v in line.split(",")))) for line in proc.stdout.splitlines()
+            if line.strip()]
+
+
+def _mib(text: str) -> int | None:
+    m = re.match(r"\s*(\d+)", text or "")
+    return int(m.group(1)) if m else None
+
+
+def query_gpus(timeout: float = 20) -> list[dict]:
+    """Each GPU: index, name, compute_cap, memory_total_mib, memory_used_mib, driver, uuid (NoGpu: see ``smi``)."""
+    return [{"index": int(r["index"]) if r.get("index", "").isdigit() else i, "name": r.get("name", "?"),
+             "compute_cap": r.get("compute_cap"), "memory_total_mib": _mib(r.get("memory.total", "")),
+             "memory_used_mib": _mib(r.get("memory.used", "")), "driver": r.get("driver_version"),
+             "uuid": r.get("uuid")}
+            for i, r in enumerate(smi("query-gpu", GPU_FIELDS, timeout))]
+
+
 def gpus() -> list[dict]:
-    """GPUs through nvidia-smi (empty list when there is none)."""
-    if not runner.which("nvidia-smi"):
+    """The machine probe's GPUs: an empty list when nvidia-smi cannot answer (the probe never fails)."""
+    try:
+        return query_gpus()
+    except NoGpu:
         return []
-    q = "name,compute_cap,memory.total,driver_version"
-    proc = runner.capture(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader,nounits"], timeout=20)
-    out = []
-    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 4:
-            out.append({"name": parts[0], "compute_cap": parts[1], "memory_mib": parts[2], "driver": parts[3]})
-    return out
 
 
 TOOLS = ("gcc", "g++", "cmake", "ninja", "make", "git", "uv", "ccache")

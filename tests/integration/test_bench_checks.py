@@ -79,13 +79,13 @@ def test_h200_machine_passes_and_reports_versions(gpus, model):
     mods = by["imports"].data["modules"]
     assert mods["sglang"]["version"] == "0.5.4" and mods["sgl_kernel"]["version"] == "0.3.16.post3"
     assert mods["flashinfer"]["version"] == "0.4.1" and "torch" in mods
-    assert "sglang 0.5.4" in by["imports"].message
+    assert "sglang 0.5.4" in by["imports"].found
 
 
 def test_h100_warns_but_passes(gpus, model):
     gpus(H100)
     checks = pre.run(default_spec(), python=sys.executable, model_path=model, env=probe_env())
-    assert checks[0].status == "warn" and "not an H200" in checks[0].message
+    assert checks[0].status == "warn" and "not an H200" in checks[0].found
 
 
 def test_other_processes_on_the_selected_gpu_fail(gpus, model):
@@ -140,7 +140,7 @@ def test_every_failure_is_listed_in_one_error(gpus, tmp_path):
 def test_missing_target_interpreter(gpus, model):
     gpus(H200)
     check = pre.check_imports("/nonexistent/bin/python")
-    assert check.status == "fail" and "does not exist" in check.message
+    assert check.status == "fail" and "does not exist" in check.found
 
 
 class Health(http.server.BaseHTTPRequestHandler):
@@ -166,3 +166,23 @@ def test_serving_needs_a_live_server():
     with pytest.raises(CheckFailed, match=f"no sglang server at {url}.*start one with: X"):
         pre.run(s, python=sys.executable, model_path="/m", base_url=url, env=probe_env(),
                 server_hint="; start one with: X")
+
+
+def test_the_machine_probe_and_the_bench_read_one_gpu_query(gpus):
+    """rebuilt.core.machine holds the one nvidia-smi query: the build's machine probe (manifests, the doctor's
+    GPU rows) sees the same GPUs, with the same fields, as the bench's checks."""
+    from rebuilt.core import machine
+
+    gpus(H200, H100)
+    assert machine.gpus() == pre.query_gpus()
+    assert [g["name"] for g in machine.gpus()] == ["NVIDIA H200", "NVIDIA H100 80GB HBM3"]
+    assert machine.gpus()[0]["memory_total_mib"] == 143771 and machine.gpus()[0]["driver"] == "570.86.15"
+
+
+def test_without_nvidia_smi_the_machine_probe_has_no_gpus_and_the_bench_stops(tmp_path, monkeypatch):
+    from rebuilt.core import machine
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    assert machine.gpus() == []
+    with pytest.raises(CheckFailed, match="nvidia-smi is not on PATH"):
+        pre.query_gpus()

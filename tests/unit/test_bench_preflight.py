@@ -24,9 +24,9 @@ def test_select_follows_cuda_visible_devices():
 def test_check_gpus_counts_and_warns_off_h200():
     assert pre.check_gpus(GPUS, "0").status == "ok"
     warn = pre.check_gpus(GPUS, "1")
-    assert warn.status == "warn" and "not an H200" in warn.message
+    assert warn.status == "warn" and "not an H200" in warn.found
     fail = pre.check_gpus(GPUS, "0", need=2)
-    assert fail.status == "fail" and "2 GPU(s) needed, 1 visible" in fail.message
+    assert fail.status == "fail" and "2 GPU(s) needed, 1 visible" in fail.found
 
 
 def test_model_path(tmp_path):

@@ -14,10 +14,16 @@ from rebuilt.core import runner
 
 @dataclass
 class Check:
+    """One row of any check: before a build (the doctor's) or before a benchmark (rebuilt.tools.bench.preflight)."""
+
     name: str
     status: str  # ok | warn | fail
-    found: str
-    todo: str = ""
+    found: str  # what was found
+    todo: str = ""  # what to do about it
+    data: dict = field(default_factory=dict)  # what was measured, for stored runs and JSON
+
+    def line(self) -> str:
+        return f"[{self.status}] {self.name}: {self.found}" + (f" ({self.todo})" if self.todo else "")
 
 
 @dataclass

@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuilt.core import runner
+from rebuilt.build.checks.model import Check
+from rebuilt.core import machine, runner
 from rebuilt.errors import CheckFailed, ToolMissing
 
-# The fields of the notes' query, plus index and uuid to map CUDA_VISIBLE_DEVICES and processes to GPUs.
-GPU_FIELDS = ("name", "compute_cap", "memory.total", "driver_version", "memory.used", "index", "uuid")
-APP_FIELDS = ("pid", "used_memory", "gpu_uuid")
 BUSY_MIB = 1024  # more than this in use on an idle card means someone else holds it
 IMPORTS = ("sglang", "sgl_kernel", "flashinfer")
 NO_GPU_HINT = "run it on a GPU machine; --dry-run prints the commands anywhere"
@@ -46,52 +43,25 @@ print("REBUILT_PROBE " + json.dumps(out))
 """
 
 
-@dataclass
-class Check:
-    name: str
-    status: str  # ok | warn | fail
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def line(self) -> str:
-        return f"[{self.status}] {self.name}: {self.message}"
-
-
-def _mib(text: str) -> int | None:
-    m = re.match(r"\s*(\d+)", text)
-    return int(m.group(1)) if m else None
+def _no_gpu(exc: machine.NoGpu) -> CheckFailed:
+    if exc.missing:
+        return CheckFailed(f"no NVIDIA GPU: {exc}", hint=NO_GPU_HINT)
+    return CheckFailed(str(exc), hint="is the NVIDIA driver loaded? " + NO_GPU_HINT)
 
 
 def _smi(query: str, fields: Sequence[str], timeout: float) -> list[dict[str, str]]:
-    if runner.which("nvidia-smi") is None:
-        raise CheckFailed("no NVIDIA GPU: nvidia-smi is not on PATH", hint=NO_GPU_HINT)
-    argv = ["nvidia-smi", f"--{query}={','.join(fields)}", "--format=csv,noheader"]
     try:
-        proc = runner.capture(argv, timeout=timeout)
-    except ToolMissing:
-        raise CheckFailed("no NVIDIA GPU: nvidia-smi is not on PATH", hint=NO_GPU_HINT) from None
-    if proc.returncode != 0:
-        text = (proc.stdout + proc.stderr).strip().splitlines()
-        raise CheckFailed(f"nvidia-smi failed (exit {proc.returncode}): {text[0] if text else 'no output'}",
-                          hint="is the NVIDIA driver loaded? " + NO_GPU_HINT)
-    rows = []
-    for line in proc.stdout.splitlines():
-        if line.strip():
-            values = [v.strip() for v in line.split(",")]
-            rows.append(dict(zip(fields, values)))
-    return rows
+        return machine.smi(query, fields, timeout)
+    except machine.NoGpu as exc:
+        raise _no_gpu(exc) from None
 
 
 def query_gpus(timeout: float = 15) -> list[dict[str, Any]]:
-    """The GPUs nvidia-smi lists (name, compute_cap, memory_total_mib, driver, memory_used_mib, index, uuid)."""
-    gpus = []
-    for row in _smi("query-gpu", GPU_FIELDS, timeout):
-        gpus.append({
-            "index": int(row.get("index", len(gpus))), "name": row.get("name", "?"),
-            "compute_cap": row.get("compute_cap"), "memory_total_mib": _mib(row.get("memory.total", "")),
-            "memory_used_mib": _mib(row.get("memory.used", "")), "driver": row.get("driver_version"),
-            "uuid": row.get("uuid"),
-        })
+    """The GPUs nvidia-smi lists (rebuilt.core.machine.query_gpus); CheckFailed when there is none."""
+    try:
+        gpus = machine.query_gpus(timeout)
+    except machine.NoGpu as exc:
+        raise _no_gpu(exc) from None
     if not gpus:
         raise CheckFailed("no NVIDIA GPU: nvidia-smi lists none", hint=NO_GPU_HINT)
     return gpus
@@ -121,22 +91,22 @@ def check_gpus(gpus: list[dict], cuda_visible_devices: str | None, need: int = 1
     data = {"gpus": gpus, "selected": [g["index"] for g in chosen], "cuda_visible_devices": cuda_visible_devices}
     if len(chosen) < need:
         return Check("gpu", "fail", f"{need} GPU(s) needed, {len(chosen)} visible with "
-                     f"CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} (machine has {len(gpus)})", data)
+                     f"CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} (machine has {len(gpus)})", data=data)
     others = [g for g in chosen if "H200" not in g["name"]]
     if others:
-        return Check("gpu", "warn", f"{names}; not an H200, so numbers are not comparable with H200 runs", data)
-    return Check("gpu", "ok", names, data)
+        return Check("gpu", "warn", f"{names}; not an H200, so numbers are not comparable with H200 runs", data=data)
+    return Check("gpu", "ok", names, data=data)
 
 
 def check_gpu_free(gpus: list[dict], cuda_visible_devices: str | None, timeout: float = 15) -> Check:
     """No other process holds memory on the GPUs this run will use."""
     chosen = select(gpus, cuda_visible_devices)
     uuids = {g["uuid"] for g in chosen}
-    apps = [a for a in _smi("query-compute-apps", APP_FIELDS, timeout)
+    apps = [a for a in _smi("query-compute-apps", machine.APP_FIELDS, timeout)
             if not a.get("gpu_uuid") or a.get("gpu_uuid") in uuids]
     if apps:
         procs = ", ".join(f"pid {a.get('pid')} ({a.get('used_memory')})" for a in apps)
-        return Check("gpu-free", "fail", f"other processes hold GPU memory: {procs}", {"apps": apps})
+        return Check("gpu-free", "fail", f"other processes hold GPU memory: {procs}", data={"apps": apps})
     busy = [g for g in chosen if (g["memory_used_mib"] or 0) > BUSY_MIB]
     if busy:
         used = ", ".join(f"GPU {g['index']}: {g['memory_used_mib']} MiB used" for g in busy)
@@ -161,8 +131,8 @@ def check_imports(python: str, modules: Sequence[str] = IMPORTS, env: Mapping[st
     bad = [f"{name}: {info['error']}" for name, info in mods.items() if "error" in info]
     have = ", ".join(f"{n} {i['version']}" for n, i in mods.items() if "version" in i)
     if bad:
-        return Check("imports", "fail", f"in {python}: " + "; ".join(bad), data)
-    return Check("imports", "ok", f"{have} ({python}, Python {data['version']})", data)
+        return Check("imports", "fail", f"in {python}: " + "; ".join(bad), data=data)
+    return Check("imports", "ok", f"{have} ({python}, Python {data['version']})", data=data)
 
 
 def check_model_path(model_path: str | None) -> Check:

@@ -184,7 +184,7 @@ def _execute(
         "spec": {"name": spec.name, "kind": spec.kind, "path": spec.path, "data": spec.to_dict()},
         "machine": store.machine_info(),
         "gpu": by_name["gpu"].data if "gpu" in by_name else None,
-        "checks": [{"name": c.name, "status": c.status, "message": c.message} for c in checks],
+        "checks": [{"name": c.name, "status": c.status, "message": c.found} for c in checks],
         "target": {"python": python, **(by_name["imports"].data if "imports" in by_name else {})},
         "stack": dict(stack or {}), "settings": dict(settings or {}),
         "model_path": model_path, "base_url": base_url if spec.kind == "serving" else None,
