@@ -170,13 +170,13 @@ def compare(c, a, b, factor=None, alpha=None, metric=None, workdir=None, fail_on
     run_a = store.load_run(store.resolve(a, workdir))
     run_b = store.load_run(store.resolve(b, workdir))
     metrics = [m.strip() for m in metric.split(",")] if metric else None
-    rows = cmp.compare(run_a, run_b, metrics=metrics, factor=float(factor), alpha=float(alpha))
+    rows = cmp.compare(run_a, run_b, metrics=metrics, factor=factor, alpha=alpha)
     if json:
         for row in rows:
             print(jsonlib.dumps(cmp.describe(row)))
     else:
         print(cmp.format_table(rows, run_a["spec"]["kind"], run_a["run_id"], run_b["run_id"],
-                               float(factor), float(alpha)))
+                               factor, alpha))
     worse = cmp.regressions(rows)
     if fail_on_regression and worse:
         what = ", ".join(f"{r.metric} {r.case}" for r in worse[:5]) + (" ..." if len(worse) > 5 else "")
