@@ -425,3 +425,69 @@ def test_branch_and_pull_request_refs_offline(world):
                 "--set", "offline=true", env=env, netns=_netns())
         assert r.returncode == 0, r.stdout + r.stderr
         assert git(wd2 / "src" / "offline-proj", "rev-parse", "HEAD") == head
+
+
+# --- bad bundles and bad output paths: one message, exit 2, nothing fetched or unpacked -------------------------
+
+def _inv(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "REBUILT_RECIPES_DIR": f"{ROOT / 'tests' / 'fixtures' / 'recipes'}{os.pathsep}{ROOT / 'recipes'}"}
+    return subprocess.run([sys.executable, "-m", "invoke", *args, "--workdir", str(tmp_path / "wd")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _bundle_file(path: Path, members: list[tuple[str, bytes]], declared: dict | None = None) -> Path:
+    """A bundle whose manifest lists ``declared`` (default: every member as written) and holds ``members``."""
+    from rebuilt.tools.bundle import archive
+
+    listed = declared if declared is not None else {
+        n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in members}
+    data = json.dumps({"format": archive.FORMAT, "version": archive.VERSION, "members": listed, "repos": [],
+                       "wheels": [], "fetchcontent": {}}).encode()
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, body in [(archive.MANIFEST, data), *members]:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return path
+
+
+@pytest.mark.parametrize("second", [b"same bytes", b"other bytes"])
+def test_a_member_twice_is_refused_whatever_its_content(tmp_path, second):
+    path = _bundle_file(tmp_path / "b.tar", [("wheels/a.whl", b"same bytes"), ("wheels/a.whl", second)],
+                        declared={"wheels/a.whl": {"sha256": hashlib.sha256(b"same bytes").hexdigest(), "size": 10}})
+    r = _inv(tmp_path, "src.unbundle", str(path))
+    assert r.returncode == 2 and "wheels/a.whl" in r.stderr and "twice" in r.stderr, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "wd" / "offline" / "wheels" / "a.whl").exists()
+
+
+def test_a_truncated_bundle_and_a_huge_member_header_are_one_message(tmp_path):
+    body = os.urandom(64 << 10)
+    whole = _bundle_file(tmp_path / "whole.tar", [("wheels/a.whl", body)])
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
+    huge = tmp_path / "huge.tar"  # the member's header says 1 TiB; the manifest says what was written
+    data = bytearray(whole.read_bytes())
+    start = data.index(b"wheels/a.whl", 1024)  # the member's ustar header (after the manifest and a PAX header)
+    header = start - start % 512
+    data[header + 124:header + 136] = b"\x80" + (1 << 40).to_bytes(11, "big")  # GNU base-256: past 8 GiB
+    data[header + 148:header + 156] = b"        "
+    data[header + 148:header + 156] = b"%06o\0 " % sum(data[header:header + 512])
+    huge.write_bytes(bytes(data))
+    for path, said in ((cut, "truncated or damaged"), (huge, f"declares {1 << 40} bytes")):
+        r = _inv(tmp_path, "src.unbundle", str(path))
+        assert r.returncode == 2 and said in r.stderr, (path.name, r.stdout + r.stderr)
+        assert "Traceback" not in r.stderr and "ReadError" not in r.stderr, r.stderr
+        assert str(path) in r.stderr and r.stderr.count("rebuilt:") == 1, r.stderr
+        assert not (tmp_path / "wd" / "offline" / "wheels" / "a.whl").exists()
+
+
+def test_an_output_in_a_missing_folder_is_refused_before_anything_is_fetched(tmp_path):
+    upstream = make_repo(tmp_path / "upstream", {"tool.py": "print(1)\n"})
+    git(upstream, "tag", "v1.0")
+    out = tmp_path / "no" / "such" / "b.tar"
+    r = _inv(tmp_path, "src.bundle", "--recipe", "patched-tool", "-o", str(out), "--python", sys.executable,
+             "--set", f"patched-tool.url={upstream}")
+    assert r.returncode == 2 and f"{out.parent} does not exist" in r.stderr, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "wd" / "src").exists()  # nothing was fetched

@@ -66,20 +66,42 @@ def read_manifest(path: Path | str) -> dict:
 
 
 def extract(path: Path | str, dest: Path) -> dict:
-    """Verify every member against the manifest while writing it under ``dest``; return the manifest."""
+    """Verify every member against the manifest while writing it under ``dest``; return the manifest.
+
+    A truncated or damaged tar is one InputError (tarfile's own errors never reach the user).
+    """
     path = Path(path)
     manifest = read_manifest(path)
-    expected = manifest.get("members", {})
+    try:
+        seen = _members(path, manifest.get("members", {}), dest)
+    except (tarfile.TarError, EOFError) as exc:
+        raise InputError(f"{path}: the bundle is truncated or damaged ({exc}); nothing was unpacked",
+                         hint="copy the bundle again, or make a new one with inv src.bundle") from None
+    missing = sorted(set(manifest.get("members", {})) - seen)
+    if missing:
+        raise InputError(f"{path}: member {missing[0]} is listed in the manifest but absent (truncated copy?)"
+                         + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    return manifest
+
+
+def _members(path: Path, expected: dict, dest: Path) -> set[str]:
+    """Write each member under ``dest``, checked by name, kind, size and sha256; the names seen."""
     seen: set[str] = set()
     with tarfile.open(path, "r:") as tar:
-        for info in tar:
-            if info.name == MANIFEST:
-                continue
+        for number, info in enumerate(tar):
+            if number == 0:
+                continue  # the manifest, read by read_manifest
             name = _safe_name(info.name, str(path))
             if not info.isfile():
                 raise InputError(f"{path}: member {name!r} is a link or special file; refused")
+            if name in seen or name == MANIFEST:
+                raise InputError(f"{path}: member {name!r} appears twice; refused (a bundle holds each file once)")
             if name not in expected:
                 raise InputError(f"{path}: member {name!r} is not listed in the manifest; refused")
+            want = expected[name]
+            if info.size != want.get("size"):
+                raise InputError(f"{path}: member {name} declares {info.size} bytes, the manifest says "
+                                 f"{want.get('size')}; refused", hint="copy the bundle again, or make a new one")
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
             h = hashlib.sha256()
@@ -87,14 +109,10 @@ def extract(path: Path | str, dest: Path) -> dict:
                 while chunk := src.read(1 << 20):
                     h.update(chunk)
                     out.write(chunk)
-            if h.hexdigest() != expected[name]["sha256"]:
+            if h.hexdigest() != want.get("sha256"):
                 raise InputError(f"{path}: member {name} is corrupted (sha256 {h.hexdigest()[:16]}..., the manifest "
-                                 f"says {expected[name]['sha256'][:16]}...); nothing was unpacked",
+                                 f"says {str(want.get('sha256'))[:16]}...); nothing was unpacked",
                                  hint="copy the bundle again, or make a new one with inv src.bundle")
             os.chmod(target, 0o644)
             seen.add(name)
-    missing = sorted(set(expected) - seen)
-    if missing:
-        raise InputError(f"{path}: member {missing[0]} is listed in the manifest but absent (truncated copy?)"
-                         + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
-    return manifest
+    return seen
