@@ -125,10 +125,14 @@ for p in probes:
         if p.get("fsize"):
             resource.setrlimit(resource.RLIMIT_FSIZE, (p["fsize"], p["fsize"]))
         signal.alarm(p.get("timeout", 60))
-        sys.argv = ["inv", *p["argv"]]
+        sys.argv = [p["program"], *p["argv"]]
         code = 0
         try:
-            program.run()
+            if p["program"] == "rebuilt":
+                from rebuilt.cli.program import main
+                main()
+            else:
+                program.run()
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             if isinstance(e.code, str):
@@ -349,11 +353,102 @@ def _recipe_probes(w: dict) -> tuple[str, list[dict]]:
     dirs = f"{rdir}{os.pathsep}{ROOT / 'recipes'}"
     probes = [{"id": f"recipe {n}: build.{n}", "argv": [f"build.{n}", "--dry-run"], "names": [str(rdir / f"{n}.toml")]}
               for n in ("broken", "ghosty", "typed", "limits")]
+    probes += _profile_probes(rdir)
     probes += [{"id": "bad recipes: inv --list still works", "argv": ["--list"], "expect": 0},
                {"id": "bad recipes: torch.check still works", "argv": ["torch.check"], "expect": 0},
                {"id": "bad recipes: config still works", "argv": ["config", "--key", "jobs"], "expect": 0},
                {"id": "bad recipes: build.torch still plans", "argv": ["build.torch", "--dry-run"], "expect": 0}]
     return dirs, probes
+
+
+# a serve profile (recipes/serve/single.toml) with one value of the wrong type each: file, key and line named
+PROFILE_OK = ('[profile]\nsummary = "one server"\n[roles.server]\nmodule = "sglang.launch_server"\n'
+              'port = "{serve.port}"\ngpus = "{serve.gpus}"\nflags = ["--port", "{port}"]\n')
+BAD_PROFILES = {
+    "gpus-list": PROFILE_OK.replace('gpus = "{serve.gpus}"', "gpus = [0, 1]"),
+    "health-list": PROFILE_OK + 'health = ["/health"]\n',
+    "address-number": PROFILE_OK + "address = 5\n",
+    "cwd-number": PROFILE_OK + "cwd = 5\n",
+    "entry-number": PROFILE_OK.replace('summary = "one server"', "entry = 5"),
+    "profile-number": "profile = 5\n" + PROFILE_OK.replace('[profile]\nsummary = "one server"\n', ""),
+}
+# files rebuilt wrote and reads back, damaged: (id, workdir-relative path, content, command)
+BAD_STATE = [
+    ("serve state.json holding []", "serve/single/state.json", "[]", ["serve.status", "--profile", "single"]),
+    ("serve state.json roles as a list", "serve/single/state.json", '{"roles": []}', ["serve.down", "--profile", "single"]),
+    ("bisect state holding []", "bisect/torch/state.json", "[]", ["bisect", "--recipe", "torch", "--log"]),
+    ("bisect state entries as a list", "bisect/torch/state.json", None, ["bisect", "--recipe", "torch", "--log"]),
+    ("bisect state commits as a string", "bisect/torch/state.json", None, ["bisect", "--recipe", "torch", "--log"]),
+    ("bench run.json holding []", "bench/r1/run.json", "[]", ["bench.compare", "{wd}/bench/r1", "{wd}/bench/r1"]),
+    ("guard journal without its step", "state/guard-journal.json", '{"python": "/usr/bin/python3", "dists": {}}',
+     ["torch.check"]),
+    ("offline index repos as a list", "offline/index.json", '{"repos": [], "deps": {}, "bundles": []}',
+     ["build.torch", "--dry-run", "--offline"]),
+    ("offline index holding []", "offline/index.json", "[]", ["build.torch", "--dry-run", "--offline"]),
+    ("nox hand-off file holding []", "state/nox-sglang-0.5.4.json", "[]", ["serve.up", "single", "--dry-run"]),
+]
+
+
+def _bisect_state(**changes) -> str:
+    state = {"schema_version": 1, "recipe": "torch", "mode": "build", "good": "v1", "bad": "v2",
+             "commits": [{"hash": "a" * 40, "subject": "good", "date": "2025-01-01"},
+                         {"hash": "b" * 40, "subject": "bad", "date": "2025-01-02"}],
+             "options": {}, "flags": {}, "source_dir": "/nonexistent", "entries": {}, "status": "running"}
+    return json.dumps({**state, **changes})
+
+
+def _state_probes(w: dict) -> list[dict]:
+    """Each damaged file in a work directory of its own: exit 2 naming the file, never a traceback."""
+    contents = {"bisect state entries as a list": _bisect_state(entries=[]),
+                "bisect state commits as a string": _bisect_state(commits="abc")}
+    probes = []
+    for i, (what, rel, text, argv) in enumerate(BAD_STATE):
+        wd = _mk(w["tmp"] / f"wd-state{i}")
+        target = wd / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text if text is not None else contents[what])
+        probes.append({"id": what, "argv": [a.replace("{wd}", str(wd)) for a in argv],
+                       "env": {"INVOKE_REBUILT_WORKDIR": str(wd)}, "names": [str(target)]})
+    return probes
+
+
+def _bundle_probes(w: dict) -> list[dict]:
+    """Bundle manifests of the right format whose content has the wrong shape."""
+    from rebuilt.tools.bundle import archive
+
+    t = _mk(w["tmp"] / "bundles")
+    no_repos = archive.write(t / "no-repos.tar", {"wheels": [], "fetchcontent": {}}, {})
+    assert "repos" not in no_repos
+    listed = t / "list-manifest.tar"
+    import tarfile
+
+    with tarfile.open(listed, "w") as tar:
+        data = b"[]"
+        info = tarfile.TarInfo(archive.MANIFEST)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return [{"id": f"src.unbundle manifest {what}", "argv": ["src.unbundle", str(path)],
+             "env": {"INVOKE_REBUILT_WORKDIR": str(_mk(w["tmp"] / f"wd-{path.stem}"))}, "names": [str(path)]}
+            for what, path in (("without repos", t / "no-repos.tar"), ("holding []", listed))]
+
+
+def _program_probes(w: dict) -> list[dict]:
+    """The `rebuilt` program reads ~/.rebuilt.yaml (invoke's user configuration file of its prefix)."""
+    home = _mk(w["tmp"] / "home-list")
+    (home / ".rebuilt.yaml").write_text("- a\n- b\n")
+    return [{"id": f"~/.rebuilt.yaml holding a list: rebuilt {' '.join(argv)}", "argv": argv, "program": "rebuilt",
+             "env": {"HOME": str(home)}, "names": [str(home / ".rebuilt.yaml")]}
+            for argv in (["--list"], ["torch.check"])]
+
+
+def _profile_probes(rdir: Path) -> list[dict]:
+    serve = _mk(rdir / "serve")
+    probes = []
+    for name, text in BAD_PROFILES.items():
+        (serve / f"{name}.toml").write_text(text)
+        probes.append({"id": f"serve profile {name}: serve.up --dry-run", "argv": ["serve.up", name, "--dry-run"],
+                       "names": [str(serve / f"{name}.toml")], "says": r"\.toml:\d+: "})
+    return probes
 
 
 def _run(probes: list[dict], w: dict, recipes_dir: str | None = None) -> list[dict]:
@@ -365,6 +460,7 @@ def _run(probes: list[dict], w: dict, recipes_dir: str | None = None) -> list[di
     if recipes_dir:
         env["REBUILT_RECIPES_DIR"] = recipes_dir
     payload = [{"id": p["id"], "argv": p["argv"], "cwd": p.get("cwd", str(ROOT)), "env": p.get("env", {}),
+                "program": p.get("program", "inv"),
                 "fsize": p.get("fsize"), "timeout": p.get("timeout", 60)} for p in probes]
     r = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(payload), env=env, cwd=ROOT,
                        capture_output=True, text=True, timeout=900)
@@ -406,7 +502,8 @@ def test_every_flag_has_a_bad_value():
 def test_bad_input_everywhere(world, tmp_path_factory):
     w = world
     before = set(os.listdir(ROOT))
-    groups = [(None, _table_probes(w) + _file_probes(w) + _project_probes(w))]
+    groups = [(None, _table_probes(w) + _file_probes(w) + _project_probes(w) + _state_probes(w) + _bundle_probes(w)
+               + _program_probes(w))]
     recipes_dir, recipe_probes = _recipe_probes(w)
     groups.append((recipes_dir, recipe_probes))
     verdicts: dict[str, list[str]] = {"clean": [], "traceback": [], "wrong": [], "leaked": []}
