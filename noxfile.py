@@ -61,6 +61,14 @@ def tests(session):
     session.run("python", "-m", "pytest", "-q", *session.posargs)
 
 
+@nox.session(python="3.11", default=False)
+def mutants(session):
+    """Mutation testing of the core modules with mutmut (slow, not in CI); posargs pick mutants: 'rebuilt.build.guard*'."""
+    session.install("-e", ".[test]", "torch==2.13.0", "mutmut==3.8.1")
+    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "results")
+
+
 @nox.session(python="3.11")
 def lint(session):
     """Lint with ruff and check the layers with import-linter (versions pinned, rules in pyproject.toml)."""
