@@ -281,7 +281,8 @@ def _index(wd: Path) -> None:
     (wd / "offline").mkdir(parents=True)
     (wd / "offline" / "index.json").write_text(json.dumps({
         "repos": {"https://git.example/org/dep.git": {"mirror": "git/dep.git", "commits": ["a" * 40]}},
-        "deps": {"repo-dep": {"dir": "deps/repo-dep-aaaaaaaaaaaa", "url": "https://git.example/org/dep.git"}},
+        "deps": {"repo-dep": {"dir": "deps/repo-dep-aaaaaaaaaaaa", "url": "https://git.example/org/dep.git",
+                              "ref": "v1.0", "commit": "a" * 40, "sha256": None}},  # as src.unbundle writes it
         "components": {}, "bundles": []}))
     assert offline.read_index(wd)["deps"]
 
