@@ -53,7 +53,7 @@ def doctor(c, hosts=None, stack=None, recipe=None, offline=False, json=False, fo
 @entry
 def build(c, hosts=None, stack=None, recipe=None, no_build=False, fail_fast=False, force=False, workdir=None,
           set_=None):
-    """Build once here, install the wheels on every host through the guard, verify their sha256."""
+    """Build once here, install and verify on every host."""
     from rebuilt.cli.tasks.doctor import _names
     from rebuilt.tools.fleet import build as fleet_build
 
