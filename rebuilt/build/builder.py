@@ -84,6 +84,13 @@ def build(settings: Settings, names: list[str], opts: Options, console: runner.C
     if opts.dry_run:
         console.say(plan_mod.render(plan, machine))
         console.say("(dry run: nothing was executed)")
+        if opts.explain and not opts.source_only:  # what a real build would rebuild, and why
+            from rebuilt.build.features.stamps import Stamps
+
+            stamps = Stamps(settings, settings.workdir(), console, opts)
+            stamps.machine = machine
+            for rp in plan.recipes:
+                console.say(stamps.explain_dry(rp))
         if opts.checks and not opts.source_only:  # the verdict a real build would meet, without failing
             preflight.before_build(plan, machine, settings, console, dry_run=True)
         return Outcome(plan)
@@ -96,7 +103,7 @@ def build(settings: Settings, names: list[str], opts: Options, console: runner.C
         mark_cachedir(workdir / sub) if sub != "src" else private_dir(workdir / sub)
     outcome = Outcome(plan)
     with runner.workdir_lock(workdir):
-        hooks = [] if opts.source_only else features_mod.hooks(features, settings, workdir, console, opts)
+        hooks = [] if opts.source_only else features_mod.hooks(features, settings, workdir, console, opts, machine)
         run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         steps_total = len(plan.steps)
         index = 0

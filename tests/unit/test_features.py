@@ -54,8 +54,10 @@ def test_hooks_come_from_the_features_given(resolve, tmp_path):
     from rebuilt.build.features import hooks
 
     s = resolve({"workdir": str(tmp_path)})
-    made = hooks((BY_NAME["stamps"], BY_NAME["proxy"]), s, tmp_path, console=None, opts=builder.Options())
+    machine = fake_machine()
+    made = hooks((BY_NAME["stamps"], BY_NAME["proxy"]), s, tmp_path, None, builder.Options(), machine)
     assert [type(h).__name__ for h in made] == ["Stamps"]  # proxy has no hook
+    assert made[0].machine is machine  # the plan's probe: the stamp does not probe the machine again
 
 
 def test_an_absolute_cxx_is_pointed_at_its_wrapper(resolve, monkeypatch):

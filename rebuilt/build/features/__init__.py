@@ -23,7 +23,7 @@ class Feature:
     env: Callable[..., dict] | None = None
     # (settings, recipe, steps, ctx, workdir, machine) -> [warning, ...]
     warnings: Callable[..., list] | None = None
-    # (settings, workdir, console, opts) -> a hook object
+    # (settings, workdir, console, opts, machine) -> a hook object (machine: the plan's probe, or None)
     hook: Callable | None = None
 
 
@@ -63,6 +63,6 @@ def warnings(features, settings, recipe, steps, ctx, workdir: Path, machine) -> 
     return [w for f in features if f.warnings for w in f.warnings(settings, recipe, steps, ctx, workdir, machine)]
 
 
-def hooks(features, settings, workdir: Path, console, opts) -> list:
-    """One hook object per feature that has one, in tuple order."""
-    return [f.hook(settings, workdir, console, opts) for f in features if f.hook]
+def hooks(features, settings, workdir: Path, console, opts, machine=None) -> list:
+    """One hook object per feature that has one, in tuple order; ``machine``: the probe the plan was made with."""
+    return [f.hook(settings, workdir, console, opts, machine) for f in features if f.hook]

@@ -103,7 +103,7 @@ def summary(s: dict[str, int]) -> str:
 class CcacheHook:
     """Prepare the masquerade folder and the wrappers, zero the counters before a recipe, save them after it."""
 
-    def __init__(self, settings, workdir: Path, console, opts):
+    def __init__(self, settings, workdir: Path, console, opts, machine=None):
         self.enabled = settings["ccache.enabled"] and bool(runner.which("ccache"))
         self.settings, self.workdir, self.console = settings, Path(workdir), console
         if self.enabled:

@@ -208,7 +208,7 @@ def missing_for_step(workdir: Path, step) -> list[str]:
 class Hook:
     """Fails a network step in seconds, naming what the bundle lacks (instead of a clone that hangs)."""
 
-    def __init__(self, settings, workdir, console, opts):
+    def __init__(self, settings, workdir, console, opts, machine=None):
         self.on, self.workdir, self.console = enabled(settings), Path(workdir), console
 
     def before_step(self, step, env) -> None:

@@ -49,7 +49,7 @@ def constraints(settings, recipe, step, ctx, workdir, machine) -> dict:
 class Guard:
     """The guard's builder hook (rebuilt.build.features.FEATURES)."""
 
-    def __init__(self, settings, workdir: Path, console, opts):
+    def __init__(self, settings, workdir: Path, console, opts, machine=None):
         self.python = settings.python()
         self.protected = list(settings["protected"])
         self.workdir = Path(workdir)

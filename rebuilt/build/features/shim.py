@@ -88,7 +88,7 @@ def make_shim(workdir: Path, host: str) -> Path:
 class ShimHook:
     """Makes the shim folder before a recipe that uses one runs."""
 
-    def __init__(self, settings, workdir, console, opts):
+    def __init__(self, settings, workdir, console, opts, machine=None):
         self.host, self.workdir = settings["host_compiler"], Path(workdir)
 
     def before_recipe(self, rp) -> None:

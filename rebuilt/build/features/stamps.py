@@ -125,13 +125,13 @@ def _installed(python: str, dists: list[str]) -> dict[str, str]:
 class Stamps:
     """A builder hook: skip up-to-date recipes, reinstall their wheels into a fresh env, stamp successes."""
 
-    def __init__(self, settings, workdir: Path, console, opts):
+    def __init__(self, settings, workdir: Path, console, opts, machine=None):
         self.settings = settings
         self.folder = Path(workdir) / "state" / "stamps"
         self.console = console
         self.explain = opts.explain
         self.force = opts.force
-        self.machine = None
+        self.machine = machine  # the plan's probe; probed here only when none was given
 
     def _inputs(self, rp) -> dict:
         if self.machine is None:
@@ -179,6 +179,28 @@ class Stamps:
                 self.console.say(f"{rp.recipe.name}: rebuilding, {absent[0]} is not installed in the target")
             return None
         return f"inputs unchanged since {stamp['run_id']}"
+
+    def explain_dry(self, rp) -> str:
+        """What a real build would do with ``rp`` and why, without doing any of it (``--explain --dry-run``)."""
+        name, path = rp.recipe.name, self.folder / f"{rp.recipe.name}.json"
+        if self.force:
+            return f"{name}: a real build rebuilds it (--force)"
+        if not path.exists():
+            return f"{name}: a real build builds it (no earlier successful build to compare with)"
+        stamp = read_stamp(path)
+        diff = changed(stamp["inputs"], self._inputs(rp))
+        if diff:
+            return f"{name}: a real build rebuilds it, changed since the last build: {', '.join(diff)}"
+        gone = [a["path"] for a in stamp.get("artifacts", []) if not Path(a["path"]).exists()]
+        if gone:
+            return f"{name}: a real build rebuilds it, artifact gone: {gone[0]}"
+        want = stamp.get("installed", {})
+        have = _installed(self.settings.python(), list(want)) if want else {}
+        absent = [d for d, v in want.items() if have.get(d) != v]
+        if absent:
+            return (f"{name}: inputs unchanged since {stamp['run_id']}, but {absent[0]} is not installed in the "
+                    f"target: a real build reinstalls the wheel it made (or rebuilds without one)")
+        return f"{name}: up to date (inputs unchanged since {stamp['run_id']}): a real build skips it"
 
     def after_recipe(self, rp, status, manifest) -> None:
         if status != "done":
