@@ -71,7 +71,9 @@ class Host:
         shutil.copy(f"{self.client_key}.pub", self.root / "authorized_keys")
         smi = self.bin / "nvidia-smi"
         body = "\n".join(gpus)
-        smi.write_text(f"#!/bin/sh\ncat <<'EOF'\n{body}\nEOF\n")
+        index = "\n".join(f"{i}, {g.split(',')[0]}" for i, g in enumerate(gpus))
+        smi.write_text(f"#!/bin/sh\ncase \"$*\" in\n  *--query-gpu=index,name*) cat <<'EOF'\n{index}\nEOF\n  ;;\n"
+                       f"  *) cat <<'EOF'\n{body}\nEOF\n  ;;\nesac\n")
         smi.chmod(0o755)
         path = f"{self.bin}:{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
         lines = [f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {self.root / 'hostkey'}",
