@@ -167,10 +167,10 @@ def users_edits(dest: Path, applied: list[Path], add: list[str] = ()) -> Edits:
                 base.apply(patch)
         base_tree = base.tree()
         mine.read(base_tree)
-        for path in sorted(set(users)):
-            mine.must("add", "-A", "--", path)
-        for path in named:
-            mine.must("add", "-A", "-f", "--", path)  # -f: a path named outright counts even if git ignores it
+        if users:
+            mine.must("add", "-A", "--", *sorted(set(users)))
+        if named:
+            mine.must("add", "-A", "-f", "--", *named)  # -f: a path named outright counts even if git ignores it
         mine_tree = mine.tree()
     _, names = sources.git(dest, "diff", "--name-only", "--no-renames", base_tree, mine_tree, check=True)
     return Edits(base_tree, mine_tree, names.splitlines(), left_out)
