@@ -29,7 +29,8 @@ from rebuilt.core import shape
 from rebuilt.core.fs import read_json
 from rebuilt.errors import ConfigError
 
-__all__ = ["Target", "choose", "named", "handoff_file", "recorded", "record", "require_exists", "require_runs"]
+__all__ = ["Target", "choose", "named", "tool_prefix", "handoff_file", "recorded", "record", "require_exists",
+           "require_runs"]
 
 ACTIVE_VENV = "the active virtual environment ($VIRTUAL_ENV)"
 ACTIVE_CONDA = "the active conda environment ($CONDA_PREFIX)"
