@@ -189,8 +189,10 @@ def patch_paths(dest: Path, patch: str) -> list[str]:
 def first_failure(dest: Path, patch: str, index_file: str | None = None) -> str:
     """git's own words for the first hunk that fails, e.g. `patch failed: setup.py:12`."""
     _, out = git(dest, "apply", "--check", "-v", *(["--cached"] if index_file else []), patch, index=index_file)
-    lines = [ln for ln in out.splitlines() if ln.startswith("error:")]
-    return "; ".join(ln[len("error:"):].strip() for ln in lines[:2]) or "git apply --check failed"
+    # `error: while searching for:` only introduces the context lines git printed: not a reason of its own
+    lines = [ln[len("error:"):].strip() for ln in out.splitlines() if ln.startswith("error:")]
+    lines = [ln for ln in lines if ln and not ln.startswith("while searching for")]
+    return "; ".join(lines[:2]) or "git apply --check failed"
 
 
 # --------------------------------------------------------------------------- rebuilt's own edits

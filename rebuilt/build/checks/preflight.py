@@ -13,7 +13,16 @@ from rebuilt.build.checks import report
 from rebuilt.build.checks.model import Check
 from rebuilt.errors import CheckFailed
 
-HINT = "fix these (inv doctor shows every check), or --no-checks to build anyway"
+
+def hint(plan, settings) -> str:
+    """What to do about failed checks, naming the doctor command that runs these same checks: plain
+    `doctor` checks every component of the stack against the environment as it is now."""
+    from rebuilt.core.command import command
+
+    names = ",".join(rp.recipe.name for rp in getattr(plan, "recipes", ()))
+    stack = getattr(getattr(settings, "stack", None), "name", None)
+    doctor = command(f"doctor --recipe {names}" + (f" --stack {stack}" if stack else "")) if names else command("doctor")
+    return f"fix these (`{doctor}` shows the same checks), or --no-checks to build anyway"
 
 
 def unset_settings(ctx) -> list[Check]:
@@ -32,7 +41,7 @@ def _detail(rows: list[Check]) -> str:
     return "\n".join(f"  {r.name}: {r.found}" + (f"\n    -> {r.todo}" if r.todo else "") for r in rows)
 
 
-def verdict(rows: list[Check]) -> str:
+def verdict(rows: list[Check], todo: str = "fix these, or --no-checks to build anyway") -> str:
     """What a real build of this plan would meet: the failures and warnings, and whether it would start."""
     failed = [r for r in rows if r.status == "fail"]
     warned = [r for r in rows if r.status == "warn"]
@@ -41,7 +50,7 @@ def verdict(rows: list[Check]) -> str:
         lines += ["would stop the build (exit 3):", _detail(failed)]
     if warned:
         lines += ["warnings:", _detail(warned)]
-    lines.append(f"verdict: a real build would stop at the checks; {HINT}" if failed
+    lines.append(f"verdict: a real build would stop at the checks; {todo}" if failed
                  else "verdict: a real build would pass the checks")
     return "\n".join(lines)
 
@@ -50,13 +59,14 @@ def before_build(plan, machine, settings, console, dry_run: bool = False) -> Non
     """The checks for ``plan``: a failure raises CheckFailed (exit 3); with ``dry_run``, print the verdict instead."""
     rows = run(plan, machine, settings)
     if dry_run:
-        console.say(verdict(rows))
+        console.say(verdict(rows, hint(plan, settings)))
         return
     for r in rows:
         if r.status == "warn":
             console.say(f"! {r.name}: {r.found}" + (f" ({r.todo})" if r.todo else ""))
     failed = [r for r in rows if r.status == "fail"]
     if failed:
-        raise CheckFailed(f"pre-build checks failed ({report.summary(rows)}):\n{_detail(failed)}", hint=HINT)
+        raise CheckFailed(f"pre-build checks failed ({report.summary(rows)}):\n{_detail(failed)}",
+                          hint=hint(plan, settings))
     console.say(f"checks: {report.summary(rows)}")
 

@@ -257,10 +257,12 @@ def tools(ctx: Context) -> list[Check]:
         v, where = ctx.env_tool(tool) if tool in ("cmake", "ninja", "uv") else (ctx.tool(tool), tool)
         provider, needed = ctx.needs.provider(tool), ctx.needs.steps(tool)
         if not v:
+            if tool in ("cmake", "ninja", "uv") and not ctx.needs.used(tool):
+                continue  # the recipes declare these in their steps' `needs`: no step of this plan uses it
             if provider and not needed:
                 rows.append(Check(tool, "ok", f"not installed yet: {provider} installs it"))
                 continue
-            hint = {"uv": "pip install uv (the sgl-kernel recipe installs it)",
+            hint = {"uv": "pip install uv",
                     "ninja": "pip install ninja (without it sgl-kernel's CMake falls back to Makefiles, 1 job)",
                     "cmake": "pip install 'cmake>=3.26'"}.get(tool, f"apt-get install {tool}")
             rows.append(Check(tool, "fail" if needed else "warn", f"not found{ctx.needed_by(tool)}", hint))

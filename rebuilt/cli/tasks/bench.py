@@ -205,15 +205,16 @@ def health(c, python=None, json=False):
     import json as jsonlib
 
     from rebuilt.core import runner
-    from rebuilt.errors import CheckFailed, StepFailed
+    from rebuilt.errors import CheckFailed, RebuiltError, StepFailed
     from rebuilt.tools.bench import gpu_health
 
     proc = runner.capture([_python(python, _settings(None)), os.path.abspath(gpu_health.__file__), "--json"],
                           timeout=900)
     if proc.returncode not in (0, 1):
         message = proc.stderr.strip().splitlines()
-        if proc.returncode == 2 and message:
-            raise CheckFailed(message[-1])
+        if proc.returncode == 2 and message:  # no CUDA (or no torch) there: exit 2, as docs/BENCH.md says
+            raise RebuiltError(message[-1], hint="run it where the GPU is, with --python naming an interpreter "
+                                                 "whose torch has CUDA")
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
         raise StepFailed(f"gpu_health exited {proc.returncode}:\n{tail}")
     report = jsonlib.loads(proc.stdout)

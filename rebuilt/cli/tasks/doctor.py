@@ -51,7 +51,7 @@ def doctor(c, stack=None, recipe=None, json=False, fix=False, python=None, offli
     plan, machine = builder.make_plan(settings, names)
     ctx = checks.Context(settings=settings, machine=machine, recipes=[rp.recipe.name for rp in plan.recipes],
                          plan=plan, fix=fix)  # the offline setting turns host probes into bundle rows
-    rows = report.run(ctx, checks.ALL)
+    rows = report.run(ctx, checks.for_plan(ctx, checks.ALL))  # as a build's checks: only what its steps use
     print(report.as_json(rows) if json else report.table(rows))
     failed = [r.name for r in rows if r.status == "fail"]
     if failed:

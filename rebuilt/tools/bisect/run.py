@@ -99,7 +99,8 @@ class Bisection:
             what = {"good": "is not bad", "skip": "could not be tested", "unclear": "is unclear"}[e.verdict]
             if st.mode == "build-only":
                 what = "builds"
-            raise InputError(f"the bad ref {st.bad} ({st.commit(n).hash[:12]}) {what}: {e.note}",
+            why = f": {e.note}" if e.note and e.note != what else ""  # build-only: "builds" says it all
+            raise InputError(f"the bad ref {st.bad} ({st.commit(n).hash[:12]}) {what}{why}",
                              hint="nothing to bisect: give a --bad ref that fails the test"
                                   + (" (or a smaller --threshold)" if st.mode == "bench" else ""))
 

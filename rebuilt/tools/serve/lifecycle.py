@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rebuilt.core import interpreter, runner
+from rebuilt.core.command import command
 from rebuilt.core.fs import mark_cachedir
 from rebuilt.core.secret import Redactor, from_settings, secret_env
 from rebuilt.core.text import fmt_seconds
@@ -121,7 +122,7 @@ def _up(settings, prof, res: resolve.Resolved, workdir: Path, timeout: float, ec
         entry = state.get("roles", {}).get(r.name)
         if entry and running(entry):
             raise ConfigError(f"role {r.name} of profile {prof.name} is already running (pid {entry['pid']})",
-                              hint=f"inv serve.down {prof.name} --role {r.name} first")
+                              hint=f"{command(f'serve.down --profile {prof.name} --role {r.name}')} first")
     _check_ports(res.roles, red)
     logs = mark_cachedir(serve_dir(workdir, prof.name) / "logs")
     described = res.describe()

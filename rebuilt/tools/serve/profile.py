@@ -24,7 +24,7 @@ from rebuilt.errors import ConfigError
 PROFILE_KEYS = ("summary", "entry", "model")
 DEFAULT_HEALTH = "/health"
 DEFAULT_READY = ("/v1/models", "/get_model_info")
-BUILTINS = ("python", "host_ip", "workdir", "profile", "profile_dir", "role", "port", "gpus")
+BUILTINS = ("python", "host_ip", "workdir", "profile", "profile_dir", "role", "port", "gpus", "model")
 
 
 @dataclass(frozen=True)

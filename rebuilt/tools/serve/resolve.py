@@ -72,7 +72,9 @@ def context(settings, *, python: str, host: str, workdir: str, profile: Profile)
         if key.startswith("serve.") and key.count(".") == 1 and key[6:] not in BUILTINS:
             ctx[key[6:]] = ctx[key]
     ctx.update(python=python, host_ip=host, workdir=workdir, profile=profile.name,
-               profile_dir=str(profile.path.parent.resolve()))
+               profile_dir=str(profile.path.parent.resolve()),
+               # the name clients ask for: --served-model-name, else the model path (as sglang itself does)
+               model=ctx.get("serve.served_model_name") or ctx.get("serve.model_path") or "")
     return ctx
 
 
