@@ -4,6 +4,7 @@ on any host, and a rerun redoes only the hosts that did not finish."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -137,3 +138,50 @@ def test_ctrl_c_stops_every_host_and_leaves_no_process(fleet_hosts, spare_host, 
     assert spare_host.processes() == []
     assert not list((spare_host.home / "rebuilt").glob("fleet/run/*.pid"))
     assert not list(spare_host.workdir.glob("fleet/run/*"))  # no pid file, no secret folder left
+
+
+def test_a_changed_host_key_is_refused_as_ssh_refuses_it(fleet_hosts, spare_host, tmp_path):
+    """known_hosts records another key for the host (as after a reinstall, or someone in between)."""
+    other = sshd.keygen(tmp_path / "other_hostkey")
+    known = fleet_hosts.client_home / ".ssh" / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{spare_host.port} {(tmp_path / 'other_hostkey.pub').read_text()}")
+    config = fleet_hosts.client_home / ".ssh" / "config"
+    config.write_text(config.read_text().replace(
+        f"Port {spare_host.port}\n  User root\n  IdentityFile {fleet_hosts.client_key}\n  StrictHostKeyChecking no\n"
+        "  UserKnownHostsFile /dev/null\n", f"Port {spare_host.port}\n  User root\n  IdentityFile {fleet_hosts.client_key}\n"))
+    try:
+        r = inv(fleet_hosts, "fleet.doctor", "--hosts", f"{spare_host.name},beta", "--offline",
+                "-w", str(tmp_path / "wd"))
+    finally:
+        known.unlink()
+    assert other.exists() and r.returncode == 1, r.stdout + r.stderr
+    line = lines_of(r.stdout)[spare_host.name]
+    assert "showed a host key other than the one in known_hosts" in line
+    assert f"ssh-keygen -R '[127.0.0.1]:{spare_host.port}'" in line
+    assert lines_of(r.stdout)["beta"].split()[1] == "ok"
+    assert spare_host.processes() == []  # refused before anything ran there
+
+
+def test_proxyjump_from_ssh_config_is_honoured(fleet_hosts, spare_host, tmp_path):
+    """A host reached through a jump host (ProxyJump in ~/.ssh/config): it answers while the jump host
+    is up, and is unreachable when only the jump host's sshd is stopped."""
+    gamma = fleet_hosts.hosts["gamma"]
+    config = fleet_hosts.client_home / ".ssh" / "config"
+    config.write_text(config.read_text() + f"Host behind\n  HostName 127.0.0.1\n  Port {gamma.port}\n  User root\n"
+                      f"  IdentityFile {fleet_hosts.client_key}\n  ProxyJump {spare_host.name}\n")
+    hosts = {"behind": {"host": "behind", "python": sys.executable, "workdir": str(gamma.workdir)}}
+    env = fleet_hosts.env(INVOKE_REBUILT_FLEET_HOSTS=json.dumps(hosts))
+
+    def doctor():
+        return subprocess.run([sys.executable, "-m", "invoke", "fleet.doctor", "--hosts", "behind", "--offline",
+                               "--json", "--force", "-w", str(tmp_path / "wd")], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=180)
+
+    r = doctor()
+    assert r.returncode == 3, r.stderr
+    data = json.loads(r.stdout)["behind"]
+    assert data["status"] == "ok" and any("H100" in row["found"] for row in data["rows"] if row["name"] == "gpu")
+    spare_host.stop()
+    r = doctor()
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["behind"]["status"] in ("unreachable", "lost"), r.stdout

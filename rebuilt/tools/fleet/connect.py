@@ -14,14 +14,22 @@ from rebuilt.tools.fleet.inventory import FleetHost
 
 
 def connection(host: FleetHost, connect_timeout: float):
-    """A Fabric connection (not yet open) to ``host``; env vars go through a file, never inline (see run.py)."""
+    """A Fabric connection (not yet open) to ``host``, the inventory's user, port and key winning."""
     import fabric
 
     kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
     if host.identity:
         kwargs["key_filename"] = [os.path.expanduser(host.identity)]
-    return fabric.Connection(host.host, user=host.user, port=host.port, connect_timeout=int(connect_timeout),
+    conn = fabric.Connection(host.host, user=host.user, port=host.port, connect_timeout=int(connect_timeout),
                              connect_kwargs=kwargs)
+    # Fabric accepts any host key (paramiko's AutoAddPolicy) and reads no known_hosts: read the user's, so
+    # that a host showing another key than the one ssh recorded is refused, as ssh refuses it; a host not
+    # in it is accepted as `StrictHostKeyChecking accept-new` would (without writing the file).
+    if conn.ssh_config.get("stricthostkeychecking", "").lower() != "no":
+        known = conn.ssh_config.get("userknownhostsfile", "~/.ssh/known_hosts").split()[0]
+        if os.path.isfile(os.path.expanduser(known)):
+            conn.client.get_host_keys().load(os.path.expanduser(known))  # read only: never rewritten
+    return conn
 
 
 def where(conn) -> str:
@@ -46,7 +54,8 @@ def explain(exc: BaseException, host: FleetHost, conn=None, connect_timeout: flo
                 "check that the host is up and reachable (VPN, ProxyJump), or raise --set fleet.connect_timeout=N")
     if isinstance(exc, paramiko.BadHostKeyException):
         return ("unreachable", f"{host.name}: {at} showed a host key other than the one in known_hosts",
-                f"if the host was reinstalled: ssh-keygen -R {host.host}, then connect once with ssh to accept it")
+                f"if the host was reinstalled: ssh-keygen -R {_known_name(host, conn)}, then connect once with ssh "
+                "to accept it; if not, find out who answers there first")
     if isinstance(exc, paramiko.AuthenticationException):
         return ("refused", f"{host.name}: {at} refused the key(s) offered ({exc})",
                 f"add your public key to {host.name}'s ~/.ssh/authorized_keys (ssh-copy-id {host.destination}), "
@@ -56,3 +65,9 @@ def explain(exc: BaseException, host: FleetHost, conn=None, connect_timeout: flo
                 f"check that {host.name} is up (it may have rebooted or dropped off the network), then run again: "
                 "only the hosts that did not finish run again")
     return ("failed", f"{host.name}: {type(exc).__name__}: {exc}", "run again with -v, or report this")
+
+
+def _known_name(host: FleetHost, conn) -> str:
+    """How known_hosts names the host: ``name``, or ``'[name]:port'`` off port 22."""
+    name, port = (conn.host, conn.port) if conn is not None else (host.host, host.port or 22)
+    return name if int(port) == 22 else f"'[{name}]:{port}'"
