@@ -28,7 +28,7 @@ def step(settings, archive, argv: list[str]):
         place.tree = ship.ensure(session, place.workdir, local, sha)
         r = session.sh("nvidia-smi --query-gpu=index,name --format=csv,noheader", timeout=60)
         gpus = [line.split(",", 1) for line in r.stdout.splitlines() if "," in line] if r.exited == 0 else []
-        if not gpus:
+        if not gpus or not all(index.strip().isdigit() for index, _ in gpus):
             raise StepError("failed", f"{session.host.name}: no GPU listed by nvidia-smi "
                             f"({(r.stderr or r.stdout).strip()[-200:] or 'empty'})",
                             "check the driver there (nvidia-smi), or leave the host out")
