@@ -185,3 +185,24 @@ def test_proxyjump_from_ssh_config_is_honoured(fleet_hosts, spare_host, tmp_path
     r = doctor()
     assert r.returncode == 1
     assert json.loads(r.stdout)["behind"]["status"] in ("unreachable", "lost"), r.stdout
+
+
+def test_a_host_that_takes_the_connection_but_never_answers_is_named_within_the_connect_timeout(fleet_hosts, tmp_path):
+    """A port where something accepts TCP and says nothing (a hung sshd, another service)."""
+    import socket
+    import threading
+
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(mute.accept()) for _ in range(4)], daemon=True).start()
+    try:
+        r = inv(fleet_hosts, "fleet.doctor", "--hosts", f"root@127.0.0.1:{mute.getsockname()[1]},beta", "--offline",
+                "--set", "fleet.connect_timeout=3", "-w", str(tmp_path / "wd"))
+    finally:
+        mute.close()
+    assert r.returncode == 1, r.stdout + r.stderr
+    line = next(line for line in r.stdout.splitlines() if line.startswith("root@127.0.0.1:"))
+    assert "unreachable" in line and "no SSH login completed within 3s" in line and "fleet.connect_timeout" in r.stdout
+    assert lines_of(r.stdout)["beta"].split()[1] == "ok"

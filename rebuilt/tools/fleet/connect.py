@@ -37,8 +37,10 @@ def where(conn) -> str:
     return f"{conn.user}@{conn.host}:{conn.port}"
 
 
-def explain(exc: BaseException, host: FleetHost, conn=None, connect_timeout: float = 10) -> tuple[str, str, str]:
-    """(status, message, what to do) for an exception raised while connecting or running on ``host``."""
+def explain(exc: BaseException, host: FleetHost, conn=None, connect_timeout: float = 10,
+            opened: bool = True) -> tuple[str, str, str]:
+    """(status, message, what to do) for an exception raised while connecting (``opened`` False) or
+    running on ``host``."""
     import paramiko
     from paramiko.ssh_exception import NoValidConnectionsError
 
@@ -60,6 +62,11 @@ def explain(exc: BaseException, host: FleetHost, conn=None, connect_timeout: flo
         return ("refused", f"{host.name}: {at} refused the key(s) offered ({exc})",
                 f"add your public key to {host.name}'s ~/.ssh/authorized_keys (ssh-copy-id {host.destination}), "
                 "or name the right one: identity in the inventory, IdentityFile in ~/.ssh/config")
+    if not opened and isinstance(exc, (EOFError, paramiko.SSHException, ConnectionResetError)):
+        return ("unreachable", f"{host.name}: {at} took the connection but no SSH login completed within "
+                f"{connect_timeout:g}s ({type(exc).__name__}: {exc or 'closed'})",
+                "check that sshd (not another service) listens there and that the host is not overloaded, "
+                "or raise --set fleet.connect_timeout=N")
     if isinstance(exc, (EOFError, paramiko.SSHException, ConnectionResetError, OSError)):
         return ("lost", f"{host.name}: the connection to {at} was lost ({type(exc).__name__}: {exc or 'closed'})",
                 f"check that {host.name} is up (it may have rebooted or dropped off the network), then run again: "

@@ -132,6 +132,11 @@ def run_all(hosts: list[FleetHost], step: Callable[[Session], Any], *, connect_t
         sessions[host.name] = session
         try:
             conn.open()
+        except Exception as exc:  # noqa: BLE001 - named, the others go on
+            status, message, todo = connect.explain(exc, host, conn, connect_timeout, opened=False)
+            session.close()
+            return HostResult(host, status, None, message, todo, time.monotonic() - start)
+        try:
             value = step(session)
             return HostResult(host, "ok", value, seconds=time.monotonic() - start)
         except StepError as exc:
