@@ -94,8 +94,8 @@ def carries_credentials(url: str) -> bool:
 
 
 def schemeless_credentials(url: str) -> bool:
-    """``user:password@host[:port]`` without ``scheme://``."""
-    return "://" not in url and bool(_SCHEMELESS_CREDS.match(url.strip()))
+    """``user:password@host[:port]`` without ``scheme://`` (the pattern cannot match ``scheme://``)."""
+    return bool(_SCHEMELESS_CREDS.match(url.strip()))
 
 
 def strip_credentials(url: str) -> str:

@@ -249,3 +249,48 @@ def test_json_files_never_hold_a_secret_value(tmp_path):
     path = fs.write_json(tmp_path / "x.json", {"a": [s, {"b": s}], "c": 1})
     text = path.read_text()
     assert "pw-js0n" not in text and text.count("http://***@h:1") == 2 and json.loads(text)["c"] == 1
+
+
+def test_urls_with_at_signs_and_nested_schemes_are_read_by_their_userinfo_only():
+    assert secret.userinfo("https://h.example/a/b@c") is None  # an '@' in the path is no userinfo
+    assert secret.userinfo("https://h.example/a@b/c") is None
+    assert secret.schemeless_credentials("alice:pw-1@h://x") and not secret.schemeless_credentials("http://u:p@h")
+    assert secret.userinfo("https://u:p@h.example/?next=http://x") == ("u", "p")
+    assert secret.carries_credentials("alice:pw-1@proxy:3128")  # without a scheme
+    assert not secret.carries_credentials("ssh://git@h/a.git?mirror=http://x")
+    assert secret.strip_credentials("https://u:p@ss@h.example/a@b?u=http://x") == "https://h.example/a@b?u=http://x"
+    assert secret.strip_credentials("https://h.example/x") == "https://h.example/x"
+
+
+def test_registered_values_and_their_encodings_are_masked_longest_first():
+    secret.Secret("pw with/slash")
+    assert redact("a pw%20with%2Fslash b pw+with%2Fslash c") == "a *** b *** c"
+    secret.Secret("abcd")  # the shortest value masked inside text
+    secret.Secret("abcdef")
+    assert redact("x abcdef y abcd") == "x *** y ***"
+    secret.Secret("abc")
+    assert redact("abc") == "abc"
+    secret.register_secret(None)
+    secret.register_secret(1234)
+    assert redact("XXXX 1234") == "XXXX 1234"
+
+
+def test_a_secret_formats_with_a_spec_and_refuses_what_is_not_text():
+    s = secret.Secret("tok-123456")
+    assert f"{s:>5}" == "  ***" and f"{s:<4}|" == "*** |"
+    with pytest.raises(TypeError, match="a Secret holds text, not int"):
+        secret.Secret(42)
+    assert not hasattr(s, "foo") and not hasattr(s, "__getnewargs__")
+    with pytest.raises(AttributeError, match="foo"):
+        s.foo  # noqa: B018
+
+
+def test_a_redactor_masks_its_values_longest_first_and_short_ones_too():
+    r = secret.Redactor(["secret-1", "my-secret-1-long", "abc", "redis://u:xyz@h:1", "p/w@x", 5, None])
+    assert r("my-secret-1-long and secret-1") == "*** and ***"
+    assert r("abc xyz p%2Fw%40x") == "*** *** ***"
+    assert r.env({"PLAIN": "hello", "HF_TOKEN": "", "NONE": None, "X_PASSWORD": "h"}) == {
+        "PLAIN": "hello", "HF_TOKEN": "", "NONE": None, "X_PASSWORD": "***"}
+    assert r.deep({"a": ["abc", {"b": ("xyz", 1)}], "c": None}) == {"a": ["***", {"b": ["***", 1]}], "c": None}
+    r2 = secret.from_settings([("serve.port", 30000), ("serve.mooncake.password", "pw-after-a-number")])
+    assert r2("pw-after-a-number") == "***"
