@@ -39,26 +39,47 @@ def capture(
 ) -> subprocess.CompletedProcess:
     """Run a short command and capture stdout/stderr as text.
 
-    ``env`` replaces the environment when given. A missing program raises
-    ToolMissing (exit 2); a time-out returns returncode 124 with a note in stderr.
+    ``env`` replaces the environment when given. A missing program raises ToolMissing (exit 2);
+    a time-out stops the command's whole process group and returns returncode 124 with a note
+    in stderr; ``check`` raises StepFailed on a non-zero exit. The command runs in a session of
+    its own (the terminal's Ctrl-C reaches rebuilt only): Ctrl-C, SIGTERM or SIGHUP to rebuilt
+    stop its whole group, and so does rebuilt's death (the warden).
     """
     argv = _argv(argv)
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             argv, cwd=cwd, env=None if env is None else reveal_env(env), text=True,
-            capture_output=True, timeout=timeout, input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches rebuilt only; subprocess.run kills it if rebuilt stops
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL, start_new_session=True,
         )
     except FileNotFoundError:
         raise ToolMissing(f"{argv[0]} is not installed or not on PATH") from None
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+    guard_group(proc.pid)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc, signal.SIGTERM)
+        out, _ = _rest_of_output(proc)
         return subprocess.CompletedProcess(argv, 124, out, f"timed out after {timeout}s")
+    except KeyboardInterrupt as exc:
+        _kill_group(proc, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        raise
+    finally:
+        release_group(proc.pid)
+    proc = subprocess.CompletedProcess(argv, proc.returncode, out, err)
     if check and proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
         raise StepFailed(f"`{' '.join(argv)}` exited {proc.returncode}:\n{tail}")
     return proc
+
+
+def _rest_of_output(proc: subprocess.Popen) -> tuple[str, str]:
+    """What a stopped command had written, without waiting on a pipe some escaped process still holds."""
+    try:
+        out, err = proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        return "", ""
+    return out or "", err or ""
 
 
 def version_of_all(argv: Sequence[str], timeout: float = 15) -> str | None:
@@ -205,6 +226,42 @@ def _holder(record: dict) -> str:
     if "pid" in record:
         return f"pid {record['pid']} since {record.get('since', '?')}"
     return record.get("text") or "another process"
+
+
+_warden: subprocess.Popen | None = None
+_warden_lock = threading.Lock()
+
+
+def _to_warden(line: str) -> None:
+    """Send one registration to the warden (started on first use); a warden that cannot start is not fatal."""
+    global _warden
+    from rebuilt.core import warden
+
+    with _warden_lock:
+        if _warden is None or _warden.poll() is not None:
+            try:
+                _warden = subprocess.Popen([sys.executable, "-I", warden.__file__], stdin=subprocess.PIPE,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                           start_new_session=True, cwd="/")
+            except OSError:
+                _warden = None
+                return
+        try:
+            _warden.stdin.write(line.encode())
+            _warden.stdin.flush()
+        except OSError:
+            pass
+
+
+def guard_group(pgid: int) -> None:
+    """From now until ``release_group``, the warden ends group ``pgid`` if rebuilt dies (kill -9 included)."""
+    ticks = _start_ticks(pgid)
+    _to_warden(f"+ {pgid} {ticks if ticks is not None else '-'}\n")
+
+
+def release_group(pgid: int) -> None:
+    """Group ``pgid`` has been dealt with: the warden forgets it."""
+    _to_warden(f"- {pgid}\n")
 
 
 def note_group(pgid: int | None, label: str = "") -> None:
@@ -409,6 +466,7 @@ def stream(
     reader = threading.Thread(target=pump, daemon=True)
     start = last_beat = time.monotonic()
     try:
+        guard_group(proc.pid)
         note_group(proc.pid, label)
         reader.start()
         while proc.poll() is None:
@@ -423,10 +481,12 @@ def stream(
         by = signal.Signals(exc.signum).name if isinstance(exc, Terminated) else "Ctrl-C"
         _kill_group(proc, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
         note_group(None)
+        release_group(proc.pid)
         if reader.is_alive():
             reader.join(timeout=2)
         raise Interrupted(f"interrupted during {label} ({by}); its process group was stopped") from None
     note_group(None)
+    release_group(proc.pid)
     reader.join(timeout=5)
     console.end_status()
     return proc.returncode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import zipfile
 
@@ -60,8 +61,15 @@ def test_a_live_backup_is_not_cleaned_by_a_concurrent_command(torch_env, tmp_pat
     out = tmp_path / "bk"
     run = Inv("torch.backup", "--python", torch_env["python"], "-o", out, "--fast", folder=tmp_path / "out")
     wait_for(lambda: big_part(out, 1_000_000) or run.proc.poll() is not None, what="the backup to write")
-    check = inv_run("torch.check", "--python", torch_env["python"], "--workdir", tmp_path / "wd",
-                    env={"INVOKE_REBUILT_BACKUP_DIR": str(out)})
+    os.killpg(run.proc.pid, signal.SIGSTOP)  # the backup is live (its .part half-written) while the check runs
+    try:
+        live = parts(out)
+        probe.expect("wrong", live and run.proc.poll() is None, "the backup ended before the check: nothing tested")
+        check = inv_run("torch.check", "--python", torch_env["python"], "--workdir", tmp_path / "wd",
+                        env={"INVOKE_REBUILT_BACKUP_DIR": str(out)})
+        probe.expect("wrong", parts(out) == live, f"the live backup's {live} was touched: {parts(out)}")
+    finally:
+        os.killpg(run.proc.pid, signal.SIGCONT)
     rc = run.wait()
     probe.clean_output(run.stderr + check.stderr)
     probe.expect("wrong", rc == 0 and len(list(out.glob("torch-*.whl"))) == 1, run.stdout + run.stderr)
@@ -102,15 +110,20 @@ def test_restore_killed_pip_finishes_and_holds_the_work_dir(torch_env, tmp_path,
     probe.expect("wrong", pips and run.proc.poll() is None, "pip was not running: nothing was tested")
     wait_for(lambda: (lock_record(wd) or {}).get("pgid") == pgid_of(pips[0]) or run.proc.poll() is not None,
              what="the lock to name pip's group")
-    run.signal(signal.SIGKILL)
-    run.wait()
     pgid = pgid_of(pips[0])
-    probe.expect("wrong", lock_record(wd).get("pgid") == pgid, f"lock {lock_record(wd)} does not name pip ({pgid})")
-    if members(pgid):
+    os.killpg(pgid, signal.SIGSTOP)  # pip cannot finish before the checks below: the scenario is certain
+    try:
+        run.signal(signal.SIGKILL)
+        run.wait()
+        probe.expect("wrong", members(pgid), "pip died with inv: a restore must finish")
+        probe.expect("wrong", lock_record(wd).get("pgid") == pgid,
+                     f"lock {lock_record(wd)} does not name pip ({pgid})")
         again = inv_run("torch.restore", "--python", torch_env["python"], "--workdir", wd,
                         env=restore_env(torch_env))
         probe.expect("wrong", again.returncode == 2 and f"process group {pgid}" in again.stderr,
                      again.stdout + again.stderr)
+    finally:
+        os.killpg(pgid, signal.SIGCONT)
     wait_for(lambda: not members(pgid), timeout=180, what="pip to finish on its own")
     probe.torch_kept(torch_env)
 

@@ -140,7 +140,8 @@ def test_sigterm_and_sighup_stop_the_group_and_the_manifest_says_interrupted(tmp
         assert _lock(run_dir / "wd") == {}
 
 
-def test_after_kill_9_the_orphaned_group_keeps_the_work_dir(tmp_path):
+def test_after_kill_9_the_steps_group_is_stopped_and_the_work_dir_is_free(tmp_path):
+    """rebuilt's warden ends the step's group when rebuilt dies, even by SIGKILL (no handler runs then)."""
     proc, grandchild = _start_sleeper(tmp_path)
     pgid = os.getpgid(grandchild)
     record = _lock(tmp_path / "wd")
@@ -148,13 +149,34 @@ def test_after_kill_9_the_orphaned_group_keeps_the_work_dir(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     try:
-        assert alive(grandchild)
-        second = inv("build.failing", "--workdir", str(tmp_path / "wd"), "--no-checks")
-        assert second.returncode == 2 and "Traceback" not in second.stderr
-        assert f"process group {pgid}" in second.stderr and f"kill -TERM -- -{pgid}" in second.stderr
-        assert not list((tmp_path / "wd" / "manifests").glob("*-failing.json"))  # it did not run
+        wait_for(lambda: not alive(grandchild) or open(f"/proc/{grandchild}/stat").read().split(") ")[1][0] == "Z",
+                 timeout=15)
     finally:
-        os.killpg(pgid, signal.SIGKILL)
-    wait_for(lambda: not alive(grandchild) or open(f"/proc/{grandchild}/stat").read().split(") ")[1][0] == "Z")
-    third = inv("build.failing", "--workdir", str(tmp_path / "wd"), "--no-checks")
-    assert third.returncode == 1 and "failing:boom" in third.stderr  # the group is gone: the lock is free
+        if alive(grandchild):
+            os.killpg(pgid, signal.SIGKILL)
+    assert _lock(tmp_path / "wd")["pgid"] == pgid  # the killed run could not clear its record
+    second = inv("build.failing", "--workdir", str(tmp_path / "wd"), "--no-checks")
+    assert second.returncode == 1 and "failing:boom" in second.stderr  # the group is gone: the lock is free
+
+
+def test_capture_with_check_raises_on_a_non_zero_exit():
+    from rebuilt.core import runner
+    from rebuilt.errors import StepFailed
+
+    try:
+        runner.capture(["sh", "-c", "echo doomed >&2; exit 7"], check=True)
+    except StepFailed as exc:
+        assert "exited 7" in str(exc) and "doomed" in str(exc)
+    else:
+        raise AssertionError("capture(check=True) returned although the command exited 7")
+    assert runner.capture(["sh", "-c", "exit 7"]).returncode == 7  # without check: the status, no exception
+
+
+def test_a_capture_that_times_out_leaves_no_process_of_its_group(tmp_path):
+    from rebuilt.core import runner
+
+    pidfile = tmp_path / "child.pid"
+    r = runner.capture(["sh", "-c", f"sleep 600 & echo $! > {pidfile}; wait"], timeout=1)
+    assert r.returncode == 124 and "timed out after 1s" in r.stderr
+    child = int(pidfile.read_text())
+    assert not alive(child) or open(f"/proc/{child}/stat").read().split(") ")[1][0] == "Z"
