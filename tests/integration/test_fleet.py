@@ -104,24 +104,27 @@ def test_the_shipped_rebuilt_is_reused_and_needs_nothing_installed(fleet_hosts, 
     local, sha = ship.archive(tmp_path / "ship")
     uploads = []
 
+    workdir = alpha.home / f"ship-{tmp_path.name}"  # a work dir of this test's own: nothing shipped there yet
+    workdir.mkdir()
+
     def twice(session):
-        session.rundir = f"{alpha.workdir}/fleet/run"
+        session.rundir = f"{workdir}/fleet/run"
         put = session.conn.put
         session.conn.put = lambda *a, **k: (uploads.append(a), put(*a, **k))[1]
-        return [ship.ensure(session, str(alpha.workdir), local, sha) for _ in range(2)]
+        return [ship.ensure(session, str(workdir), local, sha) for _ in range(2)]
 
     (res,) = run.run_all([FleetHost("alpha", "alpha")], twice, connect_timeout=10, timeout=60, run_id="t")
     assert res.status == "ok", res.message
     tree = Path(res.value[0])
     assert res.value == [str(tree)] * 2 and len(uploads) == 1
     assert (tree / ".complete").exists() and (tree / "_deps" / "invoke" / "__init__.py").exists()
-    assert not list((alpha.workdir / "fleet").glob("*.tar.gz*"))  # the upload was removed after unpacking
+    assert not list((workdir / "fleet").glob("*.tar.gz*"))  # the upload was removed after unpacking
     probe = subprocess.run(["ssh", "-F", str(fleet_hosts.client_home / ".ssh" / "config"), "alpha",
                             f"cd / && PYTHONPATH={tree}:{tree}/_deps /usr/bin/python3 -c 'import invoke, packaging, rebuilt; "
                             "print(invoke.__file__, rebuilt.__file__)'"],
                            capture_output=True, text=True, timeout=30)
     assert str(tree) in probe.stdout and "_deps/invoke" in probe.stdout, probe.stderr
-    assert not os.listdir(alpha.workdir / "fleet" / "run")  # no pid file left
+    assert not os.listdir(workdir / "fleet" / "run")  # no pid file left
 
 
 def test_secrets_reach_the_host_but_no_command_line_log_or_file(fleet_hosts, tmp_path):
