@@ -198,15 +198,26 @@ def plot(c, runs, output="bench.png", metrics=None, workdir=None):
     print(f"wrote {path}")
 
 
-@task(help={"python": H_PYTHON, "json": "print the full report as JSON"})
+@task(help={"python": H_PYTHON, "json": "print the full report as JSON",
+            "hosts": "every GPU of these hosts instead (docs/FLEET.md: names, @group, slurm, user@host:port); "
+                     "flags a GPU or host below the fleet's median by more than fleet.health_slower"})
 @entry
-def health(c, python=None, json=False):
+def health(c, python=None, json=False, hosts=None):
     """Measure bf16 GEMM TFLOP/s and HBM copy GB/s in the target environment."""
     import json as jsonlib
 
     from rebuilt.core import runner
     from rebuilt.errors import CheckFailed, RebuiltError, StepFailed
     from rebuilt.tools.bench import gpu_health
+
+    if hosts:
+        from rebuilt.tools.fleet import health as fleet_health
+        from rebuilt.tools.fleet import inventory
+
+        s = _settings(None)
+        if fleet_health.main(s, inventory.select(s, hosts), [], as_json=json) == 3:
+            raise CheckFailed("a GPU or host is slower than the fleet's median (the lines above say which)")
+        return
 
     proc = runner.capture([_python(python, _settings(None)), os.path.abspath(gpu_health.__file__), "--json"],
                           timeout=900)
