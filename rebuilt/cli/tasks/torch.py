@@ -17,7 +17,7 @@ def _backups(settings):
 
 
 @task(help={"dist": "distribution to back up (default torch)", "output": "folder for the wheel (default "
-            "<workdir>/backups or the backup_dir setting)", "fast": "compress less (zlib level 1) for speed",
+            "<workdir>/backups or the backup_dir setting)", "fast": "compress less for speed (ISA-L level 0; zlib level 1 without the isal wheel)",
             "python": H_PY})
 @entry
 def backup(c, dist="torch", output=None, fast=False, python=None):
@@ -26,12 +26,21 @@ def backup(c, dist="torch", output=None, fast=False, python=None):
 
     from rebuilt.build.wheel import backup as bk
     from rebuilt.core import runner
+    from rebuilt.core.command import command
+    from rebuilt.errors import InputError
 
     settings = resolve(python=python)
     bk.clean_stale(output or _backups(settings))  # what a killed backup left
     start = time.monotonic()
     with runner.terminate_as_interrupt():  # SIGTERM/SIGHUP: the .part is removed on the way out
-        path = bk.backup(settings.python(), dist, output or _backups(settings), fast=fast)
+        try:
+            path = bk.backup(settings.python(), dist, output or _backups(settings), fast=fast)
+        except InputError as err:
+            if "is not installed" not in str(err):
+                raise
+            raise InputError(str(err), hint=f"a backup copies an installed {dist}: install or build it first "
+                                            f"({command('build.stack --python ' + settings.python())} builds "
+                                            f"the stack's), or name another interpreter with --python") from None
     print(f"{path} ({path.stat().st_size / 1e6:.0f} MB in {time.monotonic() - start:.1f}s)")
 
 

@@ -138,7 +138,9 @@ def resolve(ref: str, workdir: Path | str) -> Path:
     if m := re.fullmatch(r"latest(?:~(\d+))?", ref):
         back = int(m.group(1) or 0)
         if back >= len(all_runs):
-            raise InputError(f"'{ref}': only {len(all_runs)} run(s) in {bench_dir(workdir)}")
+            raise InputError(f"'{ref}': only {len(all_runs)} run(s) in {bench_dir(workdir)}",
+                             hint="bench.run stores a run there (--workdir names another work dir); to try the "
+                                  "tools without a GPU, docs/BENCH.md's 'Try it' uses the runs in bench/samples")
         return Path(all_runs[-1 - back]["_dir"])
     ids = [r["run_id"] for r in all_runs]
     exact = [r for r in all_runs if r["run_id"] == ref]
