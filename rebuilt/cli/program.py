@@ -112,7 +112,7 @@ def _check_config_files() -> None:
         for suffix in (".yaml", ".yml", ".json"):
             path = folder / f"{stem}{suffix}"
             if path.is_file():
-                from rebuilt.core.settings import read_invoke_file  # only when there is a file (start-up time)
+                from rebuilt.core.invokefile import read_invoke_file  # only when there is a file (start-up time)
                 from rebuilt.errors import RebuiltError
 
                 try:

@@ -30,7 +30,7 @@ def checked_namespace(project):
         for folder, names in ((Path(project), INVOKE_FILES), (Path.home(), tuple("." + n for n in INVOKE_FILES))):
             for name in names:
                 if (folder / name).is_file():
-                    from rebuilt.core.settings import read_invoke_file  # only when there is a file to check
+                    from rebuilt.core.invokefile import read_invoke_file  # only when there is a file to check
 
                     read_invoke_file(folder / name)
         root = namespace()
