@@ -63,4 +63,64 @@ def build(c, hosts=None, stack=None, recipe=None, no_build=False, fail_fast=Fals
                      force=force)
 
 
-ns = Collection(doctor, build)
+SERVE_HELP = {
+    "profile": "serving profile: a name in recipes/serve/ or a path to a .toml (the same on every host)",
+    "workdir": "local work directory (which role runs where: fleet/serve/<profile>.json); default .rebuilt",
+    "set_": BUILD_HELP["set_"],
+}
+
+
+@task(name="serve-up", iterable=["set_"], positional=["profile"], help={
+    **SERVE_HELP, "hosts": "where each role runs: ROLE=HOST,... (HOST: an inventory name or SSH destination), "
+                           "e.g. prefill=node1,decode=node2; every role placed"})
+@entry
+def serve_up(c, profile, hosts=None, workdir=None, set_=None):
+    """Start a profile's roles on their hosts, each until healthy; stop them all if one fails."""
+    from rebuilt.tools.fleet import serve as fleet_serve
+    from rebuilt.tools.serve import profile as profile_mod
+
+    settings = resolve(workdir=workdir, set_=set_)
+    roles = list(profile_mod.load(profile).roles)
+    fleet_serve.up(settings, profile, fleet_serve.placement(settings, hosts, roles))
+
+
+@task(name="serve-status", iterable=["set_"], positional=["profile"], help=SERVE_HELP)
+@entry
+def serve_status(c, profile, workdir=None, set_=None):
+    """Each role's status on its host (exit 3 when one is down or unhealthy)."""
+    _serve_act(profile, "serve.status", [], workdir, set_, "a role is not running or not healthy")
+
+
+@task(name="serve-logs", iterable=["set_"], positional=["profile"], help={
+    **SERVE_HELP, "lines": "how many last lines of each role's log (default 50)"})
+@entry
+def serve_logs(c, profile, lines=50, workdir=None, set_=None):
+    """The last lines of every role's log on its host (secrets masked there)."""
+    _serve_act(profile, "serve.logs", ["--lines", str(lines)], workdir, set_, "a role's log could not be read")
+
+
+@task(name="serve-smoke", iterable=["set_"], positional=["profile"], help=SERVE_HELP)
+@entry
+def serve_smoke(c, profile, workdir=None, set_=None):
+    """One chat completion through the profile's entry role, on its host."""
+    _serve_act(profile, "serve.smoke", [], workdir, set_, "the smoke request failed")
+
+
+@task(name="serve-down", iterable=["set_"], positional=["profile"], help=SERVE_HELP)
+@entry
+def serve_down(c, profile, workdir=None, set_=None):
+    """Stop every role of the profile on every host."""
+    from rebuilt.tools.fleet import serve as fleet_serve
+
+    fleet_serve.down(resolve(workdir=workdir, set_=set_), profile)
+
+
+def _serve_act(profile, what, extra, workdir, set_, failure):
+    from rebuilt.errors import CheckFailed
+    from rebuilt.tools.fleet import serve as fleet_serve
+
+    if not fleet_serve.act(resolve(workdir=workdir, set_=set_), profile, what, extra):
+        raise CheckFailed(failure)
+
+
+ns = Collection(doctor, build, serve_up, serve_status, serve_logs, serve_smoke, serve_down)
