@@ -92,8 +92,8 @@ def logs(c, role=None, profile=None, follow=False, lines=50, workdir=None, set_=
     **H, "role": "ask this role instead of the profile's entry (the router or the single server)",
     "url": "ask this base URL instead (http://host:port)", "prompt": "the user message",
     "max_tokens": "max_tokens of the request (default 1: does it answer at all)",
-    "timeout": "seconds for the whole request (default 60)",
-    "retries": "retries of refused connections and 502/503/504 while the server warms up (default 10)",
+    "timeout": "seconds for the whole command, retries included, however slowly the server sends (default 60)",
+    "retries": "retries of 502/503/504 while the server warms up (default 10); a refused connection fails at once",
     "expect": "fail unless the answer contains this text (case-insensitive)",
 })
 @entry
