@@ -27,15 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rebuilt.build.wheel.installed import Installed, query
-from rebuilt.build.wheel.zipwriter import ZipWriter
+from rebuilt.build.wheel.zipwriter import ZipWriter, engine
 from rebuilt.core.fs import atomic_path, mark_cachedir, record_hash
 from rebuilt.errors import InputError
 
 SKIP_NAMES = {"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"}
-# zlib levels, measured on torch 2.13.0's 695 MB (one core, CPU seconds / MB): 1: 8.4 / 215.5,
-# 2: 9.0 / 209.2, 3: 11.5 / 204.5; zip -r at its default 6 spends ~29 s for 213.6 MB.
-LEVEL = 2
-FAST_LEVEL = 1  # --fast: ~7% less CPU for ~3% more bytes
+# The deflate engine and level: rebuilt/build/wheel/zipwriter.engine (ISA-L when installed).
 STALE_EMPTY_S = 60  # an empty unlocked .part younger than this may be a backup about to lock it
 
 
@@ -201,7 +198,7 @@ def backup(python: str, dist: str, outdir: Path | str, *, fast: bool = False, wo
     with contextlib.ExitStack() as held, atomic_path(out) as tmp, open(tmp, "wb") as fh:
         # A lock on the .part, held until it is renamed: clean_stale leaves a live backup's file alone.
         fcntl.flock(held.enter_context(open(tmp, "rb")), fcntl.LOCK_EX)
-        zw = ZipWriter(fh, level=FAST_LEVEL if fast else LEVEL, workers=workers)
+        zw = ZipWriter(fh, engine(fast), workers=workers)
         try:
             for arc, path in members:
                 if arc == f"{dist_info}/WHEEL":
