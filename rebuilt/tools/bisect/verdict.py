@@ -91,7 +91,11 @@ def exit_verdict(rc: int) -> str:
 
 
 def run_command(cmd: str, *, cwd: str, python: str, commit: str, log: Path) -> int:
-    """The user's command through bash in the checkout, the target interpreter's bin first on PATH."""
+    """The user's command through bash in the checkout, the target interpreter's bin first on PATH.
+
+    It runs in a process group of its own (``runner.capture``): Ctrl-C stops the whole group, the
+    children the command started included, and so does rebuilt's death (the runner's warden).
+    """
     env = {**os.environ, "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "REBUILT_BISECT_COMMIT": commit, "REBUILT_PYTHON": python}
     proc = runner.capture(["/bin/bash", "-c", cmd], cwd=cwd, env=env, timeout=None)
