@@ -38,14 +38,26 @@ MISPLACED = [
     ["--stack", "aiak", "build.stack", "--dry-run"],
     ["-j", "4", "build.sgl-kernel", "-n"],
     ["-r", "v1", "build.torch", "-n"],
+    ["-D", "sgl-kernel.nvcc_threads=4", "build.sgl-kernel", "-n"],
 ]
 
 
-@pytest.mark.parametrize("argv", MISPLACED, ids=" ".join)
-@pytest.mark.parametrize("prog", ["inv", "rebuilt"])
+# Known gaps, kept visible (strict: the test fails once they work): invoke parses its own options before
+# it loads rebuilt's tasks, so `inv -r X` looks for tasks.py in X and `inv -D X` (an int) is a traceback.
+GAPS = {("inv", "-r"): "inv reads -r as --search-root before loading rebuilt's tasks",
+        ("inv", "-D"): "inv parses -D (--list-depth, a number) before loading rebuilt's tasks: a traceback"}
+
+
+def cases(lists):
+    for prog in ("inv", "rebuilt"):
+        for argv in lists:
+            gap = GAPS.get((prog, argv[0])) if len(argv) > 1 and not argv[1].startswith("-") else None
+            marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
+            yield pytest.param(prog, argv, marks=marks, id=f"{prog} {' '.join(argv)}")
+
+
+@pytest.mark.parametrize("prog, argv", cases(MISPLACED))
 def test_a_task_flag_before_the_task_name_is_one_message(prog, argv, tmp_path):
-    if prog == "inv" and argv[0] == "-r":
-        pytest.skip("inv reads -r as its own --search-root and looks for tasks.py there before loading rebuilt")
     r = run([*(INV if prog == "inv" else REBUILT), *argv], tmp_path)
     assert r.returncode == 2, r.stdout[-1000:] + r.stderr
     assert "Traceback" not in r.stderr and "before the task name" in r.stderr, r.stderr
@@ -58,15 +70,15 @@ def test_rebuilt_takes_set_before_the_task_name_as_a_misplaced_flag(tmp_path):
     assert "-> rebuilt build.sgl-kernel -D sgl-kernel.nvcc_threads=4 -n" in r.stderr
 
 
-@pytest.mark.parametrize("argv", [
+ORDERS = [
     ["build.sgl-kernal"], ["build.sgl-kernel", "--dr"], ["build.sgl-kernel", "--jobs"], ["--help", "build.sgl-kernal"],
     ["bench.compare", "--top", "abc"], ["build.torch", "-n", "extra"], ["--nonsense"], ["-D"], ["-D", "x", "--list"],
     ["--list", "nope"], ["--print-completion-script", "tcsh"],
-], ids=" ".join)
-@pytest.mark.parametrize("prog", ["inv", "rebuilt"])
+]
+
+
+@pytest.mark.parametrize("prog, argv", cases(ORDERS))
 def test_no_order_of_arguments_is_a_traceback(prog, argv, tmp_path):
-    if prog == "inv" and argv[0] == "-D" and argv[1:2] == ["x"]:
-        pytest.skip("inv parses its own -D (--list-depth) before rebuilt's tasks are loaded")
     r = run([*(INV if prog == "inv" else REBUILT), *argv], tmp_path)
     assert "Traceback" not in r.stderr and r.returncode in (0, 1, 2), r.stderr
     if prog == "rebuilt" or argv[0] != "--list":
