@@ -56,7 +56,7 @@ def cases(lists):
             yield pytest.param(prog, argv, marks=marks, id=f"{prog} {' '.join(argv)}")
 
 
-@pytest.mark.parametrize("prog, argv", cases(MISPLACED))
+@pytest.mark.parametrize("prog, argv", list(cases(MISPLACED)))
 def test_a_task_flag_before_the_task_name_is_one_message(prog, argv, tmp_path):
     r = run([*(INV if prog == "inv" else REBUILT), *argv], tmp_path)
     assert r.returncode == 2, r.stdout[-1000:] + r.stderr
@@ -77,7 +77,7 @@ ORDERS = [
 ]
 
 
-@pytest.mark.parametrize("prog, argv", cases(ORDERS))
+@pytest.mark.parametrize("prog, argv", list(cases(ORDERS)))
 def test_no_order_of_arguments_is_a_traceback(prog, argv, tmp_path):
     r = run([*(INV if prog == "inv" else REBUILT), *argv], tmp_path)
     assert "Traceback" not in r.stderr and r.returncode in (0, 1, 2), r.stderr
