@@ -75,7 +75,7 @@ SERVE_HELP = {
                            "e.g. prefill=node1,decode=node2; every role placed"})
 @entry
 def serve_up(c, profile, hosts=None, workdir=None, set_=None):
-    """Start a profile's roles on their hosts, each until healthy; stop them all if one fails."""
+    """Start each role on its host until healthy."""
     from rebuilt.tools.fleet import serve as fleet_serve
     from rebuilt.tools.serve import profile as profile_mod
 
@@ -87,7 +87,7 @@ def serve_up(c, profile, hosts=None, workdir=None, set_=None):
 @task(name="serve-status", iterable=["set_"], positional=["profile"], help=SERVE_HELP)
 @entry
 def serve_status(c, profile, workdir=None, set_=None):
-    """Each role's status on its host (exit 3 when one is down or unhealthy)."""
+    """Each role's health on its host (exit 3 if down)."""
     _serve_act(profile, "serve.status", [], workdir, set_, "a role is not running or not healthy")
 
 
@@ -95,14 +95,14 @@ def serve_status(c, profile, workdir=None, set_=None):
     **SERVE_HELP, "lines": "how many last lines of each role's log (default 50)"})
 @entry
 def serve_logs(c, profile, lines=50, workdir=None, set_=None):
-    """The last lines of every role's log on its host (secrets masked there)."""
+    """The last lines of each role's log, on its host."""
     _serve_act(profile, "serve.logs", ["--lines", str(lines)], workdir, set_, "a role's log could not be read")
 
 
 @task(name="serve-smoke", iterable=["set_"], positional=["profile"], help=SERVE_HELP)
 @entry
 def serve_smoke(c, profile, workdir=None, set_=None):
-    """One chat completion through the profile's entry role, on its host."""
+    """One chat completion through the entry role's host."""
     _serve_act(profile, "serve.smoke", [], workdir, set_, "the smoke request failed")
 
 
