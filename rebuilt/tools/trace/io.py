@@ -325,6 +325,21 @@ class TraceFile:
             self._scanned = True
 
 
+def spans_in(batch: bytes, count: int, path: Path) -> list[tuple[int, int]]:
+    """Byte spans of the ``count`` events that ``batch`` holds exactly (one batch, re-read)."""
+    data = batch + b"]"
+    starts, ends = [0], []
+    for m in _SEP.finditer(data):
+        ends.append(m.start() + 1)
+        starts.append(m.end() - 1)
+    if len(ends) == count and ends[-1] == len(batch):
+        return list(zip(starts, ends))
+    out = [(ev.start, ev.end) for ev in _scan(data, 0, path)]
+    if len(out) != count or out[-1][1] != len(batch):
+        raise _bad(path, "the events changed between passes", hint="wait until the file is fully written")
+    return out
+
+
 def skip_value(data: bytes, pos: int, path: Path) -> int:
     """End index of the JSON value starting at ``pos`` (string-aware, any depth)."""
     c = data[pos:pos + 1]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rebuilt.errors import InputError
-from rebuilt.tools.trace import io
+from rebuilt.tools.trace import io, stream
 from rebuilt.tools.trace import perfetto_fix as fixer
 
 NAME = re.compile(
@@ -399,7 +399,7 @@ class Report:
 
 
 def merge_group(group: Group, out: Path, opts: Options) -> Report:
-    """Merge one group into ``out`` (atomically); the fast path, one rank in memory at a time."""
+    """Merge one group into ``out`` (atomically), each rank read as a stream and written as it is mapped."""
     out = Path(out)
     io.check_not_input(out, [r.path for r in group.ranks])
     report = Report(group.name, out, len(group.ranks))
@@ -408,7 +408,7 @@ def merge_group(group: Group, out: Path, opts: Options) -> Report:
     if opts.window_ms is not None or opts.gpu_only:
         scans = []
         for rank in group.ranks:
-            tf = io.TraceFile(rank.path)
+            tf = stream.TraceStream(rank.path)
             scan = RankScan()
             col = fixer.Collector() if opts.fix else None
             with io.no_gc():
@@ -420,14 +420,13 @@ def merge_group(group: Group, out: Path, opts: Options) -> Report:
             if col is not None:
                 plans[rank.path] = fixer.plan(col)
             scans.append(scan)
-            del tf
     merger = Merger(group, opts, scans)
     dumps = io.dumps
     with io.no_gc(), io.open_output(out) as fp:
         fp.write(b'{"traceEvents":[\n')
         sep = b""
         for rank in group.ranks:
-            tf = io.TraceFile(rank.path)
+            tf = stream.TraceStream(rank.path)
             plan = plans.pop(rank.path, None)
             if opts.fix and plan is None:
                 plan = fixer.plan(fixer.collect(tf))
@@ -458,7 +457,6 @@ def merge_group(group: Group, out: Path, opts: Options) -> Report:
             pending.extend(mapper.finish())
             sep = _flush(fp, pending, sep, report)
             mapper.members = {k: tf.member(k) for k in tf.members}
-            del tf
         merger.check_kept()
         fp.write(b"\n],\n")
         top = merger.top_level()

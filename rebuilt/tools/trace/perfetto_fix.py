@@ -26,7 +26,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rebuilt.tools.trace import io
+from rebuilt.tools.trace import io, records, stream
 
 LANE_TID_STEP = 1_000_000  # extra track k of tid 7 is tid 7 + k * 1e6 when free
 _UINT32 = 1 << 32
@@ -126,6 +126,49 @@ class Collector:
             keys = self.thread_sort[track][1] if track in self.thread_sort else []
             keys.append(key)
             self.thread_sort[track] = (args["sort_index"], keys)
+
+    def add_records(self, first: int, recs: list) -> None:
+        """``add_batch`` for ``records.Event`` structs (same decisions, attribute access)."""
+        self.events += len(recs)
+        add_tid, unset = self.tids.add, records.UNSET
+        for key, ev in enumerate(recs, first):
+            tid = ev.tid
+            if tid is not None and tid is not unset:
+                add_tid(tid if type(tid) is int or type(tid) is str else hashable(tid))
+            ph = ev.ph
+            if ph == "X":
+                args = ev.args
+                if args is not None and args.registers is not unset:
+                    self._kernel_rec(key, ev, args)
+            elif ph == "f":
+                ts = _ns(ev.ts)
+                if ts is not None:
+                    self.flows[_track_rec(ev)].append((ts, key, ev.id, ev.bp == "e"))
+            elif ph == "M" and ev.args is not None:
+                self._meta_rec(key, ev, ev.args)
+
+    def _kernel_rec(self, key: int, ev, args) -> None:
+        ts = ev.ts
+        start, dur = _ns(ts), _ns(ev.dur)
+        if start is not None and dur is not None:
+            self.kernels[_track_rec(ev)].append((start, start + max(dur, 0), key, args.correlation, ts))
+
+    def _meta_rec(self, key: int, ev, args) -> None:
+        name = ev.name
+        if name == "thread_name" and isinstance(args.name, str):
+            self.thread_names[_track_rec(ev)] = (args.name, ev.ts)
+        elif name == "thread_sort_index" and isinstance(args.sort_index, int):
+            track = _track_rec(ev)
+            keys = self.thread_sort[track][1] if track in self.thread_sort else []
+            keys.append(key)
+            self.thread_sort[track] = (args.sort_index, keys)
+
+
+def _track_rec(ev) -> tuple[Hashable, Hashable]:
+    """``track_of`` for a struct: an absent tid falls back to the pid, as ``ev.get("tid", pid)`` does."""
+    pid = None if ev.pid is records.UNSET else ev.pid
+    tid = pid if ev.tid is records.UNSET else ev.tid
+    return hashable(pid), hashable(tid)
 
 
 @dataclass
@@ -359,12 +402,15 @@ def _sort_indices(col: Collector, pid: Hashable, extras: list[ExtraTrack], out: 
     return result
 
 
-def collect(tf: io.TraceFile) -> Collector:
-    """Pass 1 over a trace file's events; keys are event ordinals (0, 1, 2, ...)."""
+def collect(ts: stream.TraceStream) -> Collector:
+    """Pass 1 over a trace's events; keys are event ordinals (0, 1, 2, ...)."""
     col = Collector()
     with io.no_gc():
-        for batch in tf.batches():
-            col.add_batch(batch.first, batch.values)
+        for batch in ts.batches(records.decoder()):
+            if batch.records:
+                col.add_records(batch.first, batch.values)
+            else:
+                col.add_batch(batch.first, batch.values)
     return col
 
 
@@ -372,46 +418,55 @@ class NoKernels(io.TraceInputError):
     """The trace has no GPU kernels (a CPU-only profile?)."""
 
 
-def write_fixed(tf: io.TraceFile, result: Plan, fp) -> None:
-    """Copy the trace, rewriting only the changed events and appending the new metadata.
+def write_fixed(ts: stream.TraceStream, result: Plan, fp) -> None:
+    """Pass 2: copy the trace, rewriting only the changed events, appending the new metadata.
 
-    Needs ``tf.batch_table`` from ``collect``: changed events are found again by
+    Needs ``ts.batch_table`` from ``collect``: changed events are found again by
     their ordinal, batch by batch, without parsing the others.
     """
-    mv = memoryview(tf.data)
-    pos = 0
     changed = sorted(result.changes)
-    i = 0
-    for start, end, first, count in tf.batch_table:
+    edits, i = [], 0
+    for start, end, first, count in ts.batch_table:
         if i >= len(changed) or changed[i] >= first + count:
             continue
-        spans = tf.spans(start, end, count)
-        while i < len(changed) and changed[i] < first + count:
-            s, e = spans[changed[i] - first]
-            fp.write(mv[pos:s])
-            fp.write(io.dumps(result.changes[changed[i]].apply(io.loads(mv[s:e]))))
-            pos = e
-            i += 1
+        j = bisect.bisect_left(changed, first + count, i)
+        edits.append((start, end, _rewrite(ts, first, count, changed[i:j], result.changes)))
+        i = j
     if result.new_events:
-        fp.write(mv[pos:tf.last_event_end])
-        pos = tf.last_event_end
-        fp.write(b"".join(b",\n  " + io.dumps(e) for e in result.new_events))
-    fp.write(mv[pos:])
+        tail = b"".join(b",\n  " + io.dumps(e) for e in result.new_events)
+        edits.append((ts.last_event_end, ts.last_event_end, lambda _old: tail))
+    ts.splice(fp, edits)
+
+
+def _rewrite(ts: stream.TraceStream, first: int, count: int, keys: list, changes: dict):
+    """The bytes of one batch with its changed events re-serialised."""
+    def fn(old: bytes) -> bytes:
+        spans = io.spans_in(old, count, ts.path)
+        out, pos = [], 0
+        for key in keys:
+            s, e = spans[key - first]
+            out.append(old[pos:s])
+            out.append(io.dumps(changes[key].apply(io.loads(old[s:e]))))
+            pos = e
+        out.append(old[pos:])
+        return b"".join(out)
+    return fn
 
 
 def fix_file(src: Path, out: Path, *, require_kernels: bool = True) -> Plan:
-    """Read ``src``, move overlapping kernels, write ``out`` atomically; return the plan."""
+    """Read ``src`` (pass 1), move overlapping kernels, stream ``out`` atomically (pass 2)."""
     src, out = Path(src), Path(out)
     io.check_not_input(out, [src])
-    tf = io.TraceFile(src)
-    col = collect(tf)
+    ts = stream.TraceStream(src)
+    col = collect(ts)
     result = plan(col)
+    del col
     if require_kernels and not result.kernels:
         raise NoKernels(
-            f"{src}: no GPU kernels in this trace ({col.events:,} events, none with "
+            f"{src}: no GPU kernels in this trace ({result.events:,} events, none with "
             "'registers per thread'); nothing to fix, no file written",
             hint="profile with CUDA activities (sglang's /start_profile does) and pass that trace",
         )
     with io.no_gc(), io.open_output(out) as fp:
-        write_fixed(tf, result, fp)
+        write_fixed(ts, result, fp)
     return result

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rebuilt.core.fs import atomic_path
-from rebuilt.tools.trace import io
+from rebuilt.tools.trace import io, stream
 from rebuilt.tools.trace.perfetto_fix import NoKernels, is_kernel, sort_key, track_of
 
 GPU_BUSY_CATS = {"gpu_memcpy", "gpu_memset"}
@@ -120,13 +120,12 @@ class _Tracks:
 def summarize(path: Path | str) -> Summary:
     """Read a trace and compute the summary; NoKernels when it has no GPU kernels."""
     path = Path(path)
-    tf = io.TraceFile(path)
+    tf = stream.TraceStream(path)
     tracks = _Tracks()
     with io.no_gc():
         for batch in tf.batches():
             for value in batch.values:
                 tracks.add(value)
-    del tf
     if not tracks.starts:
         raise NoKernels(f"{path}: no GPU kernels in this trace (a CPU-only profile?); nothing to summarise",
                         hint="profile with CUDA activities and pass that trace")
