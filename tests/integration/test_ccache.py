@@ -8,12 +8,14 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from rebuilt.build.features import ccache
+from tests.gitrepo import GIT_ENV
 from tests.integration.test_fixture_builds import inv, repo_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,3 +124,37 @@ def test_ccache_runs_the_shims_compiler_and_caches_it(tmp_path, monkeypatch):
     first = compiles(log)
     (hits, misses, rate), out = build(repo, tmp_path / "elsewhere" / "wd2", cache, "--set", f"host_compiler={host}")
     assert rate == 1.0 and misses == 0 and compiles(log) == first, out
+
+
+DRIVER = """
+import sys
+from rebuilt.build import builder
+from rebuilt.build.features import FEATURES
+from rebuilt.core import settings
+by = {f.name: f for f in FEATURES}
+s = settings.resolve({"workdir": sys.argv[2], "jobs": 2}, assignments=settings.parse_assignments(sys.argv[3:]))
+builder.build(s, ["ext-light"], builder.Options(force=True, checks=False),
+              features=tuple(by[n] for n in sys.argv[1].split(",")))
+"""
+
+
+def test_the_other_order_shim_first_would_cache_nothing(tmp_path, monkeypatch):
+    """Why ccache comes first in the tuple: with the shim's folder in front, `c++` is the stack's compiler
+    itself and no compile reaches ccache (a real build through builder.build with the order swapped)."""
+    repo = repo_of(tmp_path, "deepep_like", "ext_light", "v0.1.0")
+    log = tmp_path / "compiles.log"
+    host = counting_compilers(tmp_path / "toolchain" / "bin", log, suffix="-12") / "gcc-12"
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.delenv("CC", raising=False)
+    env = {**os.environ, **GIT_ENV, "REBUILT_RECIPES_DIR": RECIPES, "PIP_NO_INDEX": "1",
+           "INVOKE_REBUILT_AUTO_BACKUP": "false"}
+    env.pop("PIP_CONSTRAINT", None)
+    swapped = "guard,stamps,ccache,shim,proxy,offline"
+    for wd in (tmp_path / "wd1", tmp_path / "elsewhere" / "wd2"):
+        r = subprocess.run([sys.executable, "-c", DRIVER, swapped, str(wd), f"ext-light.url={repo}",
+                            "ccache.enabled=true", f"ccache.dir={tmp_path / 'cache'}", f"host_compiler={host}"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        hits, misses, _ = ccache.hit_rate(ccache.last(wd)["stats"])
+        assert hits == 0 and misses == 0, r.stdout  # nothing went through ccache
+    assert compiles(log) >= 2  # the stack's compiler compiled in both work dirs
