@@ -16,7 +16,6 @@ import json
 import urllib.parse
 from pathlib import Path
 
-from rebuilt.build import features
 from rebuilt.core import shape
 from rebuilt.core.fs import atomic_path, read_json
 from rebuilt.core.secret import Secret, public, redact, reveal
@@ -112,7 +111,6 @@ def env_for(settings) -> dict[str, str]:
     return env
 
 
-@features.feature(order=30)
 def proxy_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     """Network steps get the proxy; when rebuilt's proxy is on, the others run without any proxy variables."""
     env = env_for(settings)
@@ -123,13 +121,11 @@ def proxy_env(settings, recipe, step, ctx, workdir, machine) -> dict:
     return {n: None for n in (*NAMES, *NO_PROXY)}
 
 
-def _insecure_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str]:
+def insecure_warning(settings, recipe, steps, ctx, workdir, machine) -> list[str]:
     if settings["proxy.insecure"] and url_of(settings) and any(s.network for s in steps):
         return [f"proxy.insecure is on: {recipe.name}'s network steps run with {INSECURE}=1 (TLS not verified)"]
     return []
 
-
-features.WARNINGS.append(_insecure_warning)
 
 
 def describe(settings) -> str:
