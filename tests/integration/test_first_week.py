@@ -105,6 +105,10 @@ def test_messages_of_rebuilt_name_rebuilt(tmp_path):
     assert r.returncode == 2 and "-> rebuilt torch.backup first" in r.stderr, r.stderr
     r = run([*INV, "torch.restore", "--workdir", str(tmp_path / "wd")], env)
     assert r.returncode == 2 and "-> inv torch.backup first" in r.stderr, r.stderr
+    # the doctor's rows: a hint such as `inv proxy.on` (a host that cannot be reached) names `rebuilt`
+    doctor = run([*REBUILT, "doctor", "--workdir", str(tmp_path / "wd"), "--set", "cuda_home=/nonexistent"],
+                 env, cwd=tmp_path)
+    assert doctor.returncode == 3 and "-> " in doctor.stdout and " inv " not in doctor.stdout, doctor.stdout
 
 
 def test_the_aiak_dry_run_shows_the_model_path_as_model_id(tmp_path):

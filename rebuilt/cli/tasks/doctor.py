@@ -44,6 +44,7 @@ def doctor(c, stack=None, recipe=None, json=False, fix=False, python=None, offli
     from rebuilt.build import builder
     from rebuilt.build.checks import catalog as checks
     from rebuilt.build.checks import report
+    from rebuilt.core.command import as_typed
     from rebuilt.errors import CheckFailed
 
     settings = resolve(stack=stack, python=python, workdir=workdir, set_=set_, offline=True if offline else None)
@@ -52,7 +53,7 @@ def doctor(c, stack=None, recipe=None, json=False, fix=False, python=None, offli
     ctx = checks.Context(settings=settings, machine=machine, recipes=[rp.recipe.name for rp in plan.recipes],
                          plan=plan, fix=fix)  # the offline setting turns host probes into bundle rows
     rows = report.run(ctx, checks.for_plan(ctx, checks.ALL))  # as a build's checks: only what its steps use
-    print(report.as_json(rows) if json else report.table(rows))
+    print(report.as_json(rows) if json else as_typed(report.table(rows)))  # hints name the running program
     failed = [r.name for r in rows if r.status == "fail"]
     if failed:
         raise CheckFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}")
