@@ -34,3 +34,12 @@ def test_the_guard_snapshot_names_it(python):
         guard.snapshot(str(python), ["torch"])
     with pytest.raises(ConfigError, match="does not exist or cannot run"):
         guard.snapshot(str(python.parent / "python9"), ["torch"])
+
+
+def test_a_real_interpreter_reports_its_distributions():
+    import sys
+    from importlib import metadata
+
+    snap = guard.snapshot(sys.executable, ["pytest", "no-such-distribution-x"])
+    assert list(snap) == ["pytest"] and snap["pytest"].version == metadata.version("pytest")
+    assert len(snap["pytest"].record) == 64 and snap["pytest"].path

@@ -110,3 +110,38 @@ def test_a_malformed_pyproject_is_named(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[project\nname = "x"\n')
     with pytest.raises(InputError, match="pyproject.toml: malformed TOML"):
         guard.project_requirements(tmp_path)
+
+
+def test_constraints_pin_each_protected_distribution_under_a_header():
+    snap = {"triton": guard.DistState("3.4.0", "r"), "torch": guard.DistState("2.8.0", "r")}
+    assert guard.constraints_text(snap) == ("# written by rebuilt: protected distributions, pinned to what is installed\n"
+                                            "torch==2.8.0\ntriton==3.4.0\n")
+
+
+def test_base_requirements_drop_only_extras():
+    reqs = ["a; extra == 'test'", "b; python_version >= '3'", "c", "d; extra == 'x' and python_version >= '3'"]
+    assert guard.base_requirements(reqs) == ["b; python_version >= '3'", "c"]
+
+
+def test_uninstall_runs_pip_uninstall_in_the_target(monkeypatch):
+    seen = []
+    monkeypatch.setattr(guard.runner, "capture", lambda argv, **kw: seen.append(argv) or
+                        __import__("subprocess").CompletedProcess(argv, 0, "", ""))
+    assert guard.uninstall("/env/bin/python", "triton") == "uninstalled"
+    assert seen == [["/env/bin/python", "-m", "pip", "uninstall", "-y", "triton"]]
+
+
+def test_project_requirements_edge_cases(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert guard.project_requirements(tmp_path) == []
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\ndynamic = ["dependencies"]\n')
+    with pytest.raises(InputError, match="dependencies are dynamic; build a wheel"):
+        guard.project_requirements(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\ndynamic = ["dependencies"]\n'
+                                             '[tool.setuptools.dynamic.dependencies]\nfile = "req.txt"\n')
+    (tmp_path / "req.txt").write_text("numpy; extra == 'x'\neinops\n")
+    assert guard.project_requirements(tmp_path) == ["einops"]
+    bad = tmp_path / "y-1.0-py3-none-any.whl"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match=r"y-1.0-py3-none-any.whl: not a readable wheel"):
+        guard.project_requirements(bad)
