@@ -9,6 +9,7 @@ Machine-dependent parts (paths, memory, CPU count, tool versions) are replaced b
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -68,9 +69,14 @@ def test_task_list(world):
 
 
 def _tasks(env) -> list[str]:
-    out = subprocess.run([sys.executable, "-m", "invoke", "--list", "--list-format", "flat"], cwd=ROOT, env=env,
+    out = subprocess.run([sys.executable, "-m", "invoke", "--list", "--list-format", "json"], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout
-    return [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+
+    def names(coll: dict, prefix: str = "") -> list[str]:
+        own = [prefix + t["name"] for t in coll["tasks"]]
+        return own + [n for sub in coll["collections"] for n in names(sub, f"{prefix}{sub['name']}.")]
+
+    return names(json.loads(out))
 
 
 def test_every_help(world):

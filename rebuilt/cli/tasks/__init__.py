@@ -68,6 +68,7 @@ def namespace() -> Collection:
             for task in mod.ns.tasks.values():
                 root.add_task(task)
         else:
+            mod.ns.name = name  # --list-format json reports the collection's own name
             root.add_collection(mod.ns, name=name)
     root.configure({"rebuilt": {}})
     _fixed_short_flags(root)
