@@ -17,10 +17,11 @@ summary = "replays a DeepEP-shaped build failure"
 
 [options]
 log = ""
+clock = ""
 
 [[steps]]
 name = "build"
-shell = "sleep 1.2; cat {log}; exit 1"
+shell = "date +%s.%N > {clock}; sleep 0.3; cat {log}; date +%s.%N >> {clock}; exit 1"
 cwd = "{workdir}"
 """
 
@@ -37,15 +38,21 @@ def inv(tmp_path, *args) -> subprocess.CompletedProcess:
 def test_a_failed_step_shows_its_first_errors_and_the_manifest_records_it(tmp_path):
     log = tmp_path / "deepep.log"
     log.write_text(deepep_cccl_log())
-    r = inv(tmp_path, "build.replay", "--workdir", str(tmp_path / "wd"), "--no-checks", "--set", f"replay.log={log}")
+    clock = tmp_path / "clock"  # the step's own start and end, as the step itself saw them
+    r = inv(tmp_path, "build.replay", "--workdir", str(tmp_path / "wd"), "--no-checks", "--set", f"replay.log={log}",
+            "--set", f"replay.clock={clock}")
     assert r.returncode == 1 and "Traceback (most recent call last)" not in r.stderr.split("--- last 30")[0]
     err = r.stderr
     assert "--- first error lines of" in err and f": {FATAL}" in err
     assert err.index(FATAL) < err.index("--- last 30 lines of") < err.index("RuntimeError: Error compiling objects")
     [manifest] = (tmp_path / "wd" / "manifests").glob("*-replay.json")
-    [step] = json.loads(manifest.read_text())["steps"]
+    whole = json.loads(manifest.read_text())
+    [step] = whole["steps"]
     assert step["name"] == "build" and step["status"] == "failed"
-    assert step["seconds"] >= 1.2 and step["returncode"] == 1 and Path(step["log"]).is_file()
+    assert step["returncode"] == 1 and Path(step["log"]).is_file()
+    began, ended = (float(t) for t in clock.read_text().split())
+    # the recorded time spans what the step itself measured (rounded to ms) and lies within the build's
+    assert ended - began - 0.001 <= step["seconds"] <= whole["seconds"] + 0.001
     errors = step["details"]["errors"]
     assert {"kind": "compiler", "text": FATAL} == {k: errors[1][k] for k in ("kind", "text")}
     assert errors[0]["kind"] == "ninja"

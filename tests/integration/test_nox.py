@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -64,15 +63,15 @@ def test_build_session_builds_then_reuses_wheels(tmp_path):
 
 
 def test_h200_bench_without_gpu_stops_before_the_build(tmp_path):
-    """Build mode: h200_preflight fails in seconds and nox stops; no venv is made, nothing is built."""
-    start = time.monotonic()
+    """Build mode: h200_preflight fails and nox stops; no venv is made, nothing is built or fetched."""
     r = nox(tmp_path, "-s", "h200_bench", "--", "--model-path", str(tmp_path), "--workdir", str(tmp_path / "wd"),
             env={"PATH": "/usr/bin:/bin"})
-    seconds = time.monotonic() - start
     out = r.stdout + r.stderr
-    assert r.returncode != 0 and seconds < 30, out
+    assert r.returncode != 0, out
     assert "no NVIDIA GPU: nvidia-smi is not on PATH" in out and "Traceback" not in out
-    assert "Running session build" not in out and not (tmp_path / ".nox").exists()
+    assert "Running session build" not in out and "Creating virtual environment" not in out
+    assert "Session h200_build aborted: Prerequisite session h200_preflight was not successful" in out
+    assert not (tmp_path / ".nox").exists() and not (tmp_path / "wd" / "src").exists()
 
 
 @pytest.mark.parametrize("nox_flags", [(), ("--no-stop-on-first-error",),
@@ -93,15 +92,15 @@ def test_h200_bench_never_builds_after_a_failed_preflight(tmp_path, nox_flags):
     assert not (tmp_path / ".nox").exists() and not (tmp_path / "wd").exists()
 
 
-def test_h200_bench_existing_env_without_gpu_exits_fast_with_one_message(tmp_path):
-    start = time.monotonic()
+def test_h200_bench_existing_env_without_gpu_stops_with_one_message(tmp_path):
+    """An existing environment: the GPU check inside h200_bench stops it before the health check or a bench."""
     r = nox(tmp_path, "-s", "h200_bench", "--", "--model-path", str(tmp_path), "--workdir", str(tmp_path / "wd"),
             env={"REBUILT_PYTHON": sys.executable, "PATH": "/usr/bin:/bin"})
-    assert r.returncode != 0
-    assert time.monotonic() - start < 30
     out = r.stdout + r.stderr
-    assert "no NVIDIA GPU: nvidia-smi is not on PATH" in out and "Traceback" not in out
+    assert r.returncode != 0, out
+    assert out.count("no NVIDIA GPU: nvidia-smi is not on PATH") == 1 and "Traceback" not in out, out
     assert "Running session build" not in out and "Running session h200_preflight" not in out
+    assert "gpu_health" not in out and "bench_one_batch" not in out and not (tmp_path / "wd" / "bench").exists()
 
 
 def test_h200_bench_dry_run_prints_every_command_of_the_chain(tmp_path):
