@@ -140,11 +140,15 @@ def test_credentials_on_the_command_line_are_refused(tmp_path):
 
 def test_insecure_needs_a_setting_and_warns(tmp_path):
     env = {**os.environ, "REBUILT_RECIPES_DIR": RECIPES, "INVOKE_REBUILT_PROXY_URL": "http://127.0.0.1:9"}
-    inv("proxy.on", "--workdir", str(tmp_path), env=env)
+    on = inv("proxy.on", "--workdir", str(tmp_path), env=env)
+    assert on.returncode == 0 and (tmp_path / "state" / "proxy.json").is_file(), on.stderr
     plain = inv("build.netcheck", "--dry-run", "--workdir", str(tmp_path), env=env)
-    assert "GIT_SSL_NO_VERIFY" not in plain.stdout
+    assert plain.returncode == 0, plain.stderr
+    assert "GIT_SSL_NO_VERIFY" not in plain.stdout and "TLS not verified" not in plain.stdout + plain.stderr
+    assert "127.0.0.1:9" in plain.stdout  # the proxy reaches the plan: the insecure flag is all that differs
     env["INVOKE_REBUILT_PROXY_INSECURE"] = "true"
     r = inv("build.netcheck", "--dry-run", "--workdir", str(tmp_path), env=env)
+    assert r.returncode == 0, r.stderr
     assert "GIT_SSL_NO_VERIFY=1" in r.stdout and "TLS not verified" in r.stdout
 
 
