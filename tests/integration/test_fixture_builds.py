@@ -124,7 +124,17 @@ def test_vllm_existing_torch_by_requirement_name(tmp_path, target):
 
 
 def test_upstream_use_existing_torch_also_drops_unrelated_lines(tmp_path):
-    """Why the recipe does not run upstream's script by default: its substring match."""
+    """Why the recipe does not run upstream's script by default: on the same file, upstream's substring match
+    drops a line that names no protected distribution; rebuilt's reading by requirement name keeps it."""
+    from rebuilt.build import reqlines
+
     repo = repo_of(tmp_path, "vllm_like", "vllm", "v0.6.4.post1")
+    path = repo / "requirements-cuda.txt"
+    before = path.read_text().splitlines()
+    ours = {ln.text.strip() for ln in reqlines.read_lines(path, path.name)
+            if ln.requirement and ln.name in {"torch", "torchvision", "torchaudio", "triton"}}
     subprocess.run([sys.executable, "use_existing_torch.py"], cwd=repo, check=True, capture_output=True)
-    assert "stands in for xformers" not in (repo / "requirements-cuda.txt").read_text()
+    upstream = {line.strip() for line in before} - {line.strip() for line in path.read_text().splitlines()}
+    assert ours and ours < upstream
+    [extra] = upstream - ours
+    assert extra.startswith("setuptools>=61") and "stands in for xformers" in extra
