@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rebuilt.build import guard
-from tests.upstream.sdists import CACHE
+from tests.upstream.sdists import CACHE, cache_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -33,17 +33,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _base_venv() -> Path:
-    """A venv holding only pip and the CPU torch, made once (torch installs from this machine's disk)."""
+    """A venv holding only pip and the CPU torch, made once (torch installs from this machine's disk), by one
+    test process while the others wait."""
     base = CACHE / "venvs" / f"torch-2.13.0-py{sys.version_info[0]}.{sys.version_info[1]}"
     python = base / "bin" / "python"
-    if python.exists() and subprocess.run([str(python), "-c", "import torch"], capture_output=True).returncode == 0:
-        return base
-    tmp = base.with_name(base.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    venv.EnvBuilder(with_pip=True).create(tmp)
-    subprocess.run([str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", TORCH], check=True)
-    shutil.rmtree(base, ignore_errors=True)
-    tmp.rename(base)  # a venv's scripts name their folder: only `python -m pip` is used on copies
+    with cache_lock(base.name):
+        if python.exists() and subprocess.run([str(python), "-c", "import torch"], capture_output=True).returncode == 0:
+            return base
+        tmp = base.with_name(f"{base.name}.{os.getpid()}.part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        venv.EnvBuilder(with_pip=True).create(tmp)
+        subprocess.run([str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", TORCH], check=True)
+        shutil.rmtree(base, ignore_errors=True)
+        tmp.rename(base)  # a venv's scripts name their folder: only `python -m pip` is used on copies
     return base
 
 

@@ -19,6 +19,8 @@ cannot without a build requirement the index lacks.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import html.parser
 import os
@@ -35,6 +37,17 @@ CACHE = Path(os.environ.get("REBUILT_TESTS_CACHE", Path.home() / ".cache" / "reb
 LAYOUT = 2  # bump when _lay_out changes: cached repositories are rebuilt
 GIT_ENV = {"GIT_AUTHOR_NAME": "rebuilt tests", "GIT_AUTHOR_EMAIL": "tests@rebuilt.invalid",
            "GIT_COMMITTER_NAME": "rebuilt tests", "GIT_COMMITTER_EMAIL": "tests@rebuilt.invalid"}
+
+
+@contextlib.contextmanager
+def cache_lock(name: str):
+    """Hold ``CACHE/locks/<name>.lock``: one test process (a pytest-xdist worker) fills a cache entry while
+    the others wait for it, instead of two writing the same files."""
+    folder = CACHE / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @dataclass(frozen=True)
@@ -97,18 +110,19 @@ def _file_url(sd: Sdist) -> str:
 
 
 def download(sd: Sdist) -> Path:
-    """The sdist file, from the cache or the index (sha256 checked, written atomically)."""
+    """The sdist file, from the cache or the index (sha256 checked, written atomically, one process at a time)."""
     path = CACHE / "sdists" / sd.filename
-    if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sd.sha256:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = requests.get(_file_url(sd), timeout=900).content
-    got = hashlib.sha256(data).hexdigest()
-    if got != sd.sha256:
-        raise ValueError(f"{sd.filename}: sha256 {got}, expected {sd.sha256}")
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    with cache_lock(f"sdist-{sd.key}"):
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sd.sha256:
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = requests.get(_file_url(sd), timeout=900).content
+        got = hashlib.sha256(data).hexdigest()
+        if got != sd.sha256:
+            raise ValueError(f"{sd.filename}: sha256 {got}, expected {sd.sha256}")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
     return path
 
 
@@ -136,10 +150,15 @@ def checkout(name: str) -> str:
     """A ``file://`` URL of a git repository holding ``name``'s release laid out like GitHub, tagged."""
     sd = SDISTS[name]
     repo = CACHE / "repos" / f"{sd.key}-layout{LAYOUT}"
-    if (repo / ".git").is_dir() and _git(repo, "tag", "--list", sd.tag) == sd.tag:
-        return repo.as_uri()
+    with cache_lock(f"repo-{sd.key}"):
+        if not ((repo / ".git").is_dir() and _git(repo, "tag", "--list", sd.tag) == sd.tag):
+            _make_repo(sd, repo)
+    return repo.as_uri()
+
+
+def _make_repo(sd: Sdist, repo: Path) -> None:
     archive = download(sd)
-    work = CACHE / "repos" / f".{sd.key}.tmp"
+    work = CACHE / "repos" / f".{sd.key}.{os.getpid()}.tmp"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     with tarfile.open(archive) as tf:  # files owned by whoever runs the tests (git refuses others' trees)
@@ -162,7 +181,6 @@ def checkout(name: str) -> str:
     shutil.rmtree(repo, ignore_errors=True)
     tree.rename(repo)
     shutil.rmtree(work, ignore_errors=True)
-    return repo.as_uri()
 
 
 def pip_has(python: str, requirement: str, env: dict | None = None) -> bool:
