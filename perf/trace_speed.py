@@ -1,4 +1,4 @@
-"""Trace processing speed and memory: rebuilt's byte-level path vs json.load → same algorithm → json.dump.
+"""Trace processing speed and memory: rebuilt's streaming path vs json.load → same algorithm → json.dump.
 
     python perf/trace_speed.py                 # 1 GB (uncompressed), the figures in docs/PERFORMANCE.md
     python perf/trace_speed.py --size-mb 100   # quick check
@@ -7,8 +7,9 @@
 Generates one kineto-shaped trace of --size-mb MB (for perfetto-fix) and a folder of
 --ranks rank files of the same total size (for merge) under --workdir, then runs
 each operation once per implementation, each in its own child process, and reports
-wall time and the child's peak RSS (``os.wait4``). Generated files are deleted at
-the end unless --keep. Nothing here asserts; it prints.
+wall time and the child's peak RSS. Generated files are deleted at the end unless
+--keep. Each figure is printed against its goal (GOALS); the exit status is 1 when
+one is missed (or --verify finds a difference), 0 otherwise.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ print("SAME", r.load(sys.argv[1]) == r.load(sys.argv[2]))
 """
 
 
+# operation -> (least speed-up over json, most peak RSS as a share of the input or None)
+GOALS = {"perfetto-fix": (6.0, 1.0), "merge": (6.0, None)}
+
 # Kernel names with "},{" inside are legal and handled, but rare in real traces; the
 # generated trace has one in WEIRD_EVERY kernels (the tests use one in three).
 WEIRD_EVERY = 2000
@@ -91,11 +95,15 @@ def _write(path: Path, spec: synth.SynthSpec, gz: bool) -> None:
 
 
 def uncompressed_size(path: Path) -> int:
-    from rebuilt.tools.trace import io
+    from rebuilt.tools.trace import stream
 
     if path.is_dir():
         return sum(uncompressed_size(p) for p in path.iterdir())
-    return len(io.read_bytes(path)) if path.name.endswith(".gz") else path.stat().st_size
+    reader = stream.Reader(path)
+    try:
+        return sum(len(piece) for piece in iter(reader.read, b""))
+    finally:
+        reader.close()
 
 
 def measure(code: str, *args: str) -> tuple[float, int]:
@@ -165,10 +173,30 @@ def main(argv: list[str] | None = None) -> int:
             {"op": n, "input_bytes": s, "rebuilt_s": round(f, 2), "json_s": round(r, 2),
              "speedup": round(r / f, 2), "rebuilt_peak_rss": fr, "rebuilt_rss_over_input": round(fr / s, 2),
              "json_peak_rss": rr, "same_json": ok} for n, s, f, r, fr, rr, ok in rows]}))
+        missed = check_goals(rows)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return 1 if missed else 0
+
+
+def check_goals(rows: list) -> int:
+    """Print each figure against its goal; the number of goals missed."""
+    missed = 0
+    print()
+    for name, size, ft, rt, frss, _rrss, ok in rows:
+        speed, rss = GOALS.get(name, (None, None))
+        checks = []
+        if speed is not None:
+            checks.append((f"speed-up {rt / ft:.1f}x, goal >= {speed:g}x", rt / ft >= speed))
+        if rss is not None:
+            checks.append((f"peak RSS {frss / size:.2f}x the input, goal <= {rss:g}x", frss / size <= rss))
+        if ok is not None:
+            checks.append(("same JSON as the reference", ok))
+        for text, good in checks:
+            print(f"{'ok  ' if good else 'MISS'} {name}: {text}")
+            missed += not good
+    return missed
 
 
 if __name__ == "__main__":

@@ -325,18 +325,47 @@ class TraceFile:
             self._scanned = True
 
 
-def spans_in(batch: bytes, count: int, path: Path) -> list[tuple[int, int]]:
-    """Byte spans of the ``count`` events that ``batch`` holds exactly (one batch, re-read)."""
+def spans_in(batch: bytes, count: int, wanted: list[int], path: Path) -> list[tuple[int, int]]:
+    """Byte spans of events ``wanted`` (sorted ordinals) among the ``count`` that ``batch`` holds exactly.
+
+    Every true boundary matches the candidate pattern; when the candidates are
+    exactly ``count`` there is no false one. Otherwise candidates are checked one
+    by one with a validating parse that builds nothing (``records.validator``).
+    """
     data = batch + b"]"
-    starts, ends = [0], []
-    for m in _SEP.finditer(data):
-        ends.append(m.start() + 1)
-        starts.append(m.end() - 1)
-    if len(ends) == count and ends[-1] == len(batch):
-        return list(zip(starts, ends))
-    out = [(ev.start, ev.end) for ev in _scan(data, 0, path)]
-    if len(out) != count or out[-1][1] != len(batch):
-        raise _bad(path, "the events changed between passes", hint="wait until the file is fully written")
+    cands = list(_SEP.finditer(data))
+    if len(cands) == count and cands[-1].start() + 1 == len(batch):
+        return [(cands[k - 1].end() - 1 if k else 0, cands[k].start() + 1) for k in wanted]
+    bounds = _verified(data, cands, wanted[-1] + 1)
+    if bounds is None:  # an event that is not valid JSON: the careful scanner decides
+        bounds = [(ev.start, ev.end) for ev in _scan(data, 0, path)]
+        if len(bounds) != count or bounds[-1][1] != len(batch):
+            raise _bad(path, "the events changed between passes", hint="wait until the file is fully written")
+    return [bounds[k] for k in wanted]
+
+
+def _verified(data: bytes, cands: list, need: int) -> list[tuple[int, int]] | None:
+    """The first ``need`` event spans, skipping candidates that do not end a whole event."""
+    from rebuilt.tools.trace.records import validator
+
+    check = validator()
+    if check is None:
+        return None
+    mv = memoryview(data)
+    out, s = [], 0
+    it = iter(cands)
+    while len(out) < need:
+        for m in it:
+            e = m.start() + 1
+            try:
+                check(mv[s:e])
+            except Exception:  # noqa: BLE001 - not a whole event: a '},{' inside a string
+                continue
+            out.append((s, e))
+            s = m.end() - 1
+            break
+        else:
+            return None
     return out
 
 

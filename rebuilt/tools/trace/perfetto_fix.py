@@ -441,10 +441,9 @@ def write_fixed(ts: stream.TraceStream, result: Plan, fp) -> None:
 def _rewrite(ts: stream.TraceStream, first: int, count: int, keys: list, changes: dict):
     """The bytes of one batch with its changed events re-serialised."""
     def fn(old: bytes) -> bytes:
-        spans = io.spans_in(old, count, ts.path)
+        spans = io.spans_in(old, count, [key - first for key in keys], ts.path)
         out, pos = [], 0
-        for key in keys:
-            s, e = spans[key - first]
+        for key, (s, e) in zip(keys, spans):
             out.append(old[pos:s])
             out.append(io.dumps(changes[key].apply(io.loads(old[s:e]))))
             pos = e

@@ -42,12 +42,21 @@ if msgspec is not None:
         bp: Any = None
         args: Args | None = None
 
+    class Whole(msgspec.Struct):
+        """Any JSON object; its members are checked and skipped, nothing is built."""
+
     _DECODER = msgspec.json.Decoder(list[Event])
+    _VALIDATOR = msgspec.json.Decoder(Whole)
 else:
     UNSET = object()
-    _DECODER = None
+    _DECODER = _VALIDATOR = None
 
 
 def decoder() -> Callable[[bytes], list] | None:
     """``decode(b"[...]") -> [Event]``, or None when msgspec is not installed."""
     return _DECODER.decode if _DECODER is not None else None
+
+
+def validator() -> Callable[[bytes], object] | None:
+    """``check(b"{...}")`` raises unless the bytes are exactly one JSON object; None without msgspec."""
+    return _VALIDATOR.decode if _VALIDATOR is not None else None
