@@ -61,3 +61,22 @@ def test_a_new_commit_changes_the_head(tmp_path):
 
 def test_not_a_checkout_has_no_head(tmp_path):
     assert stamps.tree_state(str(tmp_path)) == {"head": None}
+
+
+def test_a_second_edit_of_a_file_with_spaces_in_its_name_is_seen(tmp_path):
+    repo = make_repo(tmp_path / "src", {"csrc/my kernel.cu": "int a;\n", "setup.py": "x = 1\n"})
+    src = repo / "csrc" / "my kernel.cu"
+    src.write_text("int a = 1;\n")
+    first = stamps.tree_state(str(repo))
+    src.write_text("int a = 2;\n")
+    assert stamps.tree_state(str(repo))["changes"] != first["changes"]
+
+
+def test_files_in_a_new_untracked_folder_are_inputs(tmp_path):
+    repo = _repo(tmp_path)
+    (repo / "csrc" / "new").mkdir()
+    new = repo / "csrc" / "new" / "k.cu"
+    new.write_text("a\n")
+    first = stamps.tree_state(str(repo))
+    new.write_text("a longer file\n")
+    assert first["changes"] and stamps.tree_state(str(repo))["changes"] != first["changes"]

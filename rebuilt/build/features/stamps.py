@@ -26,6 +26,10 @@ OUTPUT_DIRS = {"build", "dist", "_skbuild", ".deps", "__pycache__"}
 TOOLS = ("gcc", "g++", "cmake", "ninja")
 
 
+# fields before the path in `git status --porcelain=v2` lines: changed, renamed/copied, unmerged
+_FIELDS = {"1": 8, "2": 9, "u": 10}
+
+
 def _is_output(path: str) -> bool:
     parts = path.rstrip("/").split("/")
     return any(p in OUTPUT_DIRS or p.endswith(".egg-info") for p in parts)
@@ -41,7 +45,7 @@ def tree_state(src: str) -> dict:
     tracked, paths, untracked = [], [], []
     for e in entries:
         kind = e[0]
-        path = e.rsplit(" ", 1)[-1] if kind in "12u" else e[2:]
+        path = e.split(" ", _FIELDS[kind])[-1] if kind in _FIELDS else e[2:]  # a path may hold spaces
         if kind == "?":
             if not _is_output(path):
                 untracked.append(path)
