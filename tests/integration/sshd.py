@@ -162,9 +162,11 @@ class Fleet:
     hosts: dict[str, Host]
 
     def env(self, **extra: str) -> dict:
-        """The environment of a client command: this client home (its ~/.ssh/config), no user settings."""
+        """The environment of a client command: this client home (its ~/.ssh/config), no user settings, and a
+        local work directory of this fleet's (not the checkout's .rebuilt/, which parallel test processes share)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_REBUILT_")}
-        env.update(HOME=str(self.client_home), **extra)
+        env.update({"HOME": str(self.client_home), "INVOKE_REBUILT_WORKDIR": str(self.root / "client-workdir")})
+        env.update(extra)
         return env
 
     def add(self, name: str, gpus: list[str] | None = None, extra_config: list[str] | None = None) -> Host:
