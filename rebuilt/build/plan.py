@@ -23,7 +23,7 @@ from rebuilt.core.fs import sha256_file
 from rebuilt.core.machine import Machine
 from rebuilt.core.recipes import Recipe, StepSpec
 from rebuilt.core.secret import redact
-from rebuilt.core.settings import Settings
+from rebuilt.core.settings import Settings, env_name
 from rebuilt.core.text import render as fill
 from rebuilt.errors import ConfigError
 
@@ -272,7 +272,7 @@ def plan_recipe(settings: Settings, recipe: Recipe, machine: Machine, workdir: P
         required = [(f"{owner.name}.url", url, f"the {owner.name} source has no public URL",
                      f"set it in invoke.yaml (rebuilt: {{{owner.name}: {{url: ...}}}}), "
                      f"--set {owner.name}.url=<git url> "
-                     f"or export {_env_name(owner.name + '.url')}=<git url>"),
+                     f"or export {env_name(owner.name + '.url')}=<git url>"),
                     (f"{owner.name}.ref", ref, "", "give --ref or set it in the stack")]
         for key, value, why, hint in required:
             if value:
@@ -337,12 +337,6 @@ def _transport(name: str) -> bool:
     """Env that changes how a build reaches the network or its cache, never what it builds."""
     return name.lower() in ("http_proxy", "https_proxy", "no_proxy", "git_ssl_no_verify") or \
         name.startswith("CCACHE_") or name.endswith("_COMPILER_LAUNCHER") or name == "TORCH_NO_COMPILER_WRAPPER"
-
-
-def _env_name(key: str) -> str:
-    from rebuilt.core.settings import _env_name as name
-
-    return name(key)
 
 
 def make(settings: Settings, recipes: list[Recipe], machine: Machine, workdir: Path,

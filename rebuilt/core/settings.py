@@ -87,7 +87,8 @@ def _schema(recipes: Mapping[str, recipes_mod.Recipe]) -> dict[str, tuple[Any, t
     return schema
 
 
-def _env_name(key: str) -> str:
+def env_name(key: str) -> str:
+    """The environment variable of a setting: ``sgl-kernel.nvcc_threads`` -> ``INVOKE_REBUILT_SGL_KERNEL_NVCC_THREADS``."""
     return ENV_PREFIX + re.sub(r"[.\-]", "_", key).upper()
 
 
@@ -186,7 +187,7 @@ def _refuse_on_command_line(key: str, value: Any) -> None:
         raise ConfigError(
             f"--set {key}: a credential does not go on the command line (shell history, process list)",
             hint=f"put it in invoke.yaml (rebuilt: {{{key.split('.')[0]}: {{{key.split('.', 1)[1]}: ...}}}}), "
-                 f"export {_env_name(key)}, or write it to a file and export {_env_name(key)}{FILE_SUFFIX}=<path>")
+                 f"export {env_name(key)}, or write it to a file and export {env_name(key)}{FILE_SUFFIX}=<path>")
 
 
 def _secret_from_file(name: str, path: str) -> str:
@@ -293,7 +294,7 @@ def resolve(
                    for n, r in recipes.items() for opt in r.limits}
 
     user_layers = [(str(p), _yaml_layer(p)) for p in config_files(cwd, home)]
-    env_names = {_env_name(k): k for k in schema}
+    env_names = {env_name(k): k for k in schema}
     env_layer: dict[str, Any] = {}
     for name, raw in environ.items():
         if name.startswith(ENV_PREFIX):
@@ -325,7 +326,7 @@ def resolve(
         layers.append((f"recipe {r.path.parent.name}/{r.path.name}", layer))
     layers.append((f"stack {stack.path.name}", stack.settings))
     layers += user_layers
-    layers += [(f"env {_env_name(k)}", {k: v}) for k, v in env_layer.items()]
+    layers += [(f"env {env_name(k)}", {k: v}) for k, v in env_layer.items()]
     layers += [(f"flag --{k.replace('_', '-')}" if "." not in k else f"flag --set {k}", {k: v})
                for k, v in flag_layer.items()]
     layers += [(f"flag --set {k}", {k: v}) for k, v in set_layer.items()]
@@ -359,7 +360,7 @@ def _unknown(key: str, value: Any, source: str, schema: Mapping[str, Any]) -> Co
     if "." in key or not owners:
         return ConfigError(f"unknown setting {key!r} in {source}{did_you_mean(key, schema)}")
     if source.startswith("env "):
-        example = f"{ENV_PREFIX}<RECIPE>_{_env_name(key)[len(ENV_PREFIX):]}={value}"
+        example = f"{ENV_PREFIX}<RECIPE>_{env_name(key)[len(ENV_PREFIX):]}={value}"
     elif source.startswith("flag"):
         example = f"--set <recipe>.{key}={value}"
     else:

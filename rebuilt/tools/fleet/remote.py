@@ -57,7 +57,7 @@ def hello(session: Session, settings) -> Place:
 
 def passed_settings(settings) -> tuple[list[str], dict[str, str]]:
     """(``--set K=V`` arguments, {env var name: secret value}) of what the user set here."""
-    from rebuilt.core.settings import _env_name
+    from rebuilt.core.settings import env_name
 
     args: list[str] = []
     secrets: dict[str, str] = {}
@@ -66,7 +66,7 @@ def passed_settings(settings) -> tuple[list[str], dict[str, str]]:
             continue
         value = v.value
         if isinstance(value, secret_mod.Secret):
-            secrets[_env_name(key)] = value.reveal()
+            secrets[env_name(key)] = value.reveal()
             continue
         if isinstance(value, (dict, list)):
             import json
