@@ -82,7 +82,16 @@ def test_process_table_readers():
     assert procs.alive(me) and procs.alive(me, procs.start_ticks(me))
     assert not procs.alive(me, procs.start_ticks(me) + 1)  # same number, another start: not ours
     assert me in procs.members(os.getsid(0))
-    assert "python" in procs.cmdline(me)
+
+
+def test_cmdline_reads_the_argv_of_a_process(tmp_path, monkeypatch):
+    """From a process table of known content: this process's own command line is whatever started it (a
+    pytest-xdist worker renames itself), so it cannot be the expected value."""
+    (tmp_path / "4242").mkdir()
+    (tmp_path / "4242" / "cmdline").write_bytes(b"/opt/env/bin/python\x00-m\x00sglang.launch_server\x00--port\x00301\x00")
+    monkeypatch.setattr(procs, "PROC", tmp_path)
+    assert procs.cmdline(4242) == "/opt/env/bin/python -m sglang.launch_server --port 301"
+    assert procs.cmdline(4243) == ""  # gone
 
 
 def test_a_serving_spec_may_name_a_profile_and_only_a_serving_spec(tmp_path):
