@@ -68,27 +68,66 @@ SERVE_HELP = {
     "workdir": "local work directory (which role runs where: fleet/serve/<profile>.json); default .rebuilt",
     "set_": BUILD_HELP["set_"],
 }
+PLACE_HELP = ("where each role runs: ROLE=HOST,... (HOST: an inventory name or SSH destination), e.g. "
+              "prefill=node1,decode=node2; a role not named runs here (the router)")
 
 
-@task(name="serve-up", iterable=["set_"], positional=["profile"], help={
-    **SERVE_HELP, "hosts": "where each role runs: ROLE=HOST,... (HOST: an inventory name or SSH destination), "
-                           "e.g. prefill=node1,decode=node2; every role placed"})
+@task(name="serve-up", iterable=["set_"], positional=["profile"], help={**SERVE_HELP, "hosts": PLACE_HELP})
 @entry
 def serve_up(c, profile, hosts=None, workdir=None, set_=None):
     """Start each role on its host until healthy."""
+    up_on_hosts(resolve(workdir=workdir, set_=set_), profile, hosts)
+
+
+def up_on_hosts(settings, profile, hosts, *, conflicting=(), echo=print):
+    """serve.up PROFILE --hosts ROLE=HOST,...: each placed role on its host, the others here."""
+    from rebuilt.errors import ConfigError
     from rebuilt.tools.fleet import serve as fleet_serve
     from rebuilt.tools.serve import profile as profile_mod
 
-    settings = resolve(workdir=workdir, set_=set_)
+    if any(flag for flag, _ in conflicting):
+        raise ConfigError(f"serve.up --hosts: {next(n for f, n in conflicting if f)} acts on this host only",
+                          hint="leave it out with --hosts (each host's target interpreter runs its roles)")
     roles = list(profile_mod.load(profile).roles)
-    fleet_serve.up(settings, profile, fleet_serve.placement(settings, hosts, roles))
+    fleet_serve.up(settings, profile, fleet_serve.placement(settings, hosts, roles), echo=echo)
+
+
+def placed(settings, profile) -> bool:
+    """Whether serve.up --hosts started the profile from this work dir (serve.* then act on every host)."""
+    from rebuilt.tools.fleet import serve as fleet_serve
+
+    return bool(profile) and fleet_serve.is_placed(settings, profile)
+
+
+def act_on_hosts(settings, profile, what, extra, failure, role=None, follow=False, echo=print, **smoke_kwargs):
+    """serve.status / serve.logs / serve.smoke of a profile placed on hosts, on every host (exit 3 on a failure)."""
+    from rebuilt.errors import CheckFailed, ConfigError
+    from rebuilt.tools.fleet import serve as fleet_serve
+
+    if follow:
+        raise ConfigError(f"serve.logs --follow: profile {profile} runs on several hosts (serve.up --hosts)",
+                          hint="serve.logs --lines N shows every host's last lines; follow one on its host")
+    if not fleet_serve.act(settings, profile, what, extra, role=role, echo=echo, **smoke_kwargs):
+        raise CheckFailed(failure)
+
+
+def smoke_on_hosts(settings, profile, role, *, echo, prompt, max_tokens, timeout, retries, expect):
+    """serve.smoke of a profile placed on hosts: through its entry role (or --role), on that role's host."""
+    from rebuilt.core.flags import number
+
+    kw = {"max_tokens": number(max_tokens, "--max-tokens", minimum=0),
+          "timeout": number(timeout, "--timeout", kind=float, minimum=0),
+          "retries": number(retries, "--retries", minimum=0), "expect": expect, **({"prompt": prompt} if prompt else {})}
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in kw.items() if v is not None]
+    act_on_hosts(settings, profile, "serve.smoke", argv, "the smoke request failed", role=role, echo=echo, **kw)
 
 
 @task(name="serve-status", iterable=["set_"], positional=["profile"], help=SERVE_HELP)
 @entry
 def serve_status(c, profile, workdir=None, set_=None):
     """Each role's health on its host (exit 3 if down)."""
-    _serve_act(profile, "serve.status", [], workdir, set_, "a role is not running or not healthy")
+    act_on_hosts(resolve(workdir=workdir, set_=set_), profile, "serve.status", [],
+                 "a role is not running or not healthy")
 
 
 @task(name="serve-logs", iterable=["set_"], positional=["profile"], help={
@@ -96,14 +135,15 @@ def serve_status(c, profile, workdir=None, set_=None):
 @entry
 def serve_logs(c, profile, lines=50, workdir=None, set_=None):
     """The last lines of each role's log, on its host."""
-    _serve_act(profile, "serve.logs", ["--lines", str(lines)], workdir, set_, "a role's log could not be read")
+    act_on_hosts(resolve(workdir=workdir, set_=set_), profile, "serve.logs", ["--lines", str(lines)],
+                 "a role's log could not be read")
 
 
 @task(name="serve-smoke", iterable=["set_"], positional=["profile"], help=SERVE_HELP)
 @entry
 def serve_smoke(c, profile, workdir=None, set_=None):
     """One chat completion through the entry role's host."""
-    _serve_act(profile, "serve.smoke", [], workdir, set_, "the smoke request failed")
+    act_on_hosts(resolve(workdir=workdir, set_=set_), profile, "serve.smoke", [], "the smoke request failed")
 
 
 @task(name="serve-down", iterable=["set_"], positional=["profile"], help=SERVE_HELP)
@@ -113,14 +153,6 @@ def serve_down(c, profile, workdir=None, set_=None):
     from rebuilt.tools.fleet import serve as fleet_serve
 
     fleet_serve.down(resolve(workdir=workdir, set_=set_), profile)
-
-
-def _serve_act(profile, what, extra, workdir, set_, failure):
-    from rebuilt.errors import CheckFailed
-    from rebuilt.tools.fleet import serve as fleet_serve
-
-    if not fleet_serve.act(resolve(workdir=workdir, set_=set_), profile, what, extra):
-        raise CheckFailed(failure)
 
 
 ns = Collection(doctor, build, serve_up, serve_status, serve_logs, serve_smoke, serve_down)

@@ -47,14 +47,22 @@ def _echo(red):
     "python": "interpreter whose sglang runs (default: setting python, else the environment nox -s build made, "
               "else the active virtual or conda environment, else python3 on PATH)",
     "timeout": "seconds to wait for every role to answer its health endpoints (default: setting serve.timeout)",
+    "hosts": "start roles on other hosts: ROLE=HOST,... (HOST: a fleet.hosts name or SSH destination), e.g. "
+             "prefill=node1,decode=node2; a role not named runs here; status/logs/smoke/down then act on every host",
 })
 @entry
-def up(c, profile=None, role=None, dry_run=False, python=None, timeout=None, workdir=None, set_=None, stack=None):
+def up(c, profile=None, role=None, dry_run=False, python=None, timeout=None, workdir=None, set_=None, stack=None,
+       hosts=None):
     """Start a serving profile's roles in the background and wait until each answers its health checks."""
     from rebuilt.tools.serve import lifecycle
 
     s = _settings(workdir, set_, stack)
     red = _red(s)
+    if hosts:  # docs/FLEET.md
+        from rebuilt.cli.tasks.fleet import up_on_hosts
+
+        return up_on_hosts(s, _name(profile, s), hosts, echo=_echo(red), conflicting=(
+            (role, "--role"), (dry_run, "--dry-run"), (python, "--python"), (timeout, "--timeout")))
     lifecycle.up(s, _name(profile, s), role=role, python=python, dry_run=dry_run,
                  timeout=number(timeout, "--timeout", kind=float, minimum=0) if timeout is not None else None, echo=_echo(red))
 
@@ -67,6 +75,9 @@ def status(c, profile=None, workdir=None, set_=None, stack=None):
     from rebuilt.tools.serve import watch
 
     s = _settings(workdir, set_, stack)
+    if _placed(s, profile):  # started with --hosts: every host of it
+        return _fleet().act_on_hosts(s, _name(profile, s), "serve.status", [], "a role is not running or not "
+                                     "healthy", echo=_echo(_red(s)))
     if not watch.status(s, _name(profile, s), echo=_echo(_red(s))):
         raise CheckFailed("a role is not running or not healthy")
 
@@ -81,6 +92,9 @@ def logs(c, role=None, profile=None, follow=False, lines=50, workdir=None, set_=
 
     s = _settings(workdir, set_, stack)
     red = _red(s)
+    if _placed(s, profile):  # started with --hosts: every host of it
+        return _fleet().act_on_hosts(s, _name(profile, s), "serve.logs", ["--lines", str(lines)],
+                                     "a role's log could not be read", role=role, follow=follow, echo=_echo(red))
     try:
         watch.logs(s, _name(profile, s), role=role, lines=number(lines, "--lines", minimum=0), follow=follow,
                    echo=_echo(red), red=red)
@@ -107,6 +121,9 @@ def smoke(c, profile=None, role=None, url=None, prompt=None, max_tokens=1, timeo
         _check_url(url)
     s = _settings(workdir, set_, stack)
     red = _red(s)
+    if url is None and _placed(s, profile):  # started with --hosts: through the entry role's host
+        return _fleet().smoke_on_hosts(s, _name(profile, s), role, echo=_echo(red), prompt=prompt,
+                                       max_tokens=max_tokens, timeout=timeout, retries=retries, expect=expect)
     smoke_mod.run(s, _name(profile, s), role=role, url=url, prompt=prompt or health.PROMPT,
                   max_tokens=number(max_tokens, "--max-tokens", minimum=0),
                   timeout=number(timeout, "--timeout", kind=float, minimum=0),
@@ -137,7 +154,22 @@ def down(c, profile=None, role=None, workdir=None, set_=None, stack=None):
     from rebuilt.tools.serve import lifecycle
 
     s = _settings(workdir, set_, stack)
+    if _placed(s, profile):  # started with --hosts: every host of it, this one included
+        from rebuilt.tools.fleet import serve as fleet_serve
+
+        return fleet_serve.down(s, _name(profile, s), role=role, echo=_echo(_red(s)))
     lifecycle.down(s, _name(profile, s), role=role, echo=_echo(_red(s)))
+
+
+def _fleet():
+    from rebuilt.cli.tasks import fleet
+
+    return fleet
+
+
+def _placed(s, profile) -> bool:
+    """Whether serve.up --hosts started the profile from this work dir (docs/FLEET.md)."""
+    return _fleet().placed(s, _name(profile, s))
 
 
 ns = Collection("serve")

@@ -98,7 +98,9 @@ def resolve(profile: Profile, settings, *, python: str, workdir: str, only: str 
     base = context(settings, python=python, host=host, workdir=workdir, profile=profile)
     ports = {name: _port(profile, spec, {**base, "role": name}) for name, spec in profile.roles.items()}
     for name, spec in profile.roles.items():
-        addr = render(spec.address, base, where=f"{_where(profile, name, 'address')}: ")
+        # a role on another host (the router here, prefill and decode there): setting serve.addresses.<role>
+        addr = (settings.get("serve.addresses") or {}).get(name) or \
+            render(spec.address, base, where=f"{_where(profile, name, 'address')}: ")
         addr = "127.0.0.1" if addr in ("", "0.0.0.0", "::", "[::]") else addr  # bound to all: reach it on loopback
         base[f"role.{name}.port"] = ports[name]
         base[f"role.{name}.url"] = f"http://{addr}:{ports[name]}"
