@@ -145,3 +145,36 @@ def test_project_requirements_edge_cases(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(InputError, match=r"y-1.0-py3-none-any.whl: not a readable wheel"):
         guard.project_requirements(bad)
+
+
+def _torch(version="2.8.0", requires=()):
+    return guard.DistState(version, "r", "", tuple(requires))
+
+
+def test_a_pyproject_without_a_project_table_has_no_requirements(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\n')
+    assert guard.project_requirements(tmp_path) == []
+
+
+@pytest.mark.parametrize("dist, version, torch, ok", [
+    ("triton", "3.4.0", _torch(requires=["triton==3.4.0; platform_system == 'Linux'"]), True),
+    ("triton", "3.4.1", _torch(requires=["triton==3.4.0"]), False),  # triton: the whole release
+    ("Triton", "3.4.0", _torch(), True),  # torch names none: the table of default builds
+    ("torchvision", "0.23.5", _torch(), True),  # torchvision: major.minor and the variant
+    ("torchvision", "0.23.0+cpu", _torch(), False),
+    ("torchvision", "0.23.0", None, False),
+])
+def test_companions_match_torch(dist, version, torch, ok):
+    assert guard.companion_matches(dist, version, torch)[0] is ok
+
+
+@pytest.mark.parametrize("requires, pin", [
+    (["triton==3.3.9; extra == 'x'"], "3.4.0"),  # an extra's requirement does not count: the table's value
+    (["triton>=3"], "3.4.0"), (["numpy==2.0"], "3.4.0"),  # not an exact pin, not triton: the table
+    (["triton===3.3.9+git"], "3.3.9+git"), (["triton==3.3.9; platform_system != 'Nowhere'"], "3.3.9"),
+])
+def test_the_triton_pin_comes_from_torchs_own_exact_requirement(requires, pin):
+    got, why = guard.companion_pin("triton", _torch(requires=requires))
+    assert got == pin and ("torch 2.8.0 requires triton" in why) == pin.startswith("3.3.9")
+    assert guard.companion_pin("triton", _torch("2.99.0")) == (
+        None, "torch 2.99.0 names no triton and its release is not in rebuilt's table")
