@@ -45,22 +45,48 @@ def doctor(c, hosts=None, stack=None, recipe=None, offline=False, json=False, fo
     "stack": BUILD_HELP["stack"],
     "recipe": "components to build and ship (comma separated); default: every component of the stack",
     "no_build": "ship what the last build of each component left in the wheelhouse; build nothing",
+    "build_on": "build on this host instead of here (an inventory name or SSH destination; 'first': the first "
+                "of --hosts); its wheels, manifests and logs come back under fleet/<run-id>/<host>/",
+    "bundle": "with --build-on: an inv src.bundle file for a build host without network (unbundled there, "
+              "built --offline)",
     "fail_fast": "stop every host as soon as one fails (default: the others finish)",
     "force": "run every host, also those that finished in an interrupted earlier run of this command",
     "workdir": "local work directory (builds, wheels; each host's log under fleet/<run-id>/<host>/)",
     "set_": BUILD_HELP["set_"],
 })
 @entry
-def build(c, hosts=None, stack=None, recipe=None, no_build=False, fail_fast=False, force=False, workdir=None,
-          set_=None):
-    """Build once here, install and verify on every host."""
+def build(c, hosts=None, stack=None, recipe=None, no_build=False, build_on=None, bundle=None, fail_fast=False,
+          force=False, workdir=None, set_=None):
+    """Build once, install and verify on every host."""
     from rebuilt.cli.tasks.doctor import _names
     from rebuilt.tools.fleet import build as fleet_build
 
     settings = resolve(stack=stack, workdir=workdir, set_=set_)
     targets = _hosts(settings, hosts)
+    builder, bundle_file = _build_on(settings, targets, build_on, bundle, no_build)
     fleet_build.main(settings, targets, _names(settings, recipe), build_first=not no_build, fail_fast=fail_fast,
-                     force=force)
+                     force=force, build_on=builder, bundle=bundle_file)
+
+
+def _build_on(settings, targets, build_on, bundle, no_build):
+    """--build-on HOST (or 'first') and --bundle FILE checked: (the build host or None, the bundle or None)."""
+    from pathlib import Path
+
+    from rebuilt.errors import ConfigError
+
+    if bundle and not build_on:
+        raise ConfigError("--bundle needs --build-on HOST: the bundle is unpacked and built on that host",
+                          hint="the install hosts need no network: wheels are installed with pip --no-index")
+    if build_on and no_build:
+        raise ConfigError("--build-on and --no-build contradict each other", hint="leave one out")
+    if not build_on:
+        return None, None
+    if bundle and not Path(bundle).is_file():
+        raise ConfigError(f"--bundle {bundle}: no such file", hint="write one with inv src.bundle -o FILE")
+    found = targets[:1] if build_on == "first" else _hosts(settings, build_on)
+    if len(found) != 1:
+        raise ConfigError(f"--build-on {build_on!r}: names {len(found)} hosts; the build runs on one")
+    return found[0], Path(bundle).resolve() if bundle else None
 
 
 SERVE_HELP = {

@@ -21,9 +21,10 @@ from rebuilt.tools.fleet import remote, ship
 from rebuilt.tools.fleet.run import Session, StepError
 
 
-def wheels(settings, names: list[str]) -> tuple[list[dict], list[str]]:
-    """The wheels of the newest finished build of each recipe (path, sha256), and the recipes without one."""
-    folder = settings.workdir() / "manifests"
+def wheels(settings, names: list[str], folder: Path | None = None) -> tuple[list[dict], list[str]]:
+    """The wheels of the newest finished build of each recipe (path, sha256), and the recipes without one
+    (the manifests here, or those a build host sent back)."""
+    folder = folder or settings.workdir() / "manifests"
     found, missing = [], []
     for name in names:
         best = None
@@ -112,20 +113,27 @@ def table(by_host: dict[str, list[dict]]) -> str:
 
 
 def main(settings, hosts, names: list[str], *, build_first: bool = True, fail_fast: bool = False,
-         force: bool = False, echo=print) -> None:
-    """Build (unless ``build_first`` is off), ship, install, verify; the table; exit 1 when a host did not."""
+         force: bool = False, build_on=None, bundle: Path | None = None, echo=print) -> None:
+    """Build (here, on ``build_on``, or not at all), ship, install, verify; the table; exit 1 when a host did not."""
     from rebuilt.build import builder
-    from rebuilt.tools.fleet import command
+    from rebuilt.tools.fleet import buildon, command
 
-    if build_first:
+    archive = ship.archive(settings.workdir() / "fleet" / "ship")
+    folder = None
+    if build_on is not None:
+        echo(f"building {', '.join(names)} on {build_on.name}" + (f" from {bundle.name} (offline)" if bundle else ""))
+        on = command.run("build-on", settings, [build_on], buildon.step(settings, names, bundle, archive),
+                         names, force=True, echo=echo)
+        command.raise_unfinished(on)
+        folder = Path(next(iter(on.values[build_on.name].values()))).parent
+    elif build_first:
         builder.build(settings, names, builder.Options())
-    built, missing = wheels(settings, names)
+    built, missing = wheels(settings, names, folder)
     for name in missing:
         echo(f"{name}: no wheel in its last build (an editable install cannot travel): build it on each host")
     if not built:
         raise ConfigError(f"no wheel to ship: none of {', '.join(names)} left one in {settings.workdir() / 'wheels'}",
                           hint="build them first (inv build.<name>), in wheel mode where a recipe has one")
-    archive = ship.archive(settings.workdir() / "fleet" / "ship")
     argv = [f"{w['recipe']}={w['sha256']}" for w in built]
     outcome = command.run("build", settings, hosts, step(settings, built, archive), argv, force=force,
                           echo=echo, fail_fast=fail_fast)

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from rebuilt.core import secret as secret_mod
+from rebuilt.tools.fleet import ship
 from rebuilt.tools.fleet.run import Session, StepError
 
 LOCAL_ONLY = ("fleet.", "workdir", "python")
@@ -82,7 +83,7 @@ def rebuilt(session: Session, place: Place, argv: list[str], secrets: dict[str, 
     """``python -m rebuilt.cli ARGV`` on the host (the invoke Result); secrets as described above."""
     q = shlex.quote
     env = (f"REBUILT_PROJECT={q(place.workdir)} PYTHONPATH={q(place.tree)}:{q(place.tree + '/_deps')} "
-           "PYTHONDONTWRITEBYTECODE=1")
+           f"PYTHONDONTWRITEBYTECODE=1 {ship.recipes_env(place.tree)}").rstrip()
     prefix = ""
     folder = ""
     if secrets:

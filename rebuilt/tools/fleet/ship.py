@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shlex
 import tarfile
 from pathlib import Path
@@ -43,10 +44,24 @@ def _files() -> list[tuple[str, Path]]:
     for rel in DATA:
         if (data / rel).exists():
             add_tree(data / rel, rel)
+    for i, folder in enumerate(recipe_dirs()):  # REBUILT_RECIPES_DIR here: the same recipes there
+        add_tree(folder, f"_recipes/{i}")
     for dep in DEPS:
         mod = __import__(dep)
         add_tree(Path(mod.__file__).parent, f"_deps/{dep}", suffixes=(".py", ".typed"))
     return sorted(out)
+
+
+def recipe_dirs() -> list[Path]:
+    """The recipe folders named by ``REBUILT_RECIPES_DIR`` here (empty: the shipped recipes only)."""
+    spec = os.environ.get("REBUILT_RECIPES_DIR") or ""
+    return [Path(p) for p in spec.split(os.pathsep) if p and Path(p).is_dir()]
+
+
+def recipes_env(tree: str) -> str:
+    """``REBUILT_RECIPES_DIR=...`` for a remote command: the shipped copies of :func:`recipe_dirs`, in order."""
+    dirs = [f"{tree}/_recipes/{i}" for i in range(len(recipe_dirs()))]
+    return f"REBUILT_RECIPES_DIR={shlex.quote(':'.join(dirs))} " if dirs else ""
 
 
 def archive(folder: Path) -> tuple[Path, str]:
