@@ -23,12 +23,27 @@ def parent_site() -> list[str]:
 
 
 def make_venv(path: Path, with_pip: bool = True) -> Path:
-    """Create ``path`` as a virtualenv that sees this interpreter's packages; returns its python."""
+    """Create ``path`` as a virtualenv that sees this interpreter's packages and holds their tools; returns
+    its python."""
     venv.EnvBuilder(system_site_packages=False, with_pip=with_pip, symlinks=True).create(path)
     py = path / "bin" / "python"
     site = next((path / "lib").glob("python3*/site-packages"))
     (site / "_rebuilt_tests_parent.pth").write_text("\n".join(parent_site()) + "\n")
+    _link_scripts(path / "bin")
     return py
+
+
+# The executables of the packages seen through the .pth, which an environment that installed them would
+# hold in its own bin/ (sgl-kernel's Makefile runs `uv build` with the target's bin/ first on PATH).
+SCRIPTS = ("uv", "uvx", "ninja", "cmake")
+
+
+def _link_scripts(bin_dir: Path) -> None:
+    """Link this interpreter's ``SCRIPTS`` into ``bin_dir``: found whatever PATH started the tests."""
+    parent_bin = Path(sysconfig.get_paths()["scripts"])
+    for name in SCRIPTS:
+        if (parent_bin / name).is_file() and not (bin_dir / name).exists():
+            (bin_dir / name).symlink_to(parent_bin / name)
 
 
 _HOOK: list[str] = []
