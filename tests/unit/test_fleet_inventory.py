@@ -116,3 +116,26 @@ def test_inventory_from_an_env_var_as_json(tmp_path):
 def test_a_mapping_setting_refuses_other_values(tmp_path):
     with pytest.raises(ConfigError, match=r"fleet.hosts .*expected a mapping"):
         settings_mod.resolve({"fleet.hosts": "[1, 2]"}, cwd=tmp_path, home=tmp_path / "home", environ={})
+
+
+def test_config_shows_the_inventory_one_line_per_host_and_group(fleet_settings):
+    hosts = inventory.describe(fleet_settings, "fleet.hosts")
+    assert hosts[0] == "3 host(s)"
+    assert hosts[1].split() == ["node1", "me@10.0.0.1:2222", "identity", "~/.ssh/id_fleet", "workdir", "/scratch/rb",
+                                "python", "/opt/envs/sgl/bin/python"]
+    assert hosts[3].split() == ["node3", "ops@10.0.0.3:22"]
+    groups = inventory.describe(fleet_settings, "fleet.groups")
+    assert groups[0] == "3 group(s)"
+    assert groups[3].split() == ["@all", "@prefill,", "@decode", "=", "node1,", "node2,", "node3"]
+    assert inventory.describe(fleet_settings, "fleet.timeout") is None
+
+
+def test_config_names_a_bad_entry_and_never_prints_its_password(tmp_path):
+    (tmp_path / "invoke.yaml").write_text("rebuilt:\n  fleet:\n    hosts:\n      node1: {host: h, password: hunter2-pw}\n")
+    s = settings_mod.resolve(cwd=tmp_path, home=tmp_path / "home", environ={})
+    hosts = "\n".join(inventory.describe(s, "fleet.hosts"))
+    assert "hunter2-pw" not in hosts and "'password': '***'" in hosts
+    assert "unknown field 'password'" in hosts
+    (tmp_path / "invoke.yaml").write_text("rebuilt:\n  fleet:\n    groups:\n      g: ['@nope']\n")
+    line = inventory.describe(settings_mod.resolve(cwd=tmp_path, home=tmp_path / "home", environ={}), "fleet.groups")[1]
+    assert line.split()[0] == "@g" and "unknown group '@nope'" in line

@@ -37,8 +37,13 @@ def config(c, stack=None, key=None, json=False, set_=None):
     from rebuilt.build.patches import patches_dir
 
     print(f"patches {patches_dir(settings)} (your patches: src.patch-new writes them here, builds apply them)")
+    from rebuilt.tools.fleet.inventory import describe
+
     for k, v, s in rows:
-        print(f"{k:<{width}}  {json_mod.dumps(shown(v)):<40}  {s}")
+        block = describe(settings, k)  # the inventory: a line per host or group (docs/FLEET.md)
+        print(f"{k:<{width}}  {block[0] if block else json_mod.dumps(shown(v)):<40}  {s}")
+        for line in block[1:] if block else ():
+            print(line)
 
 
 def _target(settings) -> str:

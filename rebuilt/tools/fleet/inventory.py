@@ -149,3 +149,39 @@ def select(settings, pattern: str | None, environ: Mapping[str, str] | None = No
         if word:
             add(word)
     return list(picked.values())
+
+
+
+def describe(settings, key: str) -> list[str] | None:
+    """``inv config``'s lines for ``fleet.hosts`` / ``fleet.groups``: a summary, then one line per host (its SSH
+    destination and fields) or group (its members, and the hosts they come to), secrets redacted; None for
+    other keys or an empty table. An entry that is not valid is shown as it is, with what is wrong."""
+    from rebuilt.core.secret import redact
+
+    value = settings[key] if key in ("fleet.hosts", "fleet.groups") else None
+    if not value:
+        return None
+    lines: list[str] = []
+    for name, raw in value.items():
+        try:
+            if key == "fleet.hosts":
+                h = _entry(name, raw)
+                extra = "  ".join(f"{f} {getattr(h, f)}" for f in ("identity", "workdir", "python") if getattr(h, f))
+                lines.append(f"  {name:<12} {h.destination}" + (f"  {extra}" if extra else ""))
+                continue
+            members = groups_of(settings)[name]
+            hosts = [] if "slurm" in members else [h.name for h in select(settings, f"@{name}", environ={})]
+            lines.append(f"  @{name:<11} {', '.join(members)}" + (f"  = {', '.join(hosts)}" if hosts and
+                                                                   hosts != members else ""))
+        except ConfigError as err:
+            label = name if key == "fleet.hosts" else f"@{name}"
+            lines.append(f"  {label:<12} {_hidden(raw)!r}  ! {err}")
+    return [f"{len(value)} {'host' if key == 'fleet.hosts' else 'group'}(s)"] + [redact(line) for line in lines]
+
+
+def _hidden(raw):
+    """An entry as written, any field that looks like a credential (password, token, secret) as ``***``."""
+    if isinstance(raw, Mapping):
+        return {k: "***" if any(s in str(k).lower() for s in ("pass", "token", "secret")) else v
+                for k, v in raw.items()}
+    return raw
