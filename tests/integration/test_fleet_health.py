@@ -73,3 +73,22 @@ def test_a_whole_slow_host_is_flagged_in_json(fleet_hosts, tmp_path):
     assert data["medians"]["tflops"] == 700.0
     assert any(line.startswith("host beta: tflops median 400.0") for line in data["flagged"])
     assert [g["gpu"] for g in data["hosts"]["beta"]["gpus"]] == ["0", "1"]
+
+
+def test_the_threshold_comes_from_the_bench_spec(fleet_hosts, tmp_path):
+    """gamma's GPU 1 is 36% below the median: flagged at the setting's 10%, not at a spec's 40%."""
+    hosts = {n: {"host": n, "workdir": str(fleet_hosts.hosts[n].workdir),
+                 "python": python_of(fleet_hosts, n, "1" if n == "gamma" else None)} for n in ("alpha", "gamma")}
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text('kind = "one_batch"\nhealth_slower = 0.4\n')
+    r = run(fleet_hosts, hosts, "--hosts", "alpha,gamma", "--spec", str(lenient))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"flagged: more than 40% below (health_slower of bench spec {lenient})" in r.stdout
+    assert "!" not in r.stdout
+    r = run(fleet_hosts, hosts, "--hosts", "alpha,gamma")  # the default spec declares none: the setting
+    assert r.returncode == 3 and "more than 10% below (setting fleet.health_slower (defaults" in r.stdout, r.stdout
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('kind = "one_batch"\nhealth_slower = 10\n')
+    r = run(fleet_hosts, hosts, "--hosts", "alpha,gamma", "--spec", str(wrong))
+    assert r.returncode == 2 and "health_slower" in r.stderr and "a fraction between 0 and 1" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

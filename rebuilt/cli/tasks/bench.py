@@ -200,9 +200,11 @@ def plot(c, runs, output="bench.png", metrics=None, workdir=None):
 
 @task(help={"python": H_PYTHON, "json": "print the full report as JSON",
             "hosts": "every GPU of these hosts instead (docs/FLEET.md: names, @group, slurm, user@host:port); "
-                     "flags a GPU or host below the fleet's median by more than fleet.health_slower"})
+                     "flags a GPU or host below the fleet's median by more than the spec's health_slower",
+            "spec": "with --hosts: the bench spec whose health_slower is the threshold (default: setting "
+                    "bench.spec; a spec without one: setting fleet.health_slower)"})
 @entry
-def health(c, python=None, json=False, hosts=None):
+def health(c, python=None, json=False, hosts=None, spec=None):
     """Measure bf16 GEMM TFLOP/s and HBM copy GB/s in the target environment."""
     import json as jsonlib
 
@@ -215,7 +217,7 @@ def health(c, python=None, json=False, hosts=None):
         from rebuilt.tools.fleet import inventory
 
         s = _settings(None)
-        if fleet_health.main(s, inventory.select(s, hosts), [], as_json=json) == 3:
+        if fleet_health.main(s, inventory.select(s, hosts), [], as_json=json, spec=spec) == 3:
             raise CheckFailed("a GPU or host is slower than the fleet's median (the lines above say which)")
         return
 

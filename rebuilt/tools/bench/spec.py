@@ -84,6 +84,8 @@ class BenchSpec:
     description: str = ""
     path: str | None = None
     profile: str = ""  # serving: the serve profile (recipes/serve/<name>.toml) the run talks to
+    # bench.health --hosts: a GPU or host below the fleet's median by more than this fraction is flagged
+    health_slower: float | None = None
 
     def cases(self) -> list[Case]:
         """Every combination of the matrix, in upstream's itertools.product order."""
@@ -171,7 +173,7 @@ _FLAGS = shape.MapOf(shape.either(_SCALAR, shape.ListOf(_SCALAR)), what="a table
 SPEC = shape.Obj({
     "schema_version": shape.opt(shape.INT), "name": shape.opt(shape.STR), "kind": shape.opt(shape.STR),
     "description": shape.opt(shape.STR), "repeats": shape.opt(shape.INT), "process": shape.opt(shape.STR),
-    "timeout_s": shape.opt(shape.NUM), "profile": shape.opt(shape.STR),
+    "timeout_s": shape.opt(shape.NUM), "profile": shape.opt(shape.STR), "health_slower": shape.opt(shape.NUM),
     "matrix": shape.opt(shape.MapOf(shape.either(shape.NUM, shape.ListOf(shape.NUM)))),
     "server": shape.opt(_FLAGS), "client": shape.opt(_FLAGS), "env": shape.opt(shape.MapOf(shape.STR)),
     "wrappers": shape.opt(shape.Obj({
@@ -259,11 +261,16 @@ def _scalars(data: Mapping, doc: tomlfile.Toml, kind: str) -> dict[str, Any]:
     timeout = data.get("timeout_s", 3600)
     if timeout <= 0:
         raise ConfigError(f"{_at(doc, 'timeout_s')}: must be a positive number of seconds")
+    slower = data.get("health_slower")
+    if slower is not None and not 0 < slower < 1:
+        raise ConfigError(f"{_at(doc, 'health_slower')}: a fraction between 0 and 1 (0.1 = 10% below the fleet's "
+                          f"median), got {slower}")
     profile = data.get("profile", "")
     if profile and kind != "serving":
         raise ConfigError(f"{_at(doc, 'profile')}: names a serving profile (recipes/serve/<name>.toml) and only "
                           "serving specs take one")
-    return {"repeats": repeats, "process": process, "timeout_s": float(timeout), "profile": profile}
+    return {"repeats": repeats, "process": process, "timeout_s": float(timeout), "profile": profile,
+            "health_slower": None if slower is None else float(slower)}
 
 
 def parse(data: Mapping, path: str = "<spec>", text: str = "") -> BenchSpec:

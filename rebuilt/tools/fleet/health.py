@@ -4,8 +4,9 @@ On each host, every GPU that ``nvidia-smi`` lists is measured in turn (``CUDA_VI
 one at a time, so the GPUs of a host do not share its PCIe and power budget while measured) by
 ``rebuilt/tools/bench/gpu_health.py`` (bf16 GEMM TFLOP/s, HBM copy GB/s) with the host's target
 interpreter, whose torch must see CUDA. A GPU is flagged when a figure is below the fleet's median of
-that figure by more than ``fleet.health_slower`` (a fraction, default 0.1); a host when the median of
-its GPUs is.
+that figure by more than the threshold (a fraction): ``health_slower`` of the bench spec (``--spec``, else
+setting ``bench.spec``), else setting ``fleet.health_slower`` (default 0.1); a host when the median of its
+GPUs is.
 """
 
 from __future__ import annotations
@@ -84,23 +85,36 @@ def table(by_host: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def main(settings, hosts, argv: list[str], *, force: bool = False, as_json: bool = False, echo=print) -> int:
+def threshold(settings, spec: str | None) -> tuple[float, str]:
+    """(the fraction, where it came from): the bench spec's ``health_slower``, else the setting."""
+    from rebuilt.tools.bench import spec as spec_mod
+
+    found = spec_mod.load(spec_mod.find(spec or settings["bench.spec"]))
+    if found.health_slower is not None:
+        return found.health_slower, f"health_slower of bench spec {found.path}"
+    return float(settings["fleet.health_slower"]), f"setting fleet.health_slower ({settings.source('fleet.health_slower')})"
+
+
+def main(settings, hosts, argv: list[str], *, force: bool = False, as_json: bool = False, echo=print,
+         spec: str | None = None) -> int:
     """Run, print, return 3 when a GPU or host is flagged (1 raised when a host did not finish)."""
     from rebuilt.tools.fleet import command
 
+    slower, source = threshold(settings, spec)  # bad input before any host is asked
     archive = ship.archive(settings.workdir() / "fleet" / "ship")
     outcome = command.run("health", settings, hosts, step(settings, archive, argv), argv, force=force,
                           echo=(lambda text: None) if as_json else echo)
     by_host = outcome.values
-    medians, lines = flags(by_host, float(settings["fleet.health_slower"])) if by_host else ({}, [])
+    medians, lines = flags(by_host, slower) if by_host else ({}, [])
     if as_json:
-        echo(json.dumps({"medians": medians, "flagged": lines, "hosts": {
+        echo(json.dumps({"medians": medians, "threshold": slower, "threshold_from": source, "flagged": lines, "hosts": {
             r.host.name: {"status": r.status, "message": r.message, "gpus": r.value} for r in outcome.results}},
             indent=2))
     elif by_host:
         echo("")
         echo(table(by_host))
-        echo("fleet medians: " + ", ".join(f"{medians[m]:.1f} {unit}" for m, unit in METRICS))
+        echo("fleet medians: " + ", ".join(f"{medians[m]:.1f} {unit}" for m, unit in METRICS)
+             + f"; flagged: more than {100 * slower:g}% below ({source})")
         for line in lines:
             echo("! " + line)
     command.raise_unfinished(outcome)
