@@ -130,7 +130,7 @@ def read_json(path: Path | str, shape=None, *, missing: object = ..., what: str 
 
 
 def _shown(obj: object) -> object:
-    """``obj`` with every Secret (a str subclass json would write in clear) replaced by its redacted text."""
+    """``obj`` with every Secret (which json cannot write) replaced by its redacted text."""
     from rebuilt.core.secret import Secret
 
     if isinstance(obj, Secret):
