@@ -15,7 +15,7 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 echo "== 1. GPU health through rebuilt.cli.nox_sessions.gpu_health"
 $PY - <<PYEOF 2>&1 | tee "$OUT/gpu_health.txt"
 import json
-from rebuilt import nox_support as s
+from rebuilt.cli import nox_sessions as s
 r = s.gpu_health("$PY")
 json.dump(r, open("$OUT/gpu_health.json", "w"), indent=2)
 print(json.dumps({k: r[k] for k in r if k in ("device", "matmul", "copy", "harness")}, indent=1))

@@ -223,7 +223,7 @@ def test_a_serving_bench_spec_starts_the_profile_and_records_it(box, tmp_path):
                          "[matrix]\nmax_concurrency = [4]\nnum_prompts = [10]\nrandom_input_len = [64]\n"
                          "random_output_len = [8]\n[client]\nseed = 1\n")
     env = {**box.env, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fixtures" / "bench"), str(ROOT)])}
-    code = ("import sys, json; from rebuilt.tools.bench import run, spec; from rebuilt import settings;"
+    code = ("import sys, json; from rebuilt.tools.bench import run, spec; from rebuilt.core import settings;"
             "s = settings.resolve({'workdir': sys.argv[1], 'serve.port': sys.argv[2], 'serve.stop_grace': '2',"
             " 'serve.model_path': '/models/fake-llama'});"
             "o = run.execute(spec.load(sys.argv[3]), python=sys.executable, model_path='/models/fake-llama',"
