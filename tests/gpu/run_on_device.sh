@@ -19,7 +19,7 @@ from rebuilt.cli import nox_sessions as s
 r = s.gpu_health("$PY")
 json.dump(r, open("$OUT/gpu_health.json", "w"), indent=2)
 print(json.dumps({k: r[k] for k in r if k in ("device", "matmul", "copy", "harness")}, indent=1))
-print("slow parts:", s.slow_parts(r) or "none")
+print("below the health minimum:", s.health_problems(r) or "none")
 PYEOF
 
 echo "== 2. cuda-ext through the recipe machinery (sm_90a)"
