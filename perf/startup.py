@@ -12,7 +12,7 @@ other load far more than the difference measured; the wall-clock medians are pri
 
 `--importtime` prints the modules `inv --list` imports beyond the baseline's, with their own
 cost (``python -X importtime``), largest first.
-Usage: python perf/startup.py [--repeats 15] [--quick] [--importtime]
+Usage: python perf/startup.py [--repeats 15] [--quick] [--importtime] [--only dry-run]
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=15, help="runs of each side (medians are compared)")
     ap.add_argument("--quick", action="store_true", help="5 runs of each side")
     ap.add_argument("--importtime", action="store_true", help="also list the imports beyond the baseline's")
+    ap.add_argument("--only", default="", help="measure only the commands whose name contains this text "
+                                               "(`--only dry-run`, `--only list`)")
     args = ap.parse_args()
     repeats = 5 if args.quick else args.repeats
     missed = 0
@@ -100,6 +102,8 @@ def main() -> int:
         print(f"{'command':28} {'ours cpu s':>10} {'base cpu s':>10} {'ratio':>6} {'goal':>6}       "
               f"(wall: ours, baseline)")
         for name, ours, cwd, baseline, goal in cases(base, workdir):
+            if args.only not in name:
+                continue
             once(ours, cwd, env), once(baseline, base, env)  # warm the file cache
             a, b = [], []
             for _ in range(repeats):

@@ -56,7 +56,8 @@ def targets(settings: Settings, names: list[str]) -> list[recipes_mod.Recipe]:
 
 
 def probe(settings: Settings) -> machine_mod.Machine:
-    return machine_mod.probe(settings.python(), settings["cuda"], settings["cuda_home"], settings["host_compiler"])
+    return machine_mod.probe(settings.python(), settings["cuda"], settings["cuda_home"], settings["host_compiler"],
+                             cache=settings.workdir() / "state" / "probe.json")
 
 
 def make_plan(settings: Settings, names: list[str], machine=None, placeholders: bool = False,

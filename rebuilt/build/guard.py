@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 from dataclasses import dataclass
-from email.parser import Parser
 from pathlib import Path
-
-import tomllib
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-from packaging.version import Version
+from typing import TYPE_CHECKING
 
 from rebuilt.build import companions
 from rebuilt.core import runner
 from rebuilt.errors import ConfigError, InputError, ToolMissing
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+# packaging, zipfile, email and tomllib are imported by the functions that use them: this module is
+# imported by every build (the protect feature), most of which never parse a requirement here.
 
 _SNAPSHOT = r"""
 import hashlib, json, sys
@@ -46,6 +46,8 @@ class DistState:
 
 
 def canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
     return canonicalize_name(name)
 
 
@@ -84,6 +86,8 @@ def diff(before: dict[str, DistState], after: dict[str, DistState]) -> list[str]
 
 def split_requirements(requirements: list[str], protected: set[str]) -> tuple[list[str], list[str]]:
     """(kept, dropped): requirements naming a protected distribution are dropped, by normalised name."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     prot = {canonical(p) for p in protected}
     kept, dropped = [], []
     for text in requirements:
@@ -97,6 +101,8 @@ def split_requirements(requirements: list[str], protected: set[str]) -> tuple[li
 
 def base_requirements(reqs: list[str]) -> list[str]:
     """Requirements without extras-only markers (``; extra == 'x'``)."""
+    from packaging.requirements import Requirement
+
     out = []
     for text in reqs:
         req = Requirement(text)
@@ -120,6 +126,11 @@ def _from_files(root: Path, files: list[str]) -> list[str]:
 
 def project_requirements(path: Path) -> list[str]:
     """Base dependencies of a project folder (pyproject [project].dependencies) or of a wheel (Requires-Dist)."""
+    import zipfile
+    from email.parser import Parser
+
+    import tomllib
+
     path = Path(path)
     if path.suffix == ".whl":
         try:
@@ -166,6 +177,9 @@ def companion_pin(dist: str, torch: DistState | None) -> tuple[str | None, str]:
     build variant (a ``+cpu`` torch needs ``+cpu`` ones, which only the PyTorch CPU index has). triton is
     what torch's own Requires-Dist names, else the table of torch's default builds.
     """
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
     name = canonical(dist)
     if torch is None:
         return None, "torch is not installed, so no version is known to match"
@@ -197,6 +211,8 @@ def companion_pin(dist: str, torch: DistState | None) -> tuple[str | None, str]:
 
 def companion_matches(dist: str, version: str, torch: DistState | None) -> tuple[bool, str]:
     """Whether ``dist`` at ``version`` (just installed by a step) matches the installed torch, and why."""
+    from packaging.version import Version
+
     pin, why = companion_pin(dist, torch)
     if pin is None:
         return False, why

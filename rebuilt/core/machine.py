@@ -15,7 +15,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rebuilt.core import runner
+from rebuilt.core import probecache, runner
 
 _PY_PROBE = r"""
 import json, sys, sysconfig, os
@@ -48,6 +48,12 @@ if spec and spec.origin:
 info["torch"] = torch
 nv = util.find_spec("nvidia.nvshmem") if util.find_spec("nvidia") else None
 info["nvshmem"] = list(nv.submodule_search_locations)[0] if nv and nv.submodule_search_locations else None
+watch = [p or os.getcwd() for p in sys.path]
+for n in NAMES:
+    try: watch.append(str(metadata.distribution(n)._path))
+    except Exception: pass
+if torch.get("path"): watch.append(os.path.join(torch["path"], "version.py"))
+info["watch"] = watch
 print(json.dumps(info))
 """
 
@@ -86,14 +92,43 @@ class Machine:
     # CUDA 13 keeps libcu++/CUB/Thrust (cuda/std/...) in $CUDA_HOME/include/cccl, which nvcc adds by
     # itself and the host compiler does not; None where that folder does not exist (CUDA 12).
     cuda_cccl: str | None = None
+    probe_cache: str | None = None  # where the probe's answers are remembered (None: nowhere)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def tool_version(self, name: str) -> str | None:
+        """The version of a tool the probe did not ask about (``g++-12``, a venv's ``cmake``), remembered like
+        the probe's own answers."""
+        return self._remembering(tool_version, name)
+
+    def command_output(self, argv: list[str], inputs: tuple[str, ...] = ()) -> str | None:
+        """What a query command prints (``ldconfig -p``), None when absent or failing; remembered while the
+        program and the files it reads (``inputs``) are unchanged."""
+        return self._remembering(_answer, argv, inputs)
+
+    def _remembering(self, ask, *args):
+        global _memo
+        memo = self.__dict__.get("_memo")
+        if memo is None and self.probe_cache:
+            memo = self.__dict__["_memo"] = probecache.Memo(Path(self.probe_cache))
+        _memo = memo
+        try:
+            answer = ask(*args)
+            if memo:
+                memo.save()
+        finally:
+            _memo = None
+        return answer
+
 
 def probe_python(python: str) -> PythonInfo:
-    """Run one small script in the target interpreter."""
+    """Run one small script in the target interpreter (or reuse its remembered answer)."""
     script = _PY_PROBE.replace("NAMES", repr(WATCHED))
+    key = probecache.python_key(python, script) if _memo else ""
+    hit, out = _memo.get(f"python {python}", key) if _memo else (False, None)
+    if hit and out:
+        return _python_info(json.loads(out))
     try:
         proc = runner.capture([python, "-c", script], timeout=60)
     except Exception as exc:  # ToolMissing: the interpreter does not exist
@@ -101,17 +136,40 @@ def probe_python(python: str) -> PythonInfo:
     if proc.returncode != 0:
         return PythonInfo(executable=python, error=(proc.stderr or proc.stdout).strip()[-500:])
     try:
-        data = json.loads((proc.stdout.strip().splitlines() or [""])[-1])
-        return PythonInfo(**{k: v for k, v in data.items() if k in PythonInfo.__dataclass_fields__})
+        line = (proc.stdout.strip().splitlines() or [""])[-1]
+        data = json.loads(line)
+        info = _python_info(data)
     except (ValueError, TypeError, AttributeError):  # not a Python 3 that ran the probe
         return PythonInfo(executable=python, error=f"it answered {proc.stdout.strip()[-200:]!r}, not the probe's JSON")
+    if _memo and isinstance(data.get("watch"), list):
+        _memo.put(f"python {python}", key, line, [str(w) for w in data["watch"]])
+    return info
+
+
+def _python_info(data: dict) -> PythonInfo:
+    return PythonInfo(**{k: v for k, v in data.items() if k in PythonInfo.__dataclass_fields__})
+
+
+def _answer(argv: list[str], inputs: tuple[str, ...] = ()) -> str | None:
+    """What ``argv`` prints (stdout + stderr), or None when absent or failing: remembered while the program and
+    the files in ``inputs`` are unchanged."""
+    found = runner.which(argv[0])
+    key = " ".join([probecache.program_key(found), *(probecache.fingerprint(i) for i in inputs)])
+    name = " ".join(argv)
+    hit, out = _memo.get(name, key) if _memo else (False, None)
+    if hit:
+        return out
+    out = runner.version_of_all(argv) if found else None
+    if _memo and (out is not None or not found):  # a program that is there but failed is asked again next time
+        _memo.put(name, key, out)
+    return out
 
 
 def nvcc_version(nvcc: str | None) -> str | None:
     """``release 12.9`` from ``nvcc --version`` -> ``"12.9"``."""
     if not nvcc:
         return None
-    out = runner.version_of_all([nvcc, "--version"])
+    out = _answer([nvcc, "--version"])
     m = re.search(r"release (\d+\.\d+)", out or "")
     return m.group(1) if m else None
 
@@ -134,7 +192,8 @@ def find_cuda_home(cuda: str, configured: str = "") -> str | None:
 def tool_version(name: str) -> str | None:
     """``gcc`` -> ``"12.2.0"``: the first version-looking token the tool prints."""
     flag = "-V" if name in ("redis-server",) else "--version"
-    line = runner.version_of([name, flag])
+    text = (_answer([name, flag]) or "").strip()
+    line = text.splitlines()[0] if text else None
     if not line:
         return None
     m = re.search(r"(\d+\.\d+(?:\.\d+)?)", line.split(")")[-1] if name in ("gcc", "g++") else line)
@@ -258,20 +317,41 @@ def gpus() -> list[dict]:
 
 
 TOOLS = ("gcc", "g++", "cmake", "ninja", "make", "git", "uv", "ccache")
+_memo: probecache.Memo | None = None  # the remembered answers, during one ``probe``
 
 
-def probe(python: str, cuda: str = "12.9", cuda_home: str = "", host_compiler: str = "") -> Machine:
-    """Probe everything the planner and the checks need."""
-    tools = {t: tool_version(t) for t in TOOLS}
-    if host_compiler:
-        tools[host_compiler] = tool_version(host_compiler)
+def probe(python: str, cuda: str = "12.9", cuda_home: str = "", host_compiler: str = "",
+          cache: Path | None = None) -> Machine:
+    """Probe everything the planner and the checks need; ``cache``: the file of remembered answers.
+
+    The interpreter, the tools, nvcc and the GPUs are asked at the same time (each is a process
+    that mostly waits on its own start-up).
+    """
+    global _memo
+    from concurrent.futures import ThreadPoolExecutor
+
     home = find_cuda_home(cuda, cuda_home)
     nvcc = str(Path(home) / "bin" / "nvcc") if home and (Path(home) / "bin" / "nvcc").exists() else runner.which("nvcc")
+    names = list(dict.fromkeys((*TOOLS, host_compiler) if host_compiler else TOOLS))
+    memo = _memo = probecache.Memo(cache) if cache else None
+    try:
+        with ThreadPoolExecutor(max_workers=len(names) + 3) as pool:
+            py, nv, gp = pool.submit(probe_python, python), pool.submit(nvcc_version, nvcc), pool.submit(gpus)
+            versions = {t: pool.submit(tool_version, t) for t in names}
+            tools = {t: f.result() for t, f in versions.items()}
+            python_info, nvcc_v, gpu_list = py.result(), nv.result(), gp.result()
+        if _memo:
+            _memo.save()
+    finally:
+        _memo = None
     avail, total = meminfo()
     cccl = Path(home) / "include" / "cccl" if home else None
-    return Machine(python=probe_python(python), tools=tools, cuda_home=home, nvcc_version=nvcc_version(nvcc),
-                   cpus=cpus(), mem_available_gb=avail, mem_total_gb=total, gpus=gpus(),
-                   cuda_cccl=str(cccl) if cccl and cccl.is_dir() else None)
+    machine = Machine(python=python_info, tools=tools, cuda_home=home, nvcc_version=nvcc_v,
+                      cpus=cpus(), mem_available_gb=avail, mem_total_gb=total, gpus=gpu_list,
+                      cuda_cccl=str(cccl) if cccl and cccl.is_dir() else None,
+                      probe_cache=str(cache) if cache else None)
+    machine.__dict__["_memo"] = memo  # later questions (Machine.tool_version) reuse the answers read
+    return machine
 
 
 def disk_free_gb(path: Path) -> float:

@@ -63,7 +63,7 @@ class Context:
         if name in self.machine.tools:
             return self.machine.tools[name]
         if name not in self._versions:
-            self._versions[name] = machine_mod.tool_version(name)
+            self._versions[name] = self.machine.tool_version(name)
         return self._versions[name]
 
     def env_tool(self, name: str) -> tuple[str | None, str]:

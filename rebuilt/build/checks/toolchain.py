@@ -307,9 +307,9 @@ def libnuma(ctx: Context) -> list[Check]:
     if header:
         return [Check("libnuma", "ok", header)]
     lib = ""
-    if runner.which("ldconfig") or Path("/sbin/ldconfig").exists():
-        proc = runner.capture([runner.which("ldconfig") or "/sbin/ldconfig", "-p"], timeout=10)
-        lib = next((ln.split("=>")[-1].strip() for ln in proc.stdout.splitlines() if "libnuma.so" in ln), "")
+    if runner.which("ldconfig") or Path("/sbin/ldconfig").exists():  # it prints /etc/ld.so.cache: remembered
+        out = ctx.machine.command_output([runner.which("ldconfig") or "/sbin/ldconfig", "-p"], ("/etc/ld.so.cache",))
+        lib = next((ln.split("=>")[-1].strip() for ln in (out or "").splitlines() if "libnuma.so" in ln), "")
     found = f"{lib} but no numa.h" if lib else "neither numa.h nor libnuma.so"
     return [Check("libnuma", "fail", f"{found}{ctx.needed_by('libnuma')}",
                   "apt-get install libnuma-dev (sgl-kernel's mscclpp includes numa.h)")]
