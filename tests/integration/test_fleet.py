@@ -88,9 +88,11 @@ def test_unknown_group_is_bad_input_with_did_you_mean(fleet_hosts, tmp_path):
 def test_config_shows_the_inventory(fleet_hosts, tmp_path):
     r = inv(fleet_hosts, "config", "--key", "fleet")
     assert r.returncode == 0, r.stderr
-    line = next(line for line in r.stdout.splitlines() if line.startswith("fleet.hosts "))
-    assert '"alpha"' in line and "env INVOKE_REBUILT_FLEET_HOSTS" in line
-    assert any(line.startswith("fleet.groups ") and "h200" in line for line in r.stdout.splitlines())
+    lines = r.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("fleet.hosts "))
+    assert "host(s)" in lines[at] and "env INVOKE_REBUILT_FLEET_HOSTS" in lines[at]
+    assert any(line.split()[:2] == ["alpha", "alpha"] for line in lines[at + 1:])  # one line per host
+    assert any(line.split()[0] == "@h200" for line in lines if line.startswith("  "))  # one line per group
 
 
 def test_the_shipped_rebuilt_is_reused_and_needs_nothing_installed(fleet_hosts, tmp_path, monkeypatch):

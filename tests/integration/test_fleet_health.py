@@ -86,7 +86,7 @@ def test_the_threshold_comes_from_the_bench_spec(fleet_hosts, tmp_path):
     assert f"flagged: more than 40% below (health_slower of bench spec {lenient})" in r.stdout
     assert "!" not in r.stdout
     r = run(fleet_hosts, hosts, "--hosts", "alpha,gamma")  # the default spec declares none: the setting
-    assert r.returncode == 3 and "more than 10% below (setting fleet.health_slower (defaults" in r.stdout, r.stdout
+    assert r.returncode == 3 and "more than 10% below (setting fleet.health_slower, from defaults" in r.stdout, r.stdout
     wrong = tmp_path / "wrong.toml"
     wrong.write_text('kind = "one_batch"\nhealth_slower = 10\n')
     r = run(fleet_hosts, hosts, "--hosts", "alpha,gamma", "--spec", str(wrong))

@@ -126,6 +126,8 @@ def main(settings, hosts, names: list[str], *, build_first: bool = True, fail_fa
                          names, force=True, echo=echo)
         command.raise_unfinished(on)
         folder = Path(next(iter(on.values[build_on.name].values()))).parent
+        echo(f"built on {build_on.name}: manifests, logs and wheels in {folder.parent}; installing on "
+             + ", ".join(h.name for h in hosts))
     elif build_first:
         builder.build(settings, names, builder.Options())
     built, missing = wheels(settings, names, folder)

@@ -92,7 +92,7 @@ def threshold(settings, spec: str | None) -> tuple[float, str]:
     found = spec_mod.load(spec_mod.find(spec or settings["bench.spec"]))
     if found.health_slower is not None:
         return found.health_slower, f"health_slower of bench spec {found.path}"
-    return float(settings["fleet.health_slower"]), f"setting fleet.health_slower ({settings.source('fleet.health_slower')})"
+    return float(settings["fleet.health_slower"]), f"setting fleet.health_slower, from {settings.source('fleet.health_slower')}"
 
 
 def main(settings, hosts, argv: list[str], *, force: bool = False, as_json: bool = False, echo=print,

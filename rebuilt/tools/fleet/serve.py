@@ -126,9 +126,10 @@ def up(settings, profile: str, placed: dict, *, echo=print) -> None:
             raise StepFailed(f"profile {profile} did not come up on every host (see above); nothing is left "
                              "running", hint="fix what the failing role's lines say, then start it again")
         if here:
-            local = with_addresses(settings, {r["role"]: r["address"] for r in done})
+            addresses = {r["role"]: r["address"] for r in done}
+            local = with_addresses(settings, addresses)
             for role in here:
-                echo(f"--- {role} here")
+                echo(f"--- {role} here (serve.addresses: " + ", ".join(f"{r} {a}" for r, a in addresses.items()) + ")")
                 lifecycle.up(local, profile, role=role, echo=echo)
     except BaseException:
         echo("stopping the roles that came up, on every host")
