@@ -62,7 +62,11 @@ def python_key(python: str, script: str) -> str:
         link = "-"
     env = "|".join(f"{k}={os.environ.get(k, '')}" for k in PYTHON_ENV)
     digest = hashlib.sha256(script.encode()).hexdigest()[:16]
-    return f"{python}|{link}|{fingerprint(python)}|{os.getcwd()}|{env}|{digest}"
+    try:
+        cwd = os.getcwd()  # ``python -c`` puts it first on sys.path
+    except OSError:
+        cwd = "-"
+    return f"{python}|{link}|{fingerprint(python)}|{cwd}|{env}|{digest}"
 
 
 class Memo:

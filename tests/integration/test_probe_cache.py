@@ -166,3 +166,22 @@ def test_later_questions_are_remembered_too(world):
     db.write_text("libc.so.6 => /lib/libc.so.6\n")  # the file it reads changed
     assert "libnuma" not in later.command_output([str(bin_dir / "ldconfig"), "-p"], (str(db),))
     assert runs(count) == 3
+
+
+def test_a_dry_run_from_remembered_answers_says_the_same(tmp_path):
+    import re
+    import subprocess
+
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "REBUILT_"))}
+    argv = [sys.executable, "-m", "invoke", "build.stack", "--dry-run", "--python", sys.executable, "--workdir", str(wd)]
+    root = Path(__file__).resolve().parents[2]
+
+    def dry_run() -> str:
+        done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        return re.sub(r"\d+(\.\d+)? GiB|= \d+\)", "N", f"exit {done.returncode}\n{done.stdout}{done.stderr}")
+
+    asked = dry_run()
+    assert (wd / "state" / "probe.json").is_file()
+    assert dry_run() == asked
