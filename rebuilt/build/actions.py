@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
 from rebuilt.build import reqcompat, reqlines, sources
 from rebuilt.build.reqlines import Line
 from rebuilt.core.fs import atomic_path, mark_cachedir, sha256_file
@@ -88,6 +85,9 @@ def pip_protected(step, ax: ActionEnv) -> dict:
     matches the installed torch, otherwise it is refused and the distributions that wanted it are named.
     Then exactly the resolved distributions are installed (--no-deps), so nothing else can slip in.
     """
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     from rebuilt.build import guard
 
     target = [_expand(step, a) for a in step.args["target"]]
@@ -195,6 +195,8 @@ def drop_requirements(step, ax: ActionEnv) -> dict:
     """Like upstream's use_existing_torch.py, by requirement instead of substring: drop the lines naming a
     protected distribution, then every line of the ``resolve`` files that pip's resolver says cannot be
     installed next to the protected versions installed in the target (each named with pip's reason)."""
+    from packaging.utils import canonicalize_name
+
     from rebuilt.build import guard
 
     root = Path(step.cwd).resolve()

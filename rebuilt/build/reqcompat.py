@@ -24,9 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from rebuilt.build.reqlines import INLINE, Line, included, parse_line, read_lines  # noqa: F401 - the lines' API
 from rebuilt.errors import StepFailed
 
@@ -65,11 +62,15 @@ def _errors(output: str) -> list[str]:
 
 
 def _mentions(text: str, name: str) -> bool:
+    from packaging.utils import canonicalize_name
+
     return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", canonicalize_name(text.replace("_", "-"))) is not None
 
 
 def explain(output: str, pins: dict[str, str]) -> tuple[bool, str]:
     """(conflicts with a protected pin, reason) from pip's output of a failed resolution."""
+    from packaging.utils import canonicalize_name
+
     said = _causes(output) or _errors(output)
     evidence = [c for c in said if not c.startswith("The user requested (constraint)")]
     named = sorted({n for n in pins for c in evidence if _mentions(c, canonicalize_name(n))})
@@ -83,6 +84,8 @@ def explain(output: str, pins: dict[str, str]) -> tuple[bool, str]:
 
 def _trigger_names(output: str) -> set[str]:
     """Names pip puts in 'Cannot install A and B because ...' and in '<name> <version> depends on ...'."""
+    from packaging.utils import canonicalize_name
+
     names: set[str] = set()
     m = re.search(r"Cannot install (.+?) because", output)
     if m:
@@ -176,6 +179,9 @@ class Refusal:
 
 def _requires(item: dict) -> list[str]:
     """Names an item of pip's report requires here (markers evaluated with the extras it was asked for)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     extras = [""] + list(item.get("requested_extras") or [])
     out = []
     for text in item["metadata"].get("requires_dist") or []:
@@ -204,6 +210,9 @@ def plan_install(pip: Pip, requirements: list[str], pins: dict[str, str], absent
     its specifier allows that version and the index has it, otherwise refused, naming the project.
     Returns (report items to install, refusals, pip's output of a failed resolution).
     """
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     named = named or {}
     workdir.mkdir(parents=True, exist_ok=True)
     refused: dict[str, str] = {}
