@@ -46,6 +46,7 @@ def capture(
     stop its whole group, and so does rebuilt's death (the warden).
     """
     argv = _argv(argv)
+    warden_ready()
     try:
         proc = subprocess.Popen(
             argv, cwd=cwd, env=None if env is None else reveal_env(env), text=True,
@@ -232,8 +233,9 @@ _warden: subprocess.Popen | None = None
 _warden_lock = threading.Lock()
 
 
-def _to_warden(line: str) -> None:
-    """Send one registration to the warden (started on first use); a warden that cannot start is not fatal."""
+def warden_ready() -> None:
+    """Start the warden if it is not running: called before a command starts, so that registering the
+    command right after its start is a write to a pipe, not the start of another process."""
     global _warden
     from rebuilt.core import warden
 
@@ -245,7 +247,14 @@ def _to_warden(line: str) -> None:
                                            start_new_session=True, cwd="/")
             except OSError:
                 _warden = None
-                return
+
+
+def _to_warden(line: str) -> None:
+    """Send one registration to the warden; a warden that could not start is not fatal."""
+    warden_ready()
+    with _warden_lock:
+        if _warden is None:
+            return
         try:
             _warden.stdin.write(line.encode())
             _warden.stdin.flush()
@@ -441,6 +450,7 @@ def stream(
     stops the whole group and raises Interrupted.
     """
     console = console or Console()
+    warden_ready()
     try:
         proc = subprocess.Popen(
             _argv(argv) if not shell else ["/bin/bash", "-c", str(argv)], cwd=cwd, env=dict(env),

@@ -9,9 +9,11 @@ what still runs), the manifest says what happened, no journal is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -55,6 +57,14 @@ def held_group(marks, step, run) -> int:
     pgid = pgid_of(int((marks / f"{step}.pid").read_text()))
     assert pgid and pgid != os.getpgid(run.proc.pid)  # the step has a group of its own
     return pgid
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def sigint_pending(pid: int) -> bool:
@@ -212,12 +222,18 @@ def test_ctrl_c_while_the_steps_pip_replaces_torch(torch_env, tmp_path, probe):
     from tests.faults.conftest import stash_left
 
     run, wd, marks = start(torch_env, tmp_path, wheel=torch_env["fake"], hold="swap")
-    fake = str(torch_env["fake"])
-    wait_for(lambda: (stash_left(torch_env["site"]) and pips_running(fake)) or (marks / "swap.held").exists()
-             or run.proc.poll() is not None, what="the step's pip to move torch aside")
+    fake, site = str(torch_env["fake"]), torch_env["site"]
+    wait_for(lambda: pips_running(fake) or (marks / "swap.held").exists() or run.proc.poll() is not None,
+             what="the step's pip to start")
     pips = pips_running(fake)
     for pid in pips:
-        os.kill(pid, signal.SIGSTOP)  # halfway, and held there until the Ctrl-C has reached it
+        os.kill(pid, signal.SIGSTOP)
+    # pip runs in 10 ms steps until torch is moved aside: then it is halfway, and held there until the
+    # Ctrl-C has reached it (a poll alone can miss that moment on a busy machine)
+    while pips and running(pips[0]) and not stash_left(site):
+        os.kill(pips[0], signal.SIGCONT)
+        time.sleep(0.01)
+        os.kill(pips[0], signal.SIGSTOP)
     try:
         probe.expect("wrong", pips and stash_left(torch_env["site"]) and run.proc.poll() is None,
                      "the step's pip was not caught halfway (torch moved aside): nothing was tested")
@@ -227,7 +243,8 @@ def test_ctrl_c_while_the_steps_pip_replaces_torch(torch_env, tmp_path, probe):
                  what="the group's SIGINT to reach the stopped pip")
     finally:
         for pid in pips:
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
     rc = run.wait()
     check_ended(probe, torch_env, run, rc, wd, code=130, status="interrupted", pgids=[pgid])
     probe.expect("wrong", "before it was interrupted" in run.stdout and "restored from" in run.stdout,

@@ -54,7 +54,7 @@ def test_bench_preflight_server_check_ends_by_its_deadline(bare_probe):
     with DripServer() as drip:
         out = within_guard(lambda: preflight.check_server(drip.url, timeout=2))
     check = out.get("value")
-    bare_probe.expect("wrong", check is not None and check.status == "fail" and "within 2 s" in check.message,
+    bare_probe.expect("wrong", check is not None and check.status == "fail" and "within 2 s" in check.line(),
                       f"{out}")
 
 
