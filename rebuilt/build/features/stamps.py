@@ -36,28 +36,44 @@ def _is_output(path: str) -> bool:
 
 
 def tree_state(src: str) -> dict:
-    """HEAD, and a fingerprint of everything that differs from it, from one `git status` (+ diff when dirty)."""
-    rc, head = sources.git(src, "rev-parse", "HEAD", timeout=600)
+    """HEAD, and a fingerprint of everything that differs from it, from ONE `git status`.
+
+    ``--branch`` gives HEAD's commit in the same call (``# branch.oid``), and the content of each
+    changed file is hashed straight from the working tree (what ``git diff HEAD --binary`` of those
+    paths would say, without a second git process): a second edit of a modified file changes it.
+    Only a changed submodule asks git for its new commit (``diff --submodule=short``).
+    """
+    rc, status = sources.git(src, "status", "--porcelain=v2", "-z", "--branch", "--ignore-submodules=none",
+                             timeout=600, strip=False)
     if rc != 0:
         return {"head": None}
-    rc, status = sources.git(src, "status", "--porcelain=v2", "-z", "--ignore-submodules=none", timeout=600, strip=False)
-    entries = [e for e in status.split("\0") if e] if rc == 0 else []
-    tracked, paths, untracked = [], [], []
-    for e in entries:
+    head, tracked, untracked, submodules = None, [], [], []
+    items = iter(e for e in status.split("\0") if e)
+    for e in items:
         kind = e[0]
+        if kind == "#":
+            if e.startswith("# branch.oid "):
+                head = e.split(" ", 2)[2]
+            continue
         path = e.split(" ", _FIELDS[kind])[-1] if kind in _FIELDS else e[2:]  # a path may hold spaces
+        if kind == "2":
+            next(items, None)  # -z puts a rename's original path in the next item
         if kind == "?":
             if not _is_output(path):
                 untracked.append(path)
         elif kind in "12u" and not _is_output(path):
-            tracked.append(e)
-            paths.append(path)
+            tracked.append((e, path))
+            if kind in "12" and e.split(" ", 3)[2].startswith("S"):
+                submodules.append(path)
+    if head is None or head == "(initial)":
+        return {"head": None}
     h = hashlib.sha256()
-    for e in tracked:
-        h.update(e.encode())
-    if tracked:  # the content of the changes, read only for the paths status named
-        limit = ["--", *paths] if len(paths) <= 2000 else []
-        _, diff = sources.git(src, "diff", "HEAD", "--no-ext-diff", "--binary", "--submodule=short", *limit,
+    for entry, path in tracked:
+        h.update(entry.encode() + b"\0")
+        if path not in submodules:
+            h.update(_content(Path(src, path)))
+    if submodules:
+        _, diff = sources.git(src, "diff", "HEAD", "--no-ext-diff", "--submodule=short", "--", *submodules,
                               timeout=600, strip=False)
         h.update(diff.encode())
     for rel in untracked:
@@ -65,8 +81,17 @@ def tree_state(src: str) -> dict:
         for f in ([p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else []):
             st = f.stat()
             h.update(f"{f.relative_to(src)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return {"head": head.strip(), "changes": h.hexdigest() if (tracked or untracked) else None,
+    return {"head": head, "changes": h.hexdigest() if (tracked or untracked) else None,
             "changed_paths": len(tracked) + len(untracked)}
+
+
+def _content(path: Path) -> bytes:
+    """What a changed path holds now: a link's target, a file's sha256, or that it is gone."""
+    if path.is_symlink():
+        return b"link\0" + os.fsencode(os.readlink(path)) + b"\0"
+    if path.is_file():
+        return b"file\0" + sha256_file(path).encode() + b"\0"
+    return b"gone\0"
 
 
 def _as_stored(obj):
