@@ -17,8 +17,8 @@ def _backups(settings):
 
 
 @task(help={"dist": "distribution to back up (default torch)", "output": "folder for the wheel (default "
-            "<workdir>/backups or the backup_dir setting)", "fast": "compress less for speed (ISA-L level 0; zlib level 1 without the isal wheel)",
-            "python": H_PY})
+            "<workdir>/backups or the backup_dir setting)",
+            "fast": "compress less for speed (ISA-L level 0; zlib level 1 without the isal wheel)", "python": H_PY})
 @entry
 def backup(c, dist="torch", output=None, fast=False, python=None):
     """Write a real wheel of the installed torch (or --dist) that pip can reinstall."""
