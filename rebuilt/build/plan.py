@@ -18,6 +18,7 @@ from typing import Any
 
 from rebuilt.build import features as features_mod
 from rebuilt.build import jobs as jobs_mod
+from rebuilt.build.template import fill_argv, fill_env
 from rebuilt.core import conditions
 from rebuilt.core.fs import sha256_file
 from rebuilt.core.machine import Machine
@@ -165,38 +166,6 @@ def _context(settings: Settings, recipe: Recipe, machine: Machine, workdir: Path
     return ctx
 
 
-def _env(table: dict, ctx: dict, where: str) -> dict[str, str | None]:
-    """``NAME = "..."`` or ``{value, when}`` (set when true; with ``otherwise = "unset"``, unset when false,
-    so a value exported by the caller cannot reach the step either)."""
-    out: dict[str, str | None] = {}
-    for name, value in table.items():
-        if isinstance(value, dict):
-            otherwise = value.get("otherwise", "keep")
-            if otherwise not in ("keep", "unset"):
-                raise ConfigError(f"{where} env {name}: otherwise = {otherwise!r}; use \"unset\" or leave it out")
-            if "when" in value and not conditions.evaluate(value["when"], ctx, f"{where} env {name}"):
-                if otherwise == "unset":
-                    out[name] = None
-                continue
-            value = value.get("value", "")
-        out[name] = fill(str(value), ctx, where=f"{where} env {name}: ").strip()
-    return out
-
-
-def _argv(spec: StepSpec, ctx: dict, where: str) -> tuple[str, ...]:
-    """Fill an argv: a lone ``{list}`` placeholder splices, ``{args, when}`` items are conditional."""
-    out: list[str] = []
-    for item in spec.run:
-        if isinstance(item, dict):
-            if conditions.evaluate(item.get("when", "true"), ctx, where):
-                out += [fill(a, ctx, where=where) for a in item["args"]]
-        elif item.startswith("{") and item.endswith("}") and isinstance(ctx.get(item[1:-1]), (list, tuple)):
-            out += [str(v) for v in ctx[item[1:-1]]]
-        else:
-            out.append(fill(item, ctx, where=where))
-    return tuple(out)
-
-
 def _needs(items, ctx: dict, where: str) -> tuple[str, ...]:
     """A step's needs with their conditions evaluated (recipe-level first), each once."""
     out: list[str] = []
@@ -212,7 +181,7 @@ def _needs(items, ctx: dict, where: str) -> tuple[str, ...]:
 
 def _step(recipe: Recipe, spec: StepSpec, ctx: dict, build_dir: str) -> Step:
     where = f"{recipe.path} step {spec.name}: "
-    env = _env({**recipe.env, **spec.env}, ctx, str(recipe.path))
+    env = fill_env({**recipe.env, **spec.env}, ctx, str(recipe.path))
     for name in recipe.unset + spec.unset:
         env[name] = None
     if spec.path_prepend:
@@ -223,7 +192,7 @@ def _step(recipe: Recipe, spec: StepSpec, ctx: dict, build_dir: str) -> Step:
     replaces = spec.replaces if spec.replaces is not None else (recipe.replaces if spec.installs else ())
     return Step(
         recipe=recipe.name, name=spec.name, cwd=cwd,
-        argv=_argv(spec, ctx, where) if spec.run else None,
+        argv=fill_argv(spec.run, ctx, where) if spec.run else None,
         shell=fill(spec.shell, ctx, where=where) if spec.shell else None,
         action=spec.action, args=args, env=env, network=spec.network, installs=spec.installs,
         gpu=spec.gpu, replaces=tuple(replaces), note=fill(spec.note, ctx, where=where) if spec.note else None,

@@ -1,8 +1,8 @@
 """A profile resolved against the settings: every role's argv, env, port, URL and GPUs.
 
-Placeholders are filled by the recipes' own template code (``rebuilt.core.text.render``,
-``rebuilt.build.plan._argv`` for flag lists with ``{args, when}`` items and list splicing,
-``rebuilt.build.plan._env`` for env tables). Secret values met on the way are collected in a
+Placeholders are filled by the recipes' own template code (``rebuilt.core.text.render``, and
+``rebuilt.build.template``: ``fill_argv`` for flag lists with ``{args, when}`` items and list splicing,
+``fill_env`` for env tables). Secret values met on the way are collected in a
 ``Redactor`` for everything shown or written later. Nothing here starts a process.
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from rebuilt.core import secret as secrets
 from rebuilt.core.text import render
 from rebuilt.errors import ConfigError
-from rebuilt.tools.serve.profile import BUILTINS, Profile, RoleSpec, _where
+from rebuilt.tools.serve.profile import BUILTINS, Profile, RoleSpec
+from rebuilt.tools.serve.profile import where as _where
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _port(profile: Profile, spec: RoleSpec, ctx: dict, value: Any = None, key: s
 
 def resolve(profile: Profile, settings, *, python: str, workdir: str, only: str | None = None) -> Resolved:
     """Fill every role's argv, env, port and GPUs from the settings; secrets collected for redaction."""
-    from rebuilt.build import plan
+    from rebuilt.build import template
 
     host = settings["serve.host_ip"] or host_ip()
     base = context(settings, python=python, host=host, workdir=workdir, profile=profile)
@@ -112,9 +112,9 @@ def resolve(profile: Profile, settings, *, python: str, workdir: str, only: str 
         ctx = {**base, "role": name, "port": ports[name], "gpus": gpus}
         where = f"{_where(profile, name, 'flags')}: "
         head = [python, "-m", render(spec.module, ctx, where=where)] if spec.module else \
-            list(plan._argv(SimpleNamespace(run=spec.command), ctx, f"{_where(profile, name, 'command')}: "))
-        argv = tuple(head) + plan._argv(SimpleNamespace(run=spec.flags), ctx, where)
-        env = plan._env(spec.env, ctx, f"{profile.path} [roles.{name}]")
+            list(template.fill_argv(spec.command, ctx, f"{_where(profile, name, 'command')}: "))
+        argv = tuple(head) + template.fill_argv(spec.flags, ctx, where)
+        env = template.fill_env(spec.env, ctx, f"{profile.path} [roles.{name}]")
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus
         for var, value in env.items():
