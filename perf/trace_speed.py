@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--verify", action="store_true", help="check both paths wrote the same JSON (slow, RAM)")
     ap.add_argument("--skip-merge-fix", action="store_true", help="leave out the merge --fix case")
+    ap.add_argument("--fix-only", action="store_true", help="only perfetto-fix (no rank files, no merge)")
     args = ap.parse_args(argv)
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="trace_speed.", dir="/tmp"))
@@ -140,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     ext = ".json.gz" if args.gz else ".json"
     try:
         t0 = time.perf_counter()
-        single, folder = generate(workdir, int(args.size_mb * 1e6), args.ranks, args.gz)
+        single, folder = generate(workdir, int(args.size_mb * 1e6), 0 if args.fix_only else args.ranks, args.gz)
         size_single, size_ranks = uncompressed_size(single), uncompressed_size(folder)
         print(f"generated {size_single / 1e6:,.0f} MB trace and {args.ranks} rank files of "
               f"{size_ranks / 1e6:,.0f} MB in total ({ext}) in {time.perf_counter() - t0:.0f} s under {workdir}")
         cases = [("perfetto-fix", size_single,
                   (FAST_FIX, str(single), str(workdir / f"fast.fix{ext}")),
                   (REF_FIX, str(single), str(workdir / f"ref.fix{ext}")))]
-        for fix in ([False] if args.skip_merge_fix else [False, True]):
+        for fix in ([] if args.fix_only else [False] if args.skip_merge_fix else [False, True]):
             tag = "fix" if fix else "plain"
             name = "merge --fix" if fix else "merge"
             cases.append((name, size_ranks,
