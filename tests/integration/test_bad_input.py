@@ -77,6 +77,8 @@ BAD: dict[str, list[str]] = {
     "wheel": ["{missing}", "{garbage}"],
     "hosts": ["@no-such-group", "user@host:99999", "not a host!"],
     "add": ["{missing}", "/etc/passwd"],
+    "build_on": ["@no-such-group", "user@host:99999"],
+    "bundle": ["{missing}", "{garbage}"],
 }
 # flags whose every value is meaningful (free text), or that take no value (booleans are skipped)
 FREE_TEXT = {"prompt", "expect", "cmd"}
@@ -108,6 +110,8 @@ EXPECTED = {("doctor", "python"): 3}  # the doctor reports an interpreter that d
 KNOWN_OPEN: dict[str, str] = {
     # the recipe names reach the hosts unchecked: an unknown one is reported as the host's failure, exit 1
     "fleet.doctor --recipe=no-such-recipe": "wrong",
+    # --spec is read only with --hosts: without it an unknown spec is ignored, the GPU check's failure shown
+    "bench.health --spec=no-such-spec": "wrong",
 }
 
 DRIVER = r'''
