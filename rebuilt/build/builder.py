@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rebuilt.build import features as features_mod
-from rebuilt.build import logscan, manifest
 from rebuilt.build import plan as plan_mod
-from rebuilt.build.actions import ACTIONS, ActionEnv
 from rebuilt.core import interpreter, runner
 from rebuilt.core import machine as machine_mod
 from rebuilt.core import recipes as recipes_mod
@@ -26,6 +24,9 @@ from rebuilt.core.secret import redact
 from rebuilt.core.settings import Settings
 from rebuilt.core.text import fmt_seconds
 from rebuilt.errors import Interrupted, RebuiltError, StepFailed
+
+# manifest, logscan and the step actions (with packaging, via reqcompat) are imported where a real build
+# uses them: a dry run, the doctor and a no-op build never do.
 
 
 @dataclass
@@ -178,6 +179,8 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
         from rebuilt.build import sources
 
         source = sources.status(rp.source_dir)
+    from rebuilt.build import manifest
+
     with runner.deferred_signals():  # the manifest is written whatever arrives meanwhile
         data = manifest.build_manifest(run_id=run_id, recipe_plan=rp, plan=plan, machine=machine,
                                        settings=settings, status=status, results=results, source=source,
@@ -245,6 +248,8 @@ def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
         try:
             Path(step.cwd).mkdir(parents=True, exist_ok=True) if step.action == "fetch" else None
             if step.action:
+                from rebuilt.build.actions import ACTIONS, ActionEnv
+
                 ax = ActionEnv(run=run, log=log, say=console.say, started=started)
                 details = ACTIONS[step.action](step, ax) or {}
             else:
@@ -270,6 +275,8 @@ def _run_step(step, i, total, logdir, console, hooks, previous_env, started):
 def _failure(step, headline: str, log_path: Path, errors: list | None = None) -> str:
     """The headline, the log's first error lines (compiler, linker, CMake, ninja, pip, ...) when its tail
     lacks them, the tail, and the log's path; ``errors`` receives those lines (rebuilt.build.logscan)."""
+    from rebuilt.build import logscan
+
     text, found = logscan.excerpt(log_path, runner.TAIL_LINES)
     if errors is not None:
         errors[:] = found
@@ -278,6 +285,8 @@ def _failure(step, headline: str, log_path: Path, errors: list | None = None) ->
 
 def _failed_result(step, log_path: Path, t0: float, rc, details: dict, errors=None) -> runner.StepResult:
     """A failed step as the manifest records it: how long it ran, its exit status, its log, its first errors."""
+    from rebuilt.build import logscan
+
     errors = logscan.first_errors(log_path) if errors is None else errors
     return runner.StepResult(step.name, "failed", round(time.monotonic() - t0, 3), rc, str(log_path),
                              {**details, "errors": [{"line": e.number, "kind": e.kind, "text": redact(e.text)}
