@@ -113,7 +113,7 @@ def test_h200_bench_dry_run_prints_every_command_of_the_chain(tmp_path):
     venv_python = next((tmp_path / ".nox").glob("h200_build/bin/python"))
     assert out.index("Running session h200_preflight") < out.index("Running session h200_build")
     assert "sgl-kernel:rebuild" in out and "make rebuild" in out and "(dry run: nothing was executed)" in out
-    assert f"{venv_python} {ROOT / 'rebuilt' / 'bench' / 'gpu_health.py'} --json" in out
+    assert f"{venv_python} {ROOT / 'rebuilt' / 'tools' / 'bench' / 'gpu_health.py'} --json" in out
     assert out.count(f"{venv_python} -m sglang.bench_one_batch --model-path /models/Llama-3.1-8B-Instruct") == 2
     assert "--batch-size 8 --input-len 128 --output-len 4 --mem-fraction-static 0.6 --disable-cuda-graph" in out
     assert not (tmp_path / "wd" / "src").exists()  # nothing fetched, nothing built
@@ -124,7 +124,7 @@ def test_h200_bench_existing_env_dry_run(tmp_path):
             "--workdir", str(tmp_path / "wd"), env={"REBUILT_PYTHON": sys.executable})
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    assert f"{sys.executable} {ROOT / 'rebuilt' / 'bench' / 'gpu_health.py'} --json" in out
+    assert f"{sys.executable} {ROOT / 'rebuilt' / 'tools' / 'bench' / 'gpu_health.py'} --json" in out
     assert "--batch-size 64" in out and "--mem-fraction-static 0.6" in out and "--disable-cuda-graph" in out
     assert "Running session build" not in out
 
