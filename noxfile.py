@@ -88,6 +88,7 @@ PERF_QUICK = [
     ("perf/ccache_warm.py",),
     ("perf/logscan_speed.py", "--mb", "20", "--repeats", "1"),
     ("perf/fleet.py", "--repeat", "1"),
+    ("perf/fail_fast.py", "--quick"),
 ]
 
 
