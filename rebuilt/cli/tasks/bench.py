@@ -212,6 +212,10 @@ def health(c, python=None, json=False, hosts=None, spec=None):
     from rebuilt.errors import CheckFailed, RebuiltError, StepFailed
     from rebuilt.tools.bench import gpu_health
 
+    if spec:  # an unknown spec is bad input, named before anything runs
+        from rebuilt.tools.bench import spec as bspec
+
+        bspec.find(spec)
     if hosts:
         from rebuilt.tools.fleet import health as fleet_health
         from rebuilt.tools.fleet import inventory

@@ -34,6 +34,11 @@ def doctor(c, hosts=None, stack=None, recipe=None, offline=False, json=False, fo
     from rebuilt.tools.fleet import doctor as fleet_doctor
 
     settings = resolve(stack=stack, workdir=workdir, set_=set_)
+    if recipe:  # an unknown name is bad input here, before any host is contacted
+        from rebuilt.core import recipes
+
+        for name in recipe.split(","):
+            recipes.get(name.strip())
     argv = [*(["--stack", stack] if stack else []), *(["--recipe", recipe] if recipe else []),
             *(["--offline"] if offline else [])]
     if fleet_doctor.main(settings, _hosts(settings, hosts), argv, force=force, as_json=json) == 3:
