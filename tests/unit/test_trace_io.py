@@ -51,7 +51,7 @@ def test_events_and_batches_match_json_on_nasty_strings(tmp_path: Path, seed: in
     if seed != 5:
         assert tf.member("before") == {"x": "},{"} and tf.member("after") == [1, {"y": "]"}]
     for size in (1, 64, 700, 1 << 20):  # tiny batches put cuts inside strings and nested arrays
-        batches = list(io._batch_scan(data, tf.array_open, tf.path, size=size))
+        batches = list(io.batch_scan(data, tf.array_open, tf.path, size=size))
         assert [v for _, _, vals in batches for v in vals] == events
     tf2 = io.TraceFile(tmp_path / "t.json", data)
     values = [v for b in tf2.batches() for v in b.values]

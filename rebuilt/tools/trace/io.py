@@ -34,12 +34,12 @@ from rebuilt.core.fs import atomic_path
 from rebuilt.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
-_SEP = re.compile(rb"\}\s*+(?:,\s*+\{|\])")
+SEP = re.compile(rb"\}\s*+(?:,\s*+\{|\])")
 _TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}"]', re.S)
 _WS = re.compile(rb"\s*+")
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.S)
 _SCALAR = re.compile(rb"[^\s,\]}]++")
-_MAX_MISSES = 4
+MAX_MISSES = 4
 
 
 class TraceInputError(InputError):
@@ -55,12 +55,8 @@ def read_bytes(path: Path | str) -> bytes | bytearray:
     path = Path(path)
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise TraceInputError(f"{path}: no such file", hint="check the path") from None
-    except IsADirectoryError:
-        raise TraceInputError(f"{path}: is a folder, not a trace file") from None
     except OSError as err:
-        raise TraceInputError(f"{path}: cannot be read ({err.strerror})") from None
+        raise unreadable(path, err) from None
     if not raw.startswith(GZIP_MAGIC):
         return raw
     try:
@@ -71,6 +67,15 @@ def read_bytes(path: Path | str) -> bytes | bytearray:
             hint="the profile was probably still being written or copied; "
             "copy it again from the profiler output folder",
         ) from None
+
+
+def unreadable(path: Path, err: OSError) -> TraceInputError:
+    """The message for a trace file that cannot be opened or read."""
+    if isinstance(err, FileNotFoundError):
+        return TraceInputError(f"{path}: no such file", hint="check the path")
+    if isinstance(err, IsADirectoryError):
+        return TraceInputError(f"{path}: is a folder, not a trace file")
+    return TraceInputError(f"{path}: cannot be read ({err.strerror})")
 
 
 def _gunzip(raw: bytes) -> bytearray:
@@ -159,14 +164,14 @@ class Batch(NamedTuple):
     values: list  # dict, or None for an event that is not valid JSON
 
 
-def _bad(path: Path, what: str, hint: str | None = None) -> TraceInputError:
+def not_a_trace(path: Path, what: str, hint: str | None = None) -> TraceInputError:
     return TraceInputError(
         f"{path}: not a Chrome trace ({what})",
         hint=hint or "give a torch.profiler / sglang trace (.json or .json.gz with a traceEvents list)",
     )
 
 
-_CUT = "the file is cut short or corrupt; copy it again from the profiler output folder"
+CUT_HINT = "the file is cut short or corrupt; copy it again from the profiler output folder"
 
 
 class TraceFile:
@@ -194,53 +199,53 @@ class TraceFile:
     # -- top level ---------------------------------------------------------------
     def _header(self) -> None:
         data, path = self.data, self.path
-        pos = _skip_ws(data, 3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        pos = skip_ws(data, 3 if data.startswith(b"\xef\xbb\xbf") else 0)
         if pos >= len(data):
-            raise _bad(path, "the file is empty")
+            raise not_a_trace(path, "the file is empty")
         first = data[pos:pos + 1]
         if first == b"[":
             self.bare_array = True
             self.array_open = pos + 1
             return
         if first != b"{":
-            raise _bad(path, "it does not start with a JSON object")
-        pos = _skip_ws(data, pos + 1)
+            raise not_a_trace(path, "it does not start with a JSON object")
+        pos = skip_ws(data, pos + 1)
         if data[pos:pos + 1] == b"}":
-            raise _bad(path, "an empty JSON object, no traceEvents")
+            raise not_a_trace(path, "an empty JSON object, no traceEvents")
         while True:
             key, vstart = self._key(pos)
             if key == "traceEvents":
                 if data[vstart:vstart + 1] != b"[":
-                    raise _bad(path, "traceEvents is not a list")
+                    raise not_a_trace(path, "traceEvents is not a list")
                 self.array_open = vstart + 1
                 return
             vend = skip_value(data, vstart, path)
             self.members[key] = (vstart, vend)
             pos = self._after_member(vend)
             if pos is None:
-                raise _bad(path, "no traceEvents key")
+                raise not_a_trace(path, "no traceEvents key")
 
     def _key(self, pos: int) -> tuple[str, int]:
         data = self.data
         m = _STRING.match(data, pos)
         if not m:
-            raise _bad(self.path, f"expected a key at byte {pos}", hint=_CUT)
+            raise not_a_trace(self.path, f"expected a key at byte {pos}", hint=CUT_HINT)
         key = loads(m.group())
-        pos = _skip_ws(data, m.end())
+        pos = skip_ws(data, m.end())
         if data[pos:pos + 1] != b":":
-            raise _bad(self.path, f"expected ':' at byte {pos}", hint=_CUT)
-        return key, _skip_ws(data, pos + 1)
+            raise not_a_trace(self.path, f"expected ':' at byte {pos}", hint=CUT_HINT)
+        return key, skip_ws(data, pos + 1)
 
     def _after_member(self, vend: int) -> int | None:
         """Start of the next key, or None at the closing '}'."""
-        pos = _skip_ws(self.data, vend)
+        pos = skip_ws(self.data, vend)
         c = self.data[pos:pos + 1]
         if c == b",":
-            return _skip_ws(self.data, pos + 1)
+            return skip_ws(self.data, pos + 1)
         if c == b"}":
             self.end = pos + 1
             return None
-        raise _bad(self.path, f"expected ',' or '}}' at byte {pos}", hint=_CUT)
+        raise not_a_trace(self.path, f"expected ',' or '}}' at byte {pos}", hint=CUT_HINT)
 
     def _tail(self, close: int) -> None:
         """Members after the traceEvents array."""
@@ -268,7 +273,7 @@ class TraceFile:
     def events(self) -> Iterator[Event]:
         """Every event with its byte span, in file order (one parse per event)."""
         last_end, n = -1, 0
-        for ev in _scan(self.data, self.array_open, self.path):
+        for ev in scan(self.data, self.array_open, self.path):
             last_end = ev.end
             n += 1
             yield ev
@@ -282,7 +287,7 @@ class TraceFile:
         """
         table = [] if not self._scanned else None
         last_end, n = -1, 0
-        for start, end, values in _batch_scan(self.data, self.array_open, self.path):
+        for start, end, values in batch_scan(self.data, self.array_open, self.path):
             if table is not None:
                 table.append((start, end, n, len(values)))
             yield Batch(start, end, n, values)
@@ -300,7 +305,7 @@ class TraceFile:
         """
         data = self.data
         starts, ends = [start], []
-        for m in _SEP.finditer(data, start):
+        for m in SEP.finditer(data, start):
             if m.start() >= end:
                 break
             ends.append(m.start() + 1)
@@ -308,17 +313,17 @@ class TraceFile:
         if len(ends) == count and ends[-1] == end:
             return list(zip(starts, ends))
         out = []
-        for ev in _scan(data, start, self.path):
+        for ev in scan(data, start, self.path):
             out.append((ev.start, ev.end))
             if len(out) == count:
                 return out
-        raise _bad(self.path, f"the events at byte {start} changed between passes")
+        raise not_a_trace(self.path, f"the events at byte {start} changed between passes")
 
     def _finish(self, last_end: int, n: int) -> None:
         data = self.data
-        close = _skip_ws(data, last_end if last_end >= 0 else self.array_open)
+        close = skip_ws(data, last_end if last_end >= 0 else self.array_open)
         if data[close:close + 1] != b"]":
-            raise _bad(self.path, f"expected ']' at byte {close}", hint=_CUT)
+            raise not_a_trace(self.path, f"expected ']' at byte {close}", hint=CUT_HINT)
         self.last_event_end, self.event_count = last_end, n
         if not self._scanned:
             self._tail(close)
@@ -333,14 +338,14 @@ def spans_in(batch: bytes, count: int, wanted: list[int], path: Path) -> list[tu
     by one with a validating parse that builds nothing (``records.validator``).
     """
     data = batch + b"]"
-    cands = list(_SEP.finditer(data))
+    cands = list(SEP.finditer(data))
     if len(cands) == count and cands[-1].start() + 1 == len(batch):
         return [(cands[k - 1].end() - 1 if k else 0, cands[k].start() + 1) for k in wanted]
     bounds = _verified(data, cands, wanted[-1] + 1)
     if bounds is None:  # an event that is not valid JSON: the careful scanner decides
-        bounds = [(ev.start, ev.end) for ev in _scan(data, 0, path)]
+        bounds = [(ev.start, ev.end) for ev in scan(data, 0, path)]
         if len(bounds) != count or bounds[-1][1] != len(batch):
-            raise _bad(path, "the events changed between passes", hint="wait until the file is fully written")
+            raise not_a_trace(path, "the events changed between passes", hint="wait until the file is fully written")
     return [bounds[k] for k in wanted]
 
 
@@ -375,13 +380,13 @@ def skip_value(data: bytes, pos: int, path: Path) -> int:
     if c == b'"':
         m = _STRING.match(data, pos)
         if not m:
-            raise _bad(path, f"unterminated string at byte {pos}", hint=_CUT)
+            raise not_a_trace(path, f"unterminated string at byte {pos}", hint=CUT_HINT)
         return m.end()
     if c in (b"{", b"["):
         return match_brackets(data, pos, path)
     m = _SCALAR.match(data, pos)
     if not m:
-        raise _bad(path, f"no value at byte {pos}", hint=_CUT)
+        raise not_a_trace(path, f"no value at byte {pos}", hint=CUT_HINT)
     return m.end()
 
 
@@ -392,7 +397,7 @@ def match_brackets(data: bytes, pos: int, path: Path) -> int:
         tok = m.group()
         if tok[0] == 0x22:  # '"'
             if len(tok) == 1:
-                raise _bad(path, f"unterminated string at byte {m.start()}", hint=_CUT)
+                raise not_a_trace(path, f"unterminated string at byte {m.start()}", hint=CUT_HINT)
             continue
         if tok in (b"{", b"["):
             depth += 1
@@ -400,53 +405,53 @@ def match_brackets(data: bytes, pos: int, path: Path) -> int:
             depth -= 1
             if depth == 0:
                 return m.end()
-    raise _bad(path, f"the JSON value at byte {pos} never closes", hint=_CUT)
+    raise not_a_trace(path, f"the JSON value at byte {pos} never closes", hint=CUT_HINT)
 
 
-def _skip_ws(data: bytes, pos: int) -> int:
+def skip_ws(data: bytes, pos: int) -> int:
     return _WS.match(data, pos).end()
 
 
-def _next_start(data: bytes, end: int, path: Path) -> int | None:
+def next_start(data: bytes, end: int, path: Path) -> int | None:
     """After an event ending at ``end``: the next event's '{', or None at ']'."""
-    pos = _skip_ws(data, end)
+    pos = skip_ws(data, end)
     c = data[pos:pos + 1]
     if c == b"]":
         return None
     if c != b",":
-        raise _bad(path, f"expected ',' or ']' at byte {pos}", hint=_CUT)
-    pos = _skip_ws(data, pos + 1)
+        raise not_a_trace(path, f"expected ',' or ']' at byte {pos}", hint=CUT_HINT)
+    pos = skip_ws(data, pos + 1)
     if data[pos:pos + 1] != b"{":
-        raise _bad(path, f"traceEvents entry at byte {pos} is not a JSON object")
+        raise not_a_trace(path, f"traceEvents entry at byte {pos} is not a JSON object")
     return pos
 
 
-def _scan(data: bytes, pos: int, path: Path) -> Iterator[Event]:
+def scan(data: bytes, pos: int, path: Path) -> Iterator[Event]:
     """The fast event scan: candidate boundaries from one regex, each verified by a parse.
 
     A candidate that does not verify is usually a ``},{`` inside a string; the next
     few candidates are tried before the bracket scanner takes over for that event.
     """
     mv = memoryview(data)
-    s = _skip_ws(data, pos)
+    s = skip_ws(data, pos)
     if data[s:s + 1] == b"]":
         return
     if data[s:s + 1] != b"{":
-        raise _bad(path, f"traceEvents entry at byte {s} is not a JSON object")
+        raise not_a_trace(path, f"traceEvents entry at byte {s} is not a JSON object")
     orjson_loads, decode_error = orjson.loads, orjson.JSONDecodeError
     while True:
         misses = 0
-        for m in _SEP.finditer(data, s):
+        for m in SEP.finditer(data, s):
             e = m.start() + 1
             try:
                 value = orjson_loads(mv[s:e])
             except decode_error:
                 misses += 1
-                if misses > _MAX_MISSES:
+                if misses > MAX_MISSES:
                     break  # not valid JSON (or deeply nested): the slow path decides
                 continue
             if type(value) is not dict:
-                raise _bad(path, f"traceEvents entry at byte {s} is not a JSON object")
+                raise not_a_trace(path, f"traceEvents entry at byte {s} is not a JSON object")
             yield Event(s, e, value)
             if data[m.end() - 1] == 0x5D:  # ']'
                 return
@@ -455,7 +460,7 @@ def _scan(data: bytes, pos: int, path: Path) -> Iterator[Event]:
         # candidates failed, or none is left: delimit this event by brackets
         e, value = _slow_event(data, mv, s, path)
         yield Event(s, e, value)
-        nxt = _next_start(data, e, path)
+        nxt = next_start(data, e, path)
         if nxt is None:
             return
         s = nxt
@@ -467,19 +472,19 @@ def _slow_event(data: bytes, mv: memoryview, s: int, path: Path) -> tuple[int, d
     try:
         value = loads(mv[s:e])
     except TooDeep:
-        raise _bad(path, f"the traceEvents entry at byte {s} is nested too deeply to read",
+        raise not_a_trace(path, f"the traceEvents entry at byte {s} is nested too deeply to read",
                    hint="the file is corrupt or not a profiler trace") from None
     except ValueError:
         return e, None
     if type(value) is not dict:
-        raise _bad(path, f"traceEvents entry at byte {s} is not a JSON object")
+        raise not_a_trace(path, f"traceEvents entry at byte {s} is not a JSON object")
     return e, value
 
 
 BATCH_BYTES = 1 << 20
 
 
-def _batch_scan(data, pos: int, path: Path, size: int = BATCH_BYTES) -> Iterator[tuple[int, int, list]]:
+def batch_scan(data, pos: int, path: Path, size: int = BATCH_BYTES) -> Iterator[tuple[int, int, list]]:
     """Events in batches: cut at a candidate boundary ~``size`` bytes on, parse ``[slice]``.
 
     ``[`` + slice + ``]`` parses only when the cut is a true boundary (see the module
@@ -488,15 +493,15 @@ def _batch_scan(data, pos: int, path: Path, size: int = BATCH_BYTES) -> Iterator
     not valid JSON, NaN) is read event by event instead.
     """
     mv = memoryview(data)
-    s = _skip_ws(data, pos)
+    s = skip_ws(data, pos)
     if data[s:s + 1] == b"]":
         return
     if data[s:s + 1] != b"{":
-        raise _bad(path, f"traceEvents entry at byte {s} is not a JSON object")
+        raise not_a_trace(path, f"traceEvents entry at byte {s} is not a JSON object")
     n = len(data)
     orjson_loads, decode_error, join = orjson.loads, orjson.JSONDecodeError, b"".join
     while True:
-        m = _SEP.search(data, s + size) if s + size < n else None
+        m = SEP.search(data, s + size) if s + size < n else None
         if m is not None:
             e = m.start() + 1
             try:
@@ -512,13 +517,13 @@ def _batch_scan(data, pos: int, path: Path, size: int = BATCH_BYTES) -> Iterator
         values = []
         e = s
         target = s + size
-        for ev in _scan(data, s, path):
+        for ev in scan(data, s, path):
             values.append(ev.value)
             e = ev.end
             if e >= target:
                 break
         yield s, e, values
-        nxt = _next_start(data, e, path)
+        nxt = next_start(data, e, path)
         if nxt is None:
             return
         s = nxt

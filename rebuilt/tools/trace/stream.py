@@ -60,12 +60,8 @@ class Reader:
         self.path = path
         try:
             self.f = open(path, "rb")  # noqa: SIM115 - closed by close()
-        except FileNotFoundError:
-            raise TraceInputError(f"{path}: no such file", hint="check the path") from None
-        except IsADirectoryError:
-            raise TraceInputError(f"{path}: is a folder, not a trace file") from None
         except OSError as err:
-            raise TraceInputError(f"{path}: cannot be read ({err.strerror})") from None
+            raise io.unreadable(path, err) from None
         self.gz = self.f.read(2) == io.GZIP_MAGIC
         self.f.seek(0)
         self.d = _inflate.decompressobj(wbits=31) if self.gz else None
@@ -229,16 +225,16 @@ class TraceStream:
     def _fast(self, w: Window, decode, size: int):
         """One batch cut at the first candidate boundary past ``size``, parsed in one call."""
         buf = w.buf
-        m = io._SEP.search(buf, size) if size < len(buf) else None
+        m = io.SEP.search(buf, size) if size < len(buf) else None
         while m is None and not w.eof:
             w.more(CHUNK)
             buf = w.buf
-            m = io._SEP.search(buf, size)
+            m = io.SEP.search(buf, size)
         if m is not None:
             return _decode(buf, m, decode)
         for tries, m in enumerate(_END.finditer(buf)):  # the last batch: up to the array's end
             got = _decode(buf, m, decode)
-            if got is not None or tries >= io._MAX_MISSES:
+            if got is not None or tries >= io.MAX_MISSES:
                 return got
         return None
 
@@ -307,30 +303,30 @@ def _need(reader: Reader) -> bytes:
 
 def _first(buf: bytes, pos: int, path: Path) -> int | None:
     """The first event's '{', or None for an empty array."""
-    s = io._skip_ws(buf, pos)
+    s = io.skip_ws(buf, pos)
     c = buf[s:s + 1]
     if c == b"]":
         return None
     if c != b"{":
         if not c:
-            raise io._bad(path, "the traceEvents list never closes", hint=io._CUT)
-        raise io._bad(path, f"traceEvents entry at byte {s} is not a JSON object")
+            raise io.not_a_trace(path, "the traceEvents list never closes", hint=io.CUT_HINT)
+        raise io.not_a_trace(path, f"traceEvents entry at byte {s} is not a JSON object")
     return s
 
 
 def _close(buf: bytes, pos: int, path: Path) -> int:
-    close = io._skip_ws(buf, pos)
+    close = io.skip_ws(buf, pos)
     if buf[close:close + 1] != b"]":
-        raise io._bad(path, f"expected ']' at byte {close}", hint=io._CUT)
+        raise io.not_a_trace(path, f"expected ']' at byte {close}", hint=io.CUT_HINT)
     return close
 
 
 def _slow(buf: bytes, path: Path, size: int):
     """Events one at a time from the start of ``buf`` up to ~``size`` bytes (dicts, None if invalid)."""
     values, e = [], 0
-    for ev in io._scan(buf, 0, path):
+    for ev in io.scan(buf, 0, path):
         values.append(ev.value)
         e = ev.end
         if e >= size:
             break
-    return (values, e), (io._next_start(buf, e, path), False)
+    return (values, e), (io.next_start(buf, e, path), False)
