@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -99,6 +100,9 @@ def test_fail_fast_stops_the_other_hosts(fleet_hosts, envs, spare_host, tmp_path
     assert r.returncode == 1, r.stdout + r.stderr
     line = next(line for line in r.stdout.splitlines() if line.startswith(spare_host.name))
     assert "stopped" in line and "--fail-fast" in line and "after beta failed" in line
+    deadline = time.monotonic() + 10  # gone within seconds: the stopping shell itself may still be exiting
+    while spare_host.processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert spare_host.processes() == []
 
 

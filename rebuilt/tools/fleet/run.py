@@ -31,7 +31,12 @@ for step in INT:30 TERM:20 KILL:0; do
   for g in $pgs; do kill -${step%%:*} -- -$g 2>/dev/null; done
   n=0; while [ $n -lt ${step##*:} ] && alive; do sleep 0.1; n=$((n+1)); done
 done
-rm -f FILES; true"""
+rm -f FILES
+# what escaped the groups (a command rebuilt ran in a session of its own while it was being stopped):
+# every process still carrying this session's mark in its environment
+left() { grep -lzxF -e MARK /proc/[0-9]*/environ 2>/dev/null | sed 's#^/proc/\\([0-9]*\\)/environ$#\\1#'; }
+for sig in TERM KILL; do pids=$(left); [ -z "$pids" ] && break; kill -$sig $pids 2>/dev/null; sleep 0.5; done
+true"""
 
 
 @dataclass
@@ -74,7 +79,8 @@ class Session:
 
         pidfile = f"{self.rundir or '/tmp'}/{self.run_id}-{uuid.uuid4().hex[:8]}.pid"
         source = f". {shlex.quote(env_file)} && " if env_file else ""
-        line = (f"mkdir -p {shlex.quote(pidfile.rsplit('/', 1)[0])} && echo $$ > {shlex.quote(pidfile)} && "
+        line = (f"export {shlex.quote(self.mark)}; "
+                f"mkdir -p {shlex.quote(pidfile.rsplit('/', 1)[0])} && echo $$ > {shlex.quote(pidfile)} && "
                 f"{{ {source}{command}; }}; rc=$?; rm -f {shlex.quote(pidfile)}; exit $rc")
         with self._lock:
             self._pidfiles.add(pidfile)
@@ -92,15 +98,19 @@ class Session:
             raise EOFError("the channel closed without an exit status")
         return result
 
+    @property
+    def mark(self) -> str:
+        """The environment entry every process this session starts on the host inherits."""
+        return f"REBUILT_FLEET_RUN={self.run_id}-{self.host.name}"
+
     def kill_all(self) -> None:
         """Stop every process group this session started on the host, over a new channel: SIGINT (rebuilt
-        stops its own children's groups then, as on Ctrl-C), SIGTERM after 3s, SIGKILL after 2s more."""
+        stops its own children's groups then, as on Ctrl-C), SIGTERM after 3s, SIGKILL after 2s more; then
+        any process still carrying the session's mark (one that had left the groups)."""
         with self._lock:
             pidfiles = sorted(self._pidfiles)
-        if not pidfiles:
-            return
-        files = " ".join(shlex.quote(p) for p in pidfiles)
-        line = KILL_GROUPS.replace("FILES", files)
+        files = " ".join(shlex.quote(p) for p in pidfiles) or "/dev/null/none"
+        line = KILL_GROUPS.replace("FILES", files).replace("MARK", shlex.quote(self.mark))
         try:
             self.conn.client.exec_command(line, timeout=15)[1].channel.recv_exit_status()
         except Exception:  # noqa: BLE001 - a host already gone has nothing left to stop
