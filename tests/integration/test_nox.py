@@ -45,7 +45,8 @@ def test_build_session_builds_then_reuses_wheels(tmp_path):
     out = first.stdout + first.stderr
     assert first.returncode == 0, out[-3000:]
     assert "sgl-kernel: built in" in out and "torch:keep" in out
-    venv_python = next((tmp_path / ".nox").glob("build*/bin/python"))
+    # the session's one virtualenv (nox names its folder by a hash when the path would be too long)
+    venv_python = next((tmp_path / ".nox").glob("*/bin/python"))
     probe = [str(venv_python), "-c", "import sys, sgl_kernel; print(sys.version_info[:2], sgl_kernel.__file__)"]
     seen = {**os.environ, **pythonpath_env()}  # sgl_kernel imports torch, which the venv sees this way
     version, where = subprocess.run(probe, check=False, capture_output=True, text=True, env=seen).stdout.split(") ")
@@ -110,7 +111,8 @@ def test_h200_bench_dry_run_prints_every_command_of_the_chain(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     assert "nvidia-smi --query-gpu=name,compute_cap" in out and "--query-compute-apps" in out
-    venv_python = next((tmp_path / ".nox").glob("h200_build/bin/python"))
+    # the session's one virtualenv (nox names its folder by a hash when the path would be too long)
+    venv_python = next((tmp_path / ".nox").glob("*/bin/python"))
     assert out.index("Running session h200_preflight") < out.index("Running session h200_build")
     assert "sgl-kernel:rebuild" in out and "make rebuild" in out and "(dry run: nothing was executed)" in out
     assert f"{venv_python} {ROOT / 'rebuilt' / 'tools' / 'bench' / 'gpu_health.py'} --json" in out
