@@ -57,7 +57,8 @@ def test_a_non_editable_install_carries_recipes_and_specs(tmp_path):
     exe = [str(env_dir / "bin" / "rebuilt")]
     share = env_dir / "share" / "rebuilt"
     assert (share / "recipes" / "sgl-kernel.toml").is_file() and (share / "recipes" / "stacks" / "aiak.toml").is_file()
-    r = rebuilt("build.stack", "--dry-run", "--stack", "sglang-0.5.4", cwd=tmp_path, exe=exe)
+    # the target named outside the checkout: the active environment (nox's, under CI) may live inside it
+    r = rebuilt("build.stack", "--dry-run", "--stack", "sglang-0.5.4", "--python", str(py), cwd=tmp_path, exe=exe)
     assert r.returncode == 0 and "sgl-kernel:fetch" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     assert str(ROOT) not in r.stdout.split("workdir")[0]  # not reading this checkout's recipes
     h = rebuilt("bench.run", "--help", cwd=tmp_path, exe=exe)
