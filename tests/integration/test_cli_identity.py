@@ -59,7 +59,8 @@ def world(tmp_path_factory):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "REBUILT_", "CONDA"))}
     env.update(HOME=str(home), COLUMNS="100")
-    subs = {str(tmp / "wd"): "<WORKDIR>", str(ROOT): "<ROOT>", sys.executable: "<PYTHON>", str(home): "<HOME>"}
+    subs = {str(tmp / "wd"): "<WORKDIR>", str(ROOT): "<ROOT>", sys.executable: "<PYTHON>", sys.prefix: "<PREFIX>",
+            str(home): "<HOME>"}
     return env, subs, tmp
 
 
