@@ -282,6 +282,9 @@ def _repair(env) -> None:
     if torch_files(env["python"]) != env["torch"] or stash_left(env["site"]):
         for name in stash_left(env["site"]):
             subprocess.run(["rm", "-rf", str(env["site"] / name)], check=True)
+        for other in env["site"].glob("torch-*.dist-info"):  # a half-written one of a stopped pip
+            if not other.name.startswith(f"torch-{env['torch'][0]}."):
+                subprocess.run(["rm", "-rf", str(other)], check=True)
         r = run(env["python"], "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-index",
                 "--disable-pip-version-check", env["wheel"])
         assert r.returncode == 0 and torch_files(env["python"]) == env["torch"], r.stderr
