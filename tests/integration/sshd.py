@@ -12,12 +12,14 @@ the tests that stop its sshd or make its work dir read-only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,3 +219,29 @@ def spare_host(fleet_hosts, request):
     host.stop()
     fleet_hosts.hosts.pop(name, None)
     fleet_hosts.write_ssh_config()
+
+
+@contextlib.contextmanager
+def watch_command_lines(values: list[str], period: float = 0.01):
+    """Collect, while the block runs, every process command line (any host's or this machine's) that
+    holds one of ``values``: a secret must never be seen there."""
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for pid in _pids():
+                try:
+                    cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+                except OSError:
+                    continue
+                seen.extend(cmd for v in values if v in cmd)
+            time.sleep(period)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join()

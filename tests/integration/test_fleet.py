@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.integration import sshd
@@ -133,31 +132,11 @@ def test_secrets_reach_the_host_but_no_command_line_log_or_file(fleet_hosts, tmp
     """A proxy URL with a password and a Mooncake password set here: the remote doctor sees the proxy
     (its redacted URL names the proxy host), while no process's command line on this machine (the hosts'
     processes included) and no file written here or on any host holds either value."""
-    import threading
-
     values = ["s3cretPW99x", "moonPW12345x"]
-    seen: list[str] = []
-    stop = threading.Event()
-
-    def watch():
-        while not stop.is_set():
-            for pid in sshd._pids():
-                try:
-                    cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-                except OSError:
-                    continue
-                seen.extend(cmd for v in values if v in cmd)
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
+    with sshd.watch_command_lines(values) as seen:
         r = inv(fleet_hosts, "fleet.doctor", "--hosts", "alpha,gamma", "--json", "-w", str(tmp_path / "wd"),
                 INVOKE_REBUILT_PROXY_URL=f"http://fleetuser:{values[0]}@127.0.0.1:3128",
                 INVOKE_REBUILT_SERVE_MOONCAKE_PASSWORD=values[1])
-    finally:
-        stop.set()
-        watcher.join()
     assert r.returncode == 3, r.stderr
     proxy = [row for row in json.loads(r.stdout)["gamma"]["rows"] if row["name"] == "proxy"]
     assert "http://***@127.0.0.1:3128" in proxy[0]["found"] and "INVOKE_REBUILT_PROXY_URL" in proxy[0]["found"]

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -86,50 +85,33 @@ class Cluster:
 def test_up_status_logs_smoke_down_across_two_hosts(fleet_hosts, tmp_path):
     c = Cluster(fleet_hosts, tmp_path)
     prof = str(profile(tmp_path))
-    seen: list[str] = []
-    stop = threading.Event()
+    with sshd.watch_command_lines([PASSWORD], period=0.02) as seen:
+        try:
+            up = c.inv("fleet.serve-up", prof, "--hosts", "prefill=node1,decode=node2")
+            assert up.returncode == 0, up.stdout + up.stderr
+            assert "two-hosts is up: prefill on node1, decode on node2" in up.stdout
+            alpha, beta = fleet_hosts.hosts["alpha"], fleet_hosts.hosts["beta"]
+            assert (alpha.workdir / "serve" / "two-hosts" / "state.json").is_file()  # each role's state on its host
+            assert (beta.workdir / "serve" / "two-hosts" / "state.json").is_file()
+            assert any("--disaggregation-mode prefill" in p for p in alpha.processes())
+            assert any("--disaggregation-mode decode" in p for p in beta.processes())
 
-    def watch():
-        while not stop.is_set():
-            for pid in sshd._pids():
-                try:
-                    cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-                except OSError:
-                    continue
-                if PASSWORD in cmd:
-                    seen.append(cmd)
-            time.sleep(0.02)
+            status = c.inv("fleet.serve-status", prof)
+            assert status.returncode == 0, status.stdout + status.stderr
+            assert "--- prefill on node1 (exit 0)" in status.stdout and "--- decode on node2 (exit 0)" in status.stdout
+            assert status.stdout.count("running") == 2
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        up = c.inv("fleet.serve-up", prof, "--hosts", "prefill=node1,decode=node2")
-        assert up.returncode == 0, up.stdout + up.stderr
-        assert "two-hosts is up: prefill on node1, decode on node2" in up.stdout
-        alpha, beta = fleet_hosts.hosts["alpha"], fleet_hosts.hosts["beta"]
-        assert (alpha.workdir / "serve" / "two-hosts" / "state.json").is_file()  # each role's state on its host
-        assert (beta.workdir / "serve" / "two-hosts" / "state.json").is_file()
-        assert any("--disaggregation-mode prefill" in p for p in alpha.processes())
-        assert any("--disaggregation-mode decode" in p for p in beta.processes())
+            logs = c.inv("fleet.serve-logs", prof, "--lines", "5")
+            assert logs.returncode == 0 and "--- prefill on node1" in logs.stdout, logs.stderr
 
-        status = c.inv("fleet.serve-status", prof)
-        assert status.returncode == 0, status.stdout + status.stderr
-        assert "--- prefill on node1 (exit 0)" in status.stdout and "--- decode on node2 (exit 0)" in status.stdout
-        assert status.stdout.count("running") == 2
+            smoke = c.inv("fleet.serve-smoke", prof)
+            assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+            assert "--- decode on node2" in smoke.stdout and "HTTP 200" in smoke.stdout
 
-        logs = c.inv("fleet.serve-logs", prof, "--lines", "5")
-        assert logs.returncode == 0 and "--- prefill on node1" in logs.stdout, logs.stderr
-
-        smoke = c.inv("fleet.serve-smoke", prof)
-        assert smoke.returncode == 0, smoke.stdout + smoke.stderr
-        assert "--- decode on node2" in smoke.stdout and "HTTP 200" in smoke.stdout
-
-        down = c.inv("fleet.serve-down", prof)
-        assert down.returncode == 0, down.stdout + down.stderr
-    finally:
-        stop.set()
-        watcher.join()
-        c.inv("fleet.serve-down", prof)
+            down = c.inv("fleet.serve-down", prof)
+            assert down.returncode == 0, down.stdout + down.stderr
+        finally:
+            c.inv("fleet.serve-down", prof)
     assert c.left() == []
     assert seen == []
     for folder in (tmp_path, fleet_hosts.root):
