@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rebuilt.build import companions
+from rebuilt.build.wheel.installed import WHOLE_DIST
 from rebuilt.core import runner
 from rebuilt.errors import ConfigError, InputError, ToolMissing
 
@@ -24,11 +25,11 @@ if TYPE_CHECKING:
 _SNAPSHOT = r"""
 import hashlib, json, sys
 from importlib import metadata
+""" + WHOLE_DIST + r"""
 out = {}
 for name in json.loads(sys.argv[1]):
-    try:
-        dist = metadata.distribution(name)
-    except metadata.PackageNotFoundError:
+    dist, _broken = whole_dist(name)
+    if dist is None:
         continue
     record = dist.read_text("RECORD") or ""
     out[name] = {"version": dist.version, "record": hashlib.sha256(record.encode()).hexdigest(),

@@ -251,12 +251,13 @@ def wait_until_gone(pgid: int, timeout: float = 20) -> None:
 
 
 def _record(request, p: Probe) -> bool:
-    """Write the probe's verdict; True when it failed."""
+    """Write the probe's verdict; True when it failed (an expected failure too: it needs the repair as much)."""
     rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.skipped:
+    failed = rep is not None and (rep.failed or hasattr(rep, "wasxfail"))
+    if rep is None or (rep.skipped and not failed):
         return False
-    _VERDICTS[request.node.nodeid.split("::", 1)[1]] = (p.verdict or "wrong") if rep.failed else "clean"
-    return rep.failed
+    _VERDICTS[request.node.nodeid.split("::", 1)[1]] = (p.verdict or "wrong") if failed else "clean"
+    return failed
 
 
 @pytest.fixture

@@ -216,9 +216,6 @@ def test_kill_9_during_the_guards_restore_pip_finishes_and_the_next_run_waits(to
     probe.expect("wrong", statuses == ["done"], f"manifests {statuses}: the killed run cannot write one")
 
 
-@pytest.mark.xfail(strict=False, reason="open: on a loaded machine this probe ends with torch's metadata "
-                   "unreadable (a half-written dist-info of the replacing wheel beside the restored torch) "
-                   "since the group kill escalates to SIGTERM/SIGKILL after 5 s; see docs/RELIABILITY.md")
 def test_ctrl_c_while_the_steps_pip_replaces_torch(torch_env, tmp_path, probe):
     """Ctrl-C reaches the step's pip halfway (its stash of the real torch is in site-packages): pip stops
     without its rollback; the guard restores torch and clears pip's leftovers."""

@@ -11,14 +11,24 @@ from rebuilt.errors import ConfigError, InputError
 # Runs in the target interpreter (any Python >= 3.8): everything the backup, restore and check need,
 # in one process start. Editable installs are recognised by direct_url.json (PEP 610/660), by a
 # setup.py-develop `.egg-link`, or by setuptools' `__editable__` finder/pth files.
+# A metadata folder without a readable Name is what an installer stopped halfway leaves (pip killed
+# while writing the replacing wheel's .dist-info): importlib.metadata would still return it first.
+WHOLE_DIST = r"""
+def whole_dist(name):
+    whole, broken = [], []
+    for d in metadata.Distribution.discover(name=name):
+        (whole if d.metadata.get("Name") else broken).append(d)
+    return (whole[0] if whole else None), [str(getattr(d, "_path", "")) for d in broken]
+"""
+
 _PROBE = r"""
 import glob, json, os, re, sys, sysconfig, importlib.machinery
 from importlib import metadata
+""" + WHOLE_DIST + r"""
 name = sys.argv[1]
-try:
-    dist = metadata.distribution(name)
-except metadata.PackageNotFoundError:
-    print(json.dumps({"found": False})); raise SystemExit
+dist, broken = whole_dist(name)
+if dist is None:
+    print(json.dumps({"found": False, "broken": broken})); raise SystemExit
 meta_dir = str(dist._path) if hasattr(dist, "_path") else None
 def text(n):
     try: return dist.read_text(n)
@@ -40,6 +50,7 @@ print(json.dumps({
     "ext_suffixes": importlib.machinery.EXTENSION_SUFFIXES, "platform": sysconfig.get_platform(),
     "py": "cp%d%d" % sys.version_info[:2], "scripts": sysconfig.get_paths()["scripts"],
     "data": sysconfig.get_paths()["data"], "editable_files": sorted(set(editable_files)),
+    "broken": broken,
 }))
 """
 
@@ -60,6 +71,7 @@ class Installed:
     scripts: str = ""
     data: str = ""
     editable_files: list = field(default_factory=list)
+    broken: list = field(default_factory=list)  # metadata folders of this name with no readable Name
 
     @property
     def editable(self) -> str | None:
@@ -90,5 +102,9 @@ def query(python: str, dist: str) -> Installed:
         raise ConfigError(f"cannot inspect {python}: {(proc.stderr or proc.stdout).strip()[-300:]}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     if not data.pop("found"):
+        if data.get("broken"):
+            raise InputError(f"{dist} is not installed in {python}: only a half-written metadata folder is "
+                             f"there ({data['broken'][0]})",
+                             hint="an installer was stopped halfway: reinstall it (inv torch.restore for torch)")
         raise InputError(f"{dist} is not installed in {python}")
     return Installed(**data)

@@ -82,6 +82,19 @@ def remove_pip_stash(site: str | Path, info: verify.WheelInfo) -> list[str]:
     return removed
 
 
+def remove_half_written(inst) -> list[str]:
+    """Delete the metadata folders of ``inst``'s name that have no readable Name (an installer stopped
+    while writing them: pip ignores them, importlib.metadata returns them first); returns their names."""
+    import shutil
+
+    removed = []
+    for folder in map(Path, inst.broken):
+        if folder.parent == Path(inst.site) and folder.suffix in (".dist-info", ".egg-info") and folder.is_dir():
+            shutil.rmtree(folder)
+            removed.append(folder.name)
+    return removed
+
+
 def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
     """Verify ``wheel``, install it (shielded from interrupts), and verify version and file hashes afterwards."""
     import os
@@ -104,7 +117,7 @@ def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
         bad = installed_matches(python, info, inst)
         if bad:
             raise StepFailed(f"after installing {wheel}, {len(bad)} file(s) differ, e.g. {bad[0]}")
-        left = remove_pip_stash(inst.site, info)
+        left = remove_pip_stash(inst.site, info) + remove_half_written(inst)
         if left and say:
             say(f"removed what a stopped pip had left in site-packages: {', '.join(left)}")
     return info
