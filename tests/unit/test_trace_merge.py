@@ -169,6 +169,8 @@ def test_gpu_only_without_gpu_events_is_refused(tmp_path: Path) -> None:
                                   merge.Options(window_ms=(0.5, None), gpu_only=True),
                                   merge.Options(window_ms=(None, 2.0), fix=True)])
 def test_fast_path_matches_reference(tmp_path: Path, opts: merge.Options) -> None:
+    """A differential check of the streaming merge; the rules themselves are pinned by hand-written
+    expectations in tests/unit/test_trace_by_hand.py."""
     make_profile(tmp_path / "p", ranks=((0, 0), (1, 1)), n_kernels=120)
     group = merge.discover([tmp_path / "p"])[0]
     merge.merge_group(group, tmp_path / "fast.json", opts)

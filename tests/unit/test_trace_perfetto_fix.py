@@ -187,6 +187,8 @@ def test_invariants_on_generated_traces(seed: int) -> None:
 
 @pytest.mark.parametrize("style, ext", [("kineto", ".json"), ("compact", ".json.gz")])
 def test_fast_path_matches_reference_and_keeps_untouched_bytes(tmp_path: Path, style: str, ext: str) -> None:
+    """A differential check of the byte-level path; the reference itself is pinned by hand-written
+    expectations in tests/unit/test_trace_by_hand.py."""
     src = tmp_path / f"t{ext}"
     doc = {"schemaVersion": 1, "traceEvents": _two_devices(5), "deviceProperties": [{"id": 0}]}
     raw = (json.dumps(doc) if style == "compact" else json.dumps(doc, indent=1, ensure_ascii=False)).encode()
