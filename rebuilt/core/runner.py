@@ -457,11 +457,11 @@ def stream(
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, bufsize=0,
         )
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        if not os.path.isdir(cwd):  # a missing folder is a FileNotFoundError too
+            raise StepFailed(f"step {label}: working directory {cwd} does not exist") from None
         prog = argv[0] if not shell else "/bin/bash"
         raise ToolMissing(f"{prog} is not installed or not on PATH (step {label})") from None
-    except NotADirectoryError:
-        raise StepFailed(f"step {label}: working directory {cwd} does not exist") from None
 
     def pump():
         for raw in iter(proc.stdout.readline, b""):
@@ -554,10 +554,10 @@ def spawn_detached(argv: Sequence[str], *, cwd: str | Path, env: Mapping[str, st
         try:
             return subprocess.Popen(argv, cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            if not os.path.isdir(cwd):  # a missing folder is a FileNotFoundError too
+                raise StepFailed(f"working directory {cwd} does not exist") from None
             raise ToolMissing(f"{argv[0]} is not installed or not on PATH") from None
-        except NotADirectoryError:
-            raise StepFailed(f"working directory {cwd} does not exist") from None
 
 
 def pipe_lines(argv: Sequence[str], *, env: Mapping[str, str], sink: Callable[[bytes], None]) -> int:
