@@ -129,7 +129,7 @@ def _named(dest: Path, add: list[str]) -> list[str]:
         path = Path(raw).expanduser()
         path = path if path.is_absolute() else dest / path
         rel = os.path.relpath(os.path.abspath(path), dest)
-        if rel == "." or rel.startswith(".."):
+        if rel in (".", "..") or rel.startswith(".." + os.sep):  # a name such as "..data" is inside
             raise ConfigError(f"--add {raw}: not a path inside the checkout {dest}",
                               hint="name a new file (or folder) of the checkout, relative to it or absolute")
         if not path.exists() and not path.is_symlink():
