@@ -541,6 +541,19 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _gzip_writer(raw: IO[bytes], compresslevel: int) -> IO[bytes]:
+    """ISA-L's gzip writer (https://github.com/pycompression/python-isal) at its level 2, else zlib.
+
+    On a generated 200 MB trace: ISA-L level 2 took 0.26 s for 16.7 MB, zlib -6 3.5 s for 11.6 MB,
+    zlib -1 1.15 s for 16.8 MB. A fixed or merged trace is written to be opened in Perfetto
+    once: the time saved is worth the larger file. ``compresslevel`` applies to the zlib fallback."""
+    try:
+        from isal import igzip
+    except ImportError:  # pragma: no cover - isal is a dependency
+        return gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0)
+    return igzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=min(compresslevel, 2), mtime=0)
+
+
 @contextlib.contextmanager
 def open_output(path: Path | str, *, compresslevel: int = 6) -> Iterator[IO[bytes]]:
     """A binary writer for ``path`` (gzip when it ends in .gz), renamed into place on success."""
@@ -548,8 +561,7 @@ def open_output(path: Path | str, *, compresslevel: int = 6) -> Iterator[IO[byte
     with atomic_path(path) as tmp:
         with open(tmp, "wb", buffering=1 << 20) as raw:
             if is_gzip_name(path):
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel,
-                                   mtime=0) as gz:
+                with _gzip_writer(raw, compresslevel) as gz:
                     yield gz
             else:
                 yield raw
