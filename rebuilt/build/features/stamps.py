@@ -41,13 +41,14 @@ def tree_state(src: str) -> dict:
     ``--branch`` gives HEAD's commit in the same call (``# branch.oid``), and the content of each
     changed file is hashed straight from the working tree (what ``git diff HEAD --binary`` of those
     paths would say, without a second git process): a second edit of a modified file changes it.
-    Only a changed submodule asks git for its new commit (``diff --submodule=short``).
+    Only a changed submodule asks git for its new commit (``diff --submodule=short``); one with edits or
+    new files inside is fingerprinted the same way, by its own ``git status``.
     """
     rc, status = sources.git(src, "status", "--porcelain=v2", "-z", "--branch", "--ignore-submodules=none",
                              timeout=600, strip=False)
     if rc != 0:
         return {"head": None}
-    head, tracked, untracked, submodules = None, [], [], []
+    head, tracked, untracked, submodules, dirty = None, [], [], [], []
     items = iter(e for e in status.split("\0") if e)
     for e in items:
         kind = e[0]
@@ -63,8 +64,11 @@ def tree_state(src: str) -> dict:
                 untracked.append(path)
         elif kind in "12u" and not _is_output(path):
             tracked.append((e, path))
-            if kind in "12" and e.split(" ", 3)[2].startswith("S"):
+            sub = e.split(" ", 3)[2]  # S<commit changed><tracked changes><untracked files> for a submodule
+            if sub.startswith("S"):
                 submodules.append(path)
+                if sub[2:] != "..":
+                    dirty.append(path)
     if head is None or head == "(initial)":
         return {"head": None}
     h = hashlib.sha256()
@@ -76,6 +80,8 @@ def tree_state(src: str) -> dict:
         _, diff = sources.git(src, "diff", "HEAD", "--no-ext-diff", "--submodule=short", "--", *submodules,
                               timeout=600, strip=False)
         h.update(diff.encode())
+    for path in dirty:  # edits inside a submodule: fingerprinted like those of a checkout of its own
+        h.update(f"{path}\0{tree_state(str(Path(src, path))).get('changes')}\0".encode())
     for rel in untracked:
         p = Path(src, rel)
         for f in ([p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else []):
