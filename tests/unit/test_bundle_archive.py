@@ -103,6 +103,17 @@ def test_a_member_is_written_once_as_a_file(tmp_path):
         assert [(i.name, i.isfile()) for i in tar.getmembers()] == [(archive.MANIFEST, True), ("wheels/a.whl", True)]
 
 
+
+def test_a_member_given_as_a_link_to_a_file_is_carried_as_that_files_bytes(tmp_path):
+    """A wheel cache may hold links: the bundle carries what the manifest describes, never a link it would refuse."""
+    members = _files(tmp_path, {"wheels/a.whl": b"the wheel"})
+    link = tmp_path / "link.whl"
+    link.symlink_to(members["wheels/a.whl"])
+    archive.write(tmp_path / "b.tar", WHOLE, {"wheels/a.whl": link})
+    archive.extract(tmp_path / "b.tar", tmp_path / "out")
+    assert (tmp_path / "out" / "wheels" / "a.whl").read_bytes() == b"the wheel"
+    assert not (tmp_path / "out" / "wheels" / "a.whl").is_symlink()
+
 # --- reading back -------------------------------------------------------------------------------------------------
 
 def test_what_is_written_is_unpacked_byte_for_byte_under_the_target(tmp_path):
@@ -127,7 +138,7 @@ def test_a_member_name_with_a_leading_dot_folder_is_the_same_member(tmp_path):
 # --- the manifest -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("what", ["not a tar", "empty tar", "another first member", "manifest folder", "not json",
-                                  "missing file"])
+                                  "missing file", "compressed"])
 def test_a_file_that_is_not_a_bundle_is_named(tmp_path, what):
     path = tmp_path / "b.tar"
     if what == "not a tar":
@@ -140,6 +151,12 @@ def test_a_file_that_is_not_a_bundle_is_named(tmp_path, what):
             tar.addfile(info, io.BytesIO(b""))
     elif what == "manifest folder":
         _raw(path, [], kinds={archive.MANIFEST: tarfile.DIRTYPE})
+    elif what == "compressed":  # a bundle is a plain tar (its members are compressed already)
+        whole = archive.write(tmp_path / "whole.tar", WHOLE, {})
+        assert whole["members"] == {}
+        with tarfile.open(tmp_path / "whole.tar") as plain, tarfile.open(path, "w:gz") as tar:
+            for info in plain:
+                tar.addfile(info, plain.extractfile(info))
     elif what == "not json":
         with tarfile.open(path, "w") as tar:
             info = tarfile.TarInfo(archive.MANIFEST)

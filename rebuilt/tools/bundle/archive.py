@@ -31,7 +31,9 @@ def write(path: Path | str, manifest: dict, members: dict[str, Path]) -> dict:
                              for name, src in sorted(members.items())})
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     with atomic_path(path, mode=0o644) as tmp:  # a file to carry to another host
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        # dereference: a member given as a link (a wheel cache may hold some) is carried as the file the manifest
+        # hashed; a link member would be refused on unpacking
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, dereference=True) as tar:
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
