@@ -224,7 +224,8 @@ def record_edits(dest: Path | str, paths: list[str]) -> None:
 
 def changed_paths(dest: Path) -> tuple[list[str], list[str]]:
     """(tracked paths that differ from HEAD, untracked paths), from one `git status`."""
-    rc, out = git(dest, "status", "--porcelain=v1", "-z", "--untracked-files=all", strip=False)
+    # --no-renames: a staged rename (git mv) is its deletion and its new file, both changed paths
+    rc, out = git(dest, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", strip=False)
     out = out if rc == 0 else ""  # not stripped: a status code may start with a space
     changed, untracked = [], []
     items = out.split("\0")

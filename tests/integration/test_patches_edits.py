@@ -357,3 +357,47 @@ def test_a_conflict_lists_the_hunks_of_the_failing_files_only(checkout, tmp_path
         detail, hunks = patches.conflicting_hunks(checkout, s, patch)
     assert "patch failed: tool.py:1" in detail
     assert hunks == ["tool.py: @@ -1,2 +1,2 @@", "tool.py: @@ -4,2 +4,2 @@"]
+
+
+# --------------------------------------------------------------------------- the patch file
+
+
+def test_a_binary_edit_becomes_a_patch_that_gives_the_same_bytes(settings, checkout, upstream, tmp_path):
+    (checkout / "logo.bin").write_bytes(bytes(range(256)) * 4)
+    git(checkout, "add", "logo.bin")
+    git(checkout, "commit", "-q", "-m", "logo")
+    edited = bytes(reversed(range(256))) * 4 + b"\0tail"
+    (checkout / "logo.bin").write_bytes(edited)
+    made = patches.new(settings, "patched-tool", "logo")
+    assert "GIT binary patch" in made.path.read_text()
+    fresh = fresh_copy(upstream, tmp_path / "fresh")
+    (fresh / "logo.bin").write_bytes(bytes(range(256)) * 4)
+    git(fresh, "apply", str(made.path))
+    assert (fresh / "logo.bin").read_bytes() == edited
+
+
+def test_a_renamed_file_is_a_deletion_and_a_new_file(settings, checkout):
+    git(checkout, "mv", "README", "README.md")
+    made = patches.new(settings, "patched-tool", "rename")
+    assert made.files == ["README", "README.md"]
+    text = made.path.read_text()
+    assert "rename from" not in text and "deleted file mode" in text and "new file mode" in text
+    patches.restore(settings, "patched-tool", run)  # the reset keeps the rename: README stays gone
+    assert not (checkout / "README").exists() and (checkout / "README.md").read_text() == "tool\n"
+
+
+def test_the_users_git_diff_settings_do_not_change_the_patch(settings, checkout):
+    """Colours and an external diff program configured in git would otherwise end up in (or break) the patch."""
+    git(checkout, "config", "color.diff", "always")
+    git(checkout, "config", "diff.external", "false")
+    (checkout / "tool.py").write_text(TOOL.replace("41", "42"))
+    made = patches.new(settings, "patched-tool", "fix")
+    text = made.path.read_text()
+    assert "\x1b[" not in text and "+    return 42\n" in text
+
+
+def test_a_stale_lock_of_a_scratch_index_is_removed_too(checkout):
+    with patches.Scratch(checkout) as s:
+        s.read("HEAD")
+        Path(s.index + ".lock").write_text("")  # what a git killed while writing leaves
+    assert scratch_files(checkout) == []
