@@ -7,6 +7,7 @@ handler that fails the test instead of ending pytest."""
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import re
@@ -23,6 +24,11 @@ from rebuilt.core import runner
 from rebuilt.errors import Interrupted, RebuiltError
 
 PY = sys.executable
+
+
+class TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 
 class UnexpectedSignal(Exception):
@@ -213,11 +219,12 @@ def test_sigterm_during_capture_terminates_the_command_then_raises(tmp_path):
 def test_ctrl_c_during_a_step_stops_its_group_and_says_so(tmp_path):
     argv, seen, pidfile = trapping(tmp_path)
     send_when(lambda: has_text(pidfile), signal.SIGINT)
-    console = runner.Console(open(os.devnull, "w"))
+    terminal = TTY()
     with pytest.raises(Interrupted, match=r"^interrupted during \[1/2\] a:b \(Ctrl-C\); its process group was stopped$"):
-        runner.stream(argv, cwd="/", env={"PATH": os.environ["PATH"]}, log=open(os.devnull, "w"), console=console,
-                      label="[1/2] a:b")
+        runner.stream(argv, cwd="/", env={"PATH": os.environ["PATH"]}, log=open(os.devnull, "w"),
+                      console=runner.Console(terminal), label="[1/2] a:b")
     assert signals_seen(seen) == ["INT"] and gone(int(pidfile.read_text()))
+    assert terminal.getvalue().endswith("\r\033[K")  # the status line is cleared before the message
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
@@ -287,13 +294,14 @@ def test_ctrl_c_stops_background_children_of_a_shell_step(tmp_path):
     assert gone(int(pidfile.read_text()))
 
 
-def test_signals_during_a_shielded_command_wait_until_it_has_finished(tmp_path, capfd):
+@pytest.mark.parametrize("note, said", [({"note": "pip finishes first"}, "pip finishes first"), ({}, "it finishes first")])
+def test_signals_during_a_shielded_command_wait_until_it_has_finished(tmp_path, capfd, note, said):
     log, ready = tmp_path / "log", tmp_path / "ready"
     send_when(ready.exists, signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
-        runner.shielded(["/bin/sh", "-c", f"touch {ready}; sleep 1; echo finished"], log=log, note="pip finishes first")
+        runner.shielded(["/bin/sh", "-c", f"touch {ready}; sleep 1; echo finished"], log=log, **note)
     assert log.read_text() == "finished\n"
-    assert capfd.readouterr().err == "rebuilt: SIGINT received; pip finishes first\n"
+    assert capfd.readouterr().err == f"rebuilt: SIGINT received; {said}\n"
 
 
 # --------------------------------------------------------------------------- process groups and the orphan check
@@ -327,6 +335,14 @@ def test_members_left_after_their_leader_are_still_the_orphan(tmp_path, groups):
     leader.wait()
     assert not gone(int(pidfile.read_text()))
     assert runner.orphan_alive({"pgid": leader.pid, "pgid_start": 12345})
+
+
+def test_a_group_that_is_not_a_session_of_its_own_is_seen_running(groups):
+    proc = subprocess.Popen(["sleep", "600"], process_group=0)
+    groups.append(proc.pid)
+    assert os.getsid(proc.pid) != proc.pid
+    assert runner._group_alive(proc.pid)
+    assert runner.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid)})
 
 
 def test_records_without_a_usable_group_are_not_orphans():
@@ -492,7 +508,9 @@ def test_a_step_interrupted_is_forgotten_by_the_lock(tmp_path):
 def test_the_lock_names_a_shielded_command_while_it_runs(tmp_path):
     wd, log = tmp_path / "wd", tmp_path / "log"
     with runner.workdir_lock(wd):
-        script = f'cat {lock_path(wd)}; echo; echo $$'
+        lock = lock_path(wd)
+        script = (f'for i in $(seq 100); do grep -q "\\"pgid\\": $$" {lock} && break; sleep 0.05; done; '
+                  f'cat {lock}; echo; echo $$')
         rc = runner.shielded(["/bin/sh", "-c", script, "sh", "more"], log=log)
         after = record(wd)
     during, pid = log.read_text().splitlines()
@@ -506,18 +524,29 @@ def test_the_lock_names_a_shielded_command_while_it_runs(tmp_path):
 
 
 @pytest.fixture
-def dying_rebuilt():
+def dying_rebuilt(monkeypatch):
     """Call the returned function to make the warden see rebuilt's end (its pipe closed), as after kill -9.
 
-    A fresh warden is started for the commands that follow."""
+    A fresh warden is started for the commands that follow. ``registered(pid)`` says whether the runner has
+    told the warden about group ``pid`` yet (what it sends is recorded on the way)."""
     runner.warden_ready()
     old = runner._warden
+    sent: list[str] = []
+    to_warden = runner._to_warden
+
+    def recording(line: str) -> None:
+        sent.append(line)
+        to_warden(line)
+
+    monkeypatch.setattr(runner, "_to_warden", recording)
 
     def die():
         with runner._warden_lock:
             runner._warden = None
         old.stdin.close()
 
+    die.warden = old
+    die.registered = lambda pid: any(line.startswith(f"+ {pid} ") for line in sent)
     yield die
     if runner._warden is None:  # the test did not call die()
         old.stdin.close()
@@ -530,7 +559,7 @@ def test_the_warden_ends_a_running_capture_when_rebuilt_dies(tmp_path, dying_reb
     t = threading.Thread(target=lambda: result.update(
         r=runner.capture(["/bin/sh", "-c", f"echo $$ > {pidfile}; exec sleep 600"], timeout=120)))
     t.start()
-    wait_until(lambda: has_text(pidfile))
+    wait_until(lambda: has_text(pidfile) and dying_rebuilt.registered(int(pidfile.read_text())))
     dying_rebuilt()
     t.join(timeout=60)
     assert result["r"].returncode == -signal.SIGTERM
@@ -543,7 +572,7 @@ def test_the_warden_ends_a_running_step_when_rebuilt_dies(tmp_path, dying_rebuil
         ["/bin/sh", "-c", f"echo $$ > {pidfile}; exec sleep 600"], cwd="/", env={}, log=open(os.devnull, "w"),
         console=runner.Console(open(os.devnull, "w")))))
     t.start()
-    wait_until(lambda: has_text(pidfile))
+    wait_until(lambda: has_text(pidfile) and dying_rebuilt.registered(int(pidfile.read_text())))
     dying_rebuilt()
     t.join(timeout=60)
     assert result["rc"] == -signal.SIGTERM
@@ -558,3 +587,62 @@ def test_a_dead_warden_is_started_again_before_the_next_command():
     assert runner._warden is not first and runner._warden.poll() is None
     runner.warden_ready()
     assert runner._warden.poll() is None
+
+
+def test_after_a_normal_end_the_warden_leaves_what_a_finished_command_started(tmp_path, dying_rebuilt, groups):
+    """Only running commands are the warden's: a daemon a finished command left behind outlives rebuilt."""
+    r = runner.capture(["/bin/sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"])
+    daemon = int(r.stdout)
+    groups.append(os.getpgid(daemon))
+    pidfile = tmp_path / "pid"
+    rc = runner.stream(["/bin/sh", "-c", f"sleep 600 >/dev/null 2>&1 & echo $! > {pidfile}"], cwd="/", env={},
+                       log=open(os.devnull, "w"), console=runner.Console(open(os.devnull, "w")))
+    step_daemon = int(pidfile.read_text())
+    groups.append(os.getpgid(step_daemon))
+    assert rc == 0
+    dying_rebuilt()
+    old_warden = dying_rebuilt.warden
+    old_warden.wait(timeout=30)
+    assert not gone(daemon) and not gone(step_daemon)
+
+
+def test_the_warden_is_out_of_the_terminals_reach_and_holds_no_folder(tmp_path):
+    runner.warden_ready()
+    pid = runner._warden.pid
+    assert os.getsid(pid) == pid
+    assert os.readlink(f"/proc/{pid}/cwd") == "/"
+    assert os.readlink(f"/proc/{pid}/fd/1") == os.readlink(f"/proc/{pid}/fd/2") == "/dev/null"
+
+
+def test_a_warden_that_cannot_start_is_not_fatal(monkeypatch):
+    runner.warden_ready()
+    with runner._warden_lock:
+        old, runner._warden = runner._warden, None
+    old.stdin.close()
+    old.wait(timeout=30)
+    monkeypatch.setattr(runner.sys, "executable", "/nonexistent/python")
+    assert runner.capture(["/bin/sh", "-c", "echo still works"]).stdout == "still works\n"
+    assert runner._warden is None
+    monkeypatch.undo()
+    runner.warden_ready()
+    assert runner._warden is not None and runner._warden.poll() is None
+
+
+def test_a_warden_that_stopped_reading_is_not_fatal():
+    runner.warden_ready()
+    deaf = subprocess.Popen(["/bin/sh", "-c", "exec 0<&-; exec sleep 600"], stdin=subprocess.PIPE,
+                            start_new_session=True)
+    with runner._warden_lock:
+        real, runner._warden = runner._warden, deaf
+    try:
+        time.sleep(0.2)
+        assert runner.capture(["/bin/sh", "-c", "echo still works"]).stdout == "still works\n"
+    finally:
+        with runner._warden_lock:
+            runner._warden = real
+        deaf.kill()
+        deaf.wait()
+        try:
+            deaf.stdin.close()
+        except OSError:
+            pass
