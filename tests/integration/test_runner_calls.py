@@ -27,6 +27,18 @@ def _clean_registry():
     secret.forget_secrets()
 
 
+@pytest.fixture
+def stdin_is_a_pipe():
+    """rebuilt's own stdin is a pipe (as under a terminal it is a TTY): a program must not be handed it."""
+    read_end, write_end = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    yield
+    os.dup2(saved, 0)
+    for fd in (saved, read_end, write_end):
+        os.close(fd)
+
+
 class TTY(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -113,7 +125,7 @@ def test_capture_runs_in_the_given_folder_with_the_given_environment(tmp_path, m
     assert r.stdout == "[from-rebuilt]\n"  # without env: rebuilt's own environment
 
 
-def test_capture_feeds_input_or_else_an_empty_stdin():
+def test_capture_feeds_input_or_else_an_empty_stdin(stdin_is_a_pipe):
     assert runner.capture(["cat"], input="line one\nline two\n").stdout == "line one\nline two\n"
     r = runner.capture(["/bin/sh", "-c", "readlink /proc/self/fd/0; cat"])
     assert r.stdout == "/dev/null\n"
@@ -188,7 +200,7 @@ def test_stream_with_shell_runs_the_text_with_bash(tmp_path):
     assert rc == 0 and log.getvalue().splitlines()[1] == "bash-only" and log.getvalue()[0].isdigit()
 
 
-def test_stream_gives_the_step_no_stdin_and_a_session_of_its_own(tmp_path):
+def test_stream_gives_the_step_no_stdin_and_a_session_of_its_own(tmp_path, stdin_is_a_pipe):
     log = io.StringIO()
     runner.stream(["/bin/sh", "-c", "readlink /proc/self/fd/0"], cwd="/", env={}, log=log,
                   console=runner.Console(io.StringIO()))
@@ -259,6 +271,13 @@ def test_console_says_lines_and_shows_status_only_on_a_terminal():
     assert tty.getvalue() == "\r\033[Kbusy\r\033[K"
 
 
+def test_a_line_said_reaches_the_file_at_once(tmp_path):
+    """Heartbeats and step lines are not held in a buffer: whoever watches the output sees them now."""
+    with open(tmp_path / "out", "w") as f:
+        runner.Console(f).say("step 1 done")
+        assert (tmp_path / "out").read_text() == "step 1 done\n"
+
+
 def test_console_writes_to_stdout_by_default(capsys):
     runner.Console().say("to stdout")
     assert capsys.readouterr().out == "to stdout\n"
@@ -267,7 +286,7 @@ def test_console_writes_to_stdout_by_default(capsys):
 # --------------------------------------------------------------------------- shielded, spawn_detached, pipe_lines
 
 
-def test_shielded_appends_the_output_to_the_log_and_returns_the_status(tmp_path):
+def test_shielded_appends_the_output_to_the_log_and_returns_the_status(tmp_path, stdin_is_a_pipe):
     log = tmp_path / "pip.log"
     log.write_bytes(b"earlier\n")
     rc = runner.shielded(["/bin/sh", "-c", 'echo "[$ONLY]"; echo err >&2; readlink /proc/self/fd/0; exit 6'], log=log,
@@ -294,7 +313,7 @@ def test_shielded_of_a_missing_program_says_it_is_not_installed(tmp_path):
         runner.shielded(["no-such-tool-anywhere"], log=tmp_path / "log")
 
 
-def test_spawn_detached_returns_at_once_with_the_server_in_its_own_session(tmp_path):
+def test_spawn_detached_returns_at_once_with_the_server_in_its_own_session(tmp_path, stdin_is_a_pipe):
     log = tmp_path / "server.log"
     log.write_bytes(b"earlier\n")
     script = ("import os, sys; print(os.getcwd(), os.environ.get('ONLY'), os.environ.get('RUNNER_X'), "
@@ -330,7 +349,7 @@ def restore_handlers():
         signal.signal(s, handler)
 
 
-def test_pipe_lines_hands_every_line_to_the_sink_and_returns_the_status(restore_handlers):
+def test_pipe_lines_hands_every_line_to_the_sink_and_returns_the_status(restore_handlers, stdin_is_a_pipe):
     seen: list[bytes] = []
     rc = runner.pipe_lines(["/bin/sh", "-c", 'echo "[$ONLY][$HOME]"; echo err >&2; readlink /proc/self/fd/0; '
                             'ps -o pgid= -p $$; exit 9'], env={"ONLY": "this", "PATH": os.environ["PATH"]},

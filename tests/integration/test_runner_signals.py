@@ -250,7 +250,7 @@ def test_a_step_that_ignores_ctrl_c_and_sigterm_is_killed(tmp_path):
 def test_a_timed_out_capture_terminates_first_and_kills_what_stays(tmp_path):
     argv, seen, pidfile = trapping(tmp_path, int_exits=False, term_exits=False)
     r = runner.capture(argv, timeout=1)
-    assert r.returncode == 124
+    assert r.returncode == 124 and r.stdout == ""
     wait_until(lambda: has_text(seen))
     assert signals_seen(seen) == ["TERM"] and gone(int(pidfile.read_text()))
 
