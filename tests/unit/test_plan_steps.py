@@ -511,3 +511,75 @@ def test_make_passes_placeholders_and_features_on(resolve, tmp_path):
     assert plan.recipes[0].unset and all("PIP_CONSTRAINT" not in step.env for step in plan.steps)
     plan = plan_mod.make(resolve(), [recipes_mod.get("demo")], fake_machine(), tmp_path / "wd")  # every feature
     assert "PIP_CONSTRAINT" in by_name(plan.recipes[0])["install"].env
+
+
+# --------------------------------------------------------------------------- mistakes in a recipe, named
+
+
+BROKEN = '''
+[recipe]
+name = "broken"
+summary = "one mistake, put where each test says"
+{recipe_extra}
+[source]
+url = "https://git.example/broken.git"
+ref = "v1"
+{source_extra}
+[options]
+flag = true
+
+[env]
+{env_extra}
+
+[[steps]]
+name = "s"
+run = ["x"]
+{step_extra}
+
+[artifacts]
+wheels = ["dist/*.whl"]
+{artifacts_extra}
+
+{warnings_extra}
+'''
+
+
+@pytest.mark.parametrize(("where", "line", "message"), [
+    ("env_extra", 'X = "{nope}"', "{path} env X: unknown placeholder {{nope}}"),
+    ("step_extra", 'env = {Y = "{nope}"}', "{path} env Y: unknown placeholder {{nope}}"),
+    ("step_extra", 'path_prepend = ["{nope}"]', "{path} step s: unknown placeholder {{nope}}"),
+    ("step_extra", 'cwd = "{nope}"', "{path} step s: unknown placeholder {{nope}}"),
+    ("step_extra", 'with = {a = "{nope}"}', "{path} step s: unknown placeholder {{nope}}"),
+    ("step_extra", 'note = "{nope}"', "{path} step s: unknown placeholder {{nope}}"),
+    ("source_extra", 'when = "nope"', "{path}: condition 'nope' names unknown 'nope'"),
+    ("artifacts_extra", 'when = "nope"', "{path}: condition 'nope' names unknown 'nope'"),
+    ("warnings_extra", '[[warnings]]\nwhen = "nope"\ntext = "x"', "{path} warning: condition 'nope' names unknown 'nope'"),
+])
+def test_a_mistake_in_a_recipe_names_the_file_and_the_step(resolve, tmp_path, where, line, message):
+    fields = dict.fromkeys(("recipe_extra", "source_extra", "env_extra", "step_extra", "artifacts_extra",
+                            "warnings_extra"), "")
+    fields[where] = line
+    path = tmp_path / "recipes" / "broken.toml"
+    path.write_text(BROKEN.format(**fields))
+    with pytest.raises(ConfigError) as err:
+        plan_of(resolve(), "broken")
+    assert str(err.value).startswith(message.format(path=path)), str(err.value)
+
+
+@pytest.mark.parametrize("step", ['run = ["{nope}"]', 'shell = "{nope}"'])
+def test_a_mistake_in_a_command_names_the_file_and_the_step(resolve, tmp_path, step):
+    path = tmp_path / "recipes" / "broken.toml"
+    path.write_text(BROKEN.format(recipe_extra="", source_extra="", env_extra="", step_extra="", artifacts_extra="",
+                                  warnings_extra="").replace('run = ["x"]', step))
+    with pytest.raises(ConfigError) as err:
+        plan_of(resolve(), "broken")
+    assert str(err.value).startswith(f"{path} step s: unknown placeholder {{nope}}"), str(err.value)
+
+
+def test_a_need_table_without_a_condition_is_always_needed(resolve, tmp_path):
+    path = tmp_path / "recipes" / "broken.toml"
+    path.write_text(BROKEN.format(recipe_extra='needs = [{need = "make"}]', source_extra="", env_extra="",
+                                  step_extra='needs = [{need = "cmake", when = "flag"}, {need = "git"}]',
+                                  artifacts_extra="", warnings_extra=""))
+    step = by_name(plan_of(resolve(), "broken"))["s"]
+    assert step.needs == ("make", "cmake", "git")
