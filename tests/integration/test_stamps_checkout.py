@@ -118,10 +118,27 @@ def test_build_outputs_beside_an_untracked_source_file_are_not_inputs(tmp_path):
 
 @pytest.mark.parametrize("name", ["buildX", "build ", "dist.cu"])
 def test_a_source_whose_name_only_resembles_a_build_output_folder_is_an_input(tmp_path, name):
-    repo = make_repo(tmp_path / "src", {"setup.py": "x = 1\n"})
-    (repo / "csrc").mkdir()
+    repo = make_repo(tmp_path / "src", {"setup.py": "x = 1\n", "csrc/a.cc": "a\n"})
     (repo / "csrc" / name).write_text("kernel\n")
-    assert _state(repo)["changes"] is not None and _state(repo)["changed_paths"] == 1
+    before = _state(repo)
+    assert before["changes"] is not None and before["changed_paths"] == 1
+    (repo / "csrc" / name).write_text("another kernel\n")
+    assert _state(repo)["changes"] != before["changes"]
+
+
+def test_build_outputs_inside_a_new_untracked_folder_are_not_inputs(tmp_path):
+    """git lists a new folder as one path: what a build or an import writes inside it is left out too."""
+    repo = make_repo(tmp_path / "src", {"setup.py": "x = 1\n"})
+    pkg = repo / "python" / "newmod"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("x = 1\n")
+    before = _state(repo)
+    for out in ("__pycache__/__init__.cpython-311.pyc", "build/lib/k.so", "newmod.egg-info/PKG-INFO"):
+        (pkg / out).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / out).write_text("output\n")
+    assert _state(repo) == before
+    (pkg / "__init__.py").write_text("x = 2 + 2\n")
+    assert _state(repo)["changes"] != before["changes"]
 
 
 def test_a_repository_without_a_commit_has_no_head(tmp_path):

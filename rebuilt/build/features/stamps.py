@@ -84,7 +84,8 @@ def tree_state(src: str) -> dict:
         h.update(f"{path}\0{tree_state(str(Path(src, path))).get('changes')}\0".encode())
     for rel in untracked:
         p = Path(src, rel)
-        for f in ([p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else []):
+        inside = (x for x in p.rglob("*") if x.is_file() and not _is_output(x.relative_to(src).as_posix()))
+        for f in ([p] if p.is_file() else sorted(inside) if p.is_dir() else []):
             st = f.stat()
             h.update(f"{f.relative_to(src)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return {"head": head, "changes": h.hexdigest() if (tracked or untracked) else None,
