@@ -263,14 +263,28 @@ def test_restore_resets_to_the_pinned_commit_with_every_patch_applied(settings, 
     assert [p["patch"] for p in sources.read_state(checkout)["patches"]] == [made.path.name]
 
 
-def test_restore_removes_an_intent_to_add_file_before_the_patch_re_creates_it(settings, checkout):
+def test_restore_removes_an_intent_to_add_file_before_the_patch_re_creates_it(settings, checkout, upstream):
+    """Afterwards the checkout is as a build leaves it: the patch's new files untracked, not in git's index."""
     (checkout / "extra.py").write_text("x = 1\n")
-    git(checkout, "add", "-N", "extra.py")
-    patches.new(settings, "patched-tool", "extra")
+    (checkout / "-dash.txt").write_text("a name like an option\n")
+    git(checkout, "add", "-N", "--", "extra.py", "-dash.txt")
+    made = patches.new(settings, "patched-tool", "extra")
     applied = patches.restore(settings, "patched-tool", run)
     assert [a["state"] for a in applied] == ["applied"]
     assert (checkout / "extra.py").read_text() == "x = 1\n"
     assert sources.users_changes(checkout) == []
+    built = settings.workdir() / "built"
+    sources.fetch(str(upstream), "v1.0", built, False, run)
+    sources.apply_patches(built, [str(made.path)], run, "patched-tool")
+    assert git(checkout, "status", "--porcelain") == git(built, "status", "--porcelain")
+    assert git(checkout, "ls-files", "--", "extra.py", "-dash.txt") == ""
+
+
+def test_restore_stops_on_a_patch_that_no_longer_applies_naming_the_check(settings, checkout):
+    write_patch_file(settings, "0001-stale.patch", FIX_PATCH.replace("return 41", "return 7"))
+    with pytest.raises(SourceError, match="0001-stale.patch does not apply") as err:
+        patches.restore(settings, "patched-tool", run)
+    assert err.value.hint.startswith("inv src.patch-check patched-tool shows every patch's state")
 
 
 def test_restore_twice_re_creates_files_that_patches_made_earlier(settings, checkout):
@@ -293,11 +307,15 @@ def test_restore_refuses_when_the_patches_do_not_hold_your_edits(settings, check
         patches.restore(settings, "patched-tool", run)
     assert str(err.value) == (f"{checkout}: the patches of patched-tool do not hold all of your edits "
                               "(f0.txt, f1.txt, f2.txt, f3.txt, f4.txt), so the checkout was not reset")
-    assert "inv src.patch-new patched-tool --name NAME" in err.value.hint
+    assert err.value.hint == ("keep them with inv src.patch-new patched-tool --name NAME (--add PATH for new files), "
+                              "or commit them in the checkout")
     assert (checkout / "tool.py").read_text() == "mine\n" and (checkout / "f6.txt").read_text() == "6\n"
 
 
 def test_restore_refuses_when_a_patch_is_turned_off(settings, checkout, resolve, upstream):
+    """The message names your edits only, not a file rebuilt itself changed (a dropped requirement line)."""
+    (checkout / "requirements.txt").write_text("")
+    sources.record_edits(checkout, ["requirements.txt"])
     (checkout / "tool.py").write_text(TOOL.replace("41", "44"))
     made = patches.new(settings, "patched-tool", "answer")
     off = resolve({"patched-tool.url": str(upstream), "patched-tool.patches_skip": [made.path.name]})
@@ -401,3 +419,11 @@ def test_a_stale_lock_of_a_scratch_index_is_removed_too(checkout):
         s.read("HEAD")
         Path(s.index + ".lock").write_text("")  # what a git killed while writing leaves
     assert scratch_files(checkout) == []
+
+
+def test_a_conflicting_patch_that_is_not_utf8_is_still_shown(settings, checkout):
+    patch = write_patch_file(settings, "0001-latin1.patch", "")
+    patch.write_bytes(b"--- a/tool.py\n+++ b/tool.py\n@@ -1,3 +1,3 @@\n def answer():\n-    return 99\n"
+                      b"+    return '\xe9t\xe9'\n \n")
+    [verdict] = patches.check(settings, "patched-tool", git(checkout, "rev-parse", "HEAD"))
+    assert verdict.state == "conflicts" and verdict.hunks == ["tool.py: @@ -1,3 +1,3 @@"]
