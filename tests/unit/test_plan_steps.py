@@ -149,6 +149,7 @@ BARE = '''
 [recipe]
 name = "bare"
 summary = "no source, no steps"
+provides = ["uv"]
 
 [options]
 packages = []
@@ -384,7 +385,7 @@ def test_patches_step_after_the_fetch_with_each_patchs_sha256(resolve, tmp_path)
     assert [s.name for s in rp.steps[:3]] == ["fetch", "patches", "configure"]
     step = rp.steps[1]
     src = str(tmp_path / "wd" / "src" / "demo_src")
-    assert step.action == "patches" and step.cwd == src and step.needs == ("git",)
+    assert step.action == "patches" and step.cwd == src and step.needs == ("git",) and step.title == "demo:patches"
     assert step.args == {"patches": [str(folder / "0001-a.patch"), str(folder / "0002-b.patch")], "dest": src,
                          "sha256": [sha256_file(folder / "0001-a.patch")[:12], sha256_file(folder / "0002-b.patch")[:12]]}
     assert "patches" not in by_name(plan_of(resolve({"demo.patches": False})))
@@ -426,6 +427,12 @@ def test_jobs_from_memory_per_job_times_nvcc_threads(resolve):
     assert "(2 GiB x 4 nvcc threads)" in rp.jobs.explanation
     rp = plan_of(resolve({"demo.threads": 1}), machine=fake_machine(cpus=64, mem=40.0))
     assert rp.jobs.jobs == 20 and "(2 GiB x 1 nvcc threads)" in rp.jobs.explanation
+
+
+def test_jobs_of_a_recipe_without_nvcc_threads(resolve):
+    rp = plan_of(resolve(), "ctx", machine=fake_machine(cpus=64, mem=40.0))
+    assert rp.jobs.jobs == 20
+    assert rp.jobs.explanation == "auto: min(64 CPUs, 40.0 GiB available / 2.0 GiB per job = 20) -> 20"
 
 
 def test_an_explicit_job_count_over_the_memory_warns(resolve):
