@@ -128,6 +128,7 @@ with = { files = ["a.txt"] }
 name = "verify"
 action = "check-import"
 with = { module = "demo", count = 3 }
+provides = ["cxx"]
 
 [artifacts]
 wheels = ["dist/*.whl", "extra/*.whl"]
@@ -296,7 +297,7 @@ def test_a_step_provides_what_it_says_and_the_last_step_what_the_recipe_provides
     assert by_name(rp)["guarded"].provides == ("torch",)
     assert rp.steps[-1].name == "collect" and rp.steps[-1].provides == ("uv",)
     rp = plan_of(resolve({"demo.mode": "index"}))  # no collect: the last recipe step gets it
-    assert rp.steps[-1].name == "verify" and rp.steps[-1].provides == ("uv",)
+    assert rp.steps[-1].name == "verify" and rp.steps[-1].provides == ("cxx", "uv")  # its own, then the recipe's
     assert [s.provides for s in rp.steps[:-1] if s.provides] == [("torch",)]
 
 
@@ -485,15 +486,18 @@ def test_a_feature_that_replaces_a_job_count_value_is_what_the_stamp_sees(resolv
 
 
 def test_features_add_env_and_warnings(resolve):
+    """A feature sees the recipe, each step, the placeholders, the work dir and the machine."""
     def env(settings, recipe, step, ctx, workdir, machine):
-        return {"FEATURE": step.name}
+        return {"FEATURE": f"{recipe.name} {step.name} {ctx['recipe']} {workdir} {machine.cpus}"}
 
     def warn(settings, recipe, steps, ctx, workdir, machine):
-        return [f"{len(steps)} steps seen"]
+        return [f"{recipe.name}: {len(steps)} steps seen, {ctx['recipe']} {workdir} {machine.cpus}"]
 
-    rp = plan_of(resolve(), features=(features_mod.Feature("f", env=env, warnings=warn),))
-    assert all(s.env["FEATURE"] == s.name for s in rp.steps)
-    assert rp.warnings[-1] == f"{len(rp.steps)} steps seen"
+    rp = plan_of(resolve(), features=(features_mod.Feature("f", env=env, warnings=warn),),
+                 machine=fake_machine(cpus=12))
+    wd = resolve().workdir()
+    assert all(s.env["FEATURE"] == f"demo {s.name} demo {wd} 12" for s in rp.steps)
+    assert rp.warnings[-1] == f"demo: {len(rp.steps)} steps seen, demo {wd} 12"
 
 
 # --------------------------------------------------------------------------- the whole plan
