@@ -224,11 +224,13 @@ class Probe:
             self.verdict = self.verdict or kind
             raise AssertionError(f"[{kind}] {message}")
 
-    def torch_kept(self, env) -> None:
+    def torch_kept(self, env, output: str = "") -> None:
+        """torch as it was and nothing of pip's left; ``output``: what the command printed, for the message."""
+        said = f"\n--- the command's output (end):\n{output[-3000:]}" if output else ""
         now = torch_files(env["python"])
-        self.expect("lost", now == env["torch"], f"torch changed: {now} instead of {env['torch']}")
+        self.expect("lost", now == env["torch"], f"torch changed: {now} instead of {env['torch']}{said}")
         left = stash_left(env["site"])
-        self.expect("leaked", not left, f"pip's stash left in site-packages: {left}")
+        self.expect("leaked", not left, f"pip's stash left in site-packages: {left}{said}")
 
     def no_process(self, *pgids) -> None:
         for pgid in pgids:

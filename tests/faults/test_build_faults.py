@@ -85,7 +85,7 @@ def deliver(run, name: str) -> None:
 
 def check_ended(probe, env, run, rc, wd, *, code, status, pgids=()):
     out = run.stdout + run.stderr
-    probe.torch_kept(env)
+    probe.torch_kept(env, out)
     probe.no_process(*pgids)
     probe.clean_output(out)
     probe.expect("wrong", rc == code, f"exit {rc}, expected {code}:\n{out[-3000:]}")

@@ -72,3 +72,19 @@ def test_a_half_written_folder_outside_the_site_of_the_whole_one_is_left_alone(v
     other.mkdir(parents=True)
     inst.broken = [str(other)]
     assert restore.remove_half_written(inst) == [] and other.is_dir()
+
+
+def test_another_versions_metadata_left_beside_the_restored_one_is_removed(venv):
+    """pip stopped while installing 2.0 left a whole ``demo-2.0.dist-info``; the restore of 1.0 removes it."""
+    from rebuilt.build.wheel.verify import WheelInfo
+
+    py, site = venv
+    _whole(site, "1.0")
+    _whole(site, "2.0")
+    info = WheelInfo(path=site / "demo-1.0-py3-none-any.whl", name="demo", version="1.0",
+                     dist_info="demo-1.0.dist-info", record={})
+    assert restore.remove_other_versions(site, info) == ["demo-2.0.dist-info"]
+    assert (site / "demo-1.0.dist-info").is_dir() and installed.query(str(py), "demo").version == "1.0"
+    odd = site / "Demo-not.a.version.dist-info"
+    odd.mkdir()
+    assert restore.remove_other_versions(site, info) == [] and odd.is_dir()  # not readable: not ours

@@ -95,6 +95,36 @@ def remove_half_written(inst) -> list[str]:
     return removed
 
 
+def remove_other_versions(site: str | Path, info: verify.WheelInfo) -> list[str]:
+    """Delete metadata folders of the wheel's distribution at another version from ``site``.
+
+    A site-packages folder holds one version of a distribution; after the wheel was installed there,
+    another version's ``.dist-info`` is what a pip stopped while installing that version left (pip
+    reinstalls over the one it finds first), and ``importlib.metadata`` may return it instead."""
+    import shutil
+
+    from packaging.utils import canonicalize_name
+
+    removed = []
+    for folder in sorted(Path(site).glob("*.dist-info")) if Path(site).is_dir() else []:
+        name, _, version = folder.name[: -len(".dist-info")].partition("-")
+        if folder.name != info.dist_info and canonicalize_name(name) == canonicalize_name(info.name) \
+                and _other(version, info.version) and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+            removed.append(folder.name)
+    return removed
+
+
+def _other(version: str, wanted: str) -> bool:
+    """Is ``version`` (from a folder name) another version than ``wanted``? Unreadable: not ours to delete."""
+    from packaging.version import InvalidVersion
+
+    try:
+        return Version(version) != Version(wanted)
+    except InvalidVersion:
+        return False
+
+
 def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
     """Verify ``wheel``, install it (shielded from interrupts), and verify version and file hashes afterwards."""
     import os
@@ -114,10 +144,12 @@ def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
                              f"an install fails:\n{tail}\n--- full log: {log}")
         os.unlink(log)
         inst = query(python, info.name)
+        left = remove_pip_stash(inst.site, info) + remove_half_written(inst) + remove_other_versions(inst.site, info)
+        if left:
+            if say:
+                say(f"removed what a stopped pip had left in site-packages: {', '.join(left)}")
+            inst = query(python, info.name)
         bad = installed_matches(python, info, inst)
         if bad:
             raise StepFailed(f"after installing {wheel}, {len(bad)} file(s) differ, e.g. {bad[0]}")
-        left = remove_pip_stash(inst.site, info) + remove_half_written(inst)
-        if left and say:
-            say(f"removed what a stopped pip had left in site-packages: {', '.join(left)}")
     return info
