@@ -54,6 +54,18 @@ def handlers():
         signal.signal(s, handler)
 
 
+@pytest.fixture(autouse=True)
+def no_shell_left(tmp_path):
+    """A test that fails halfway leaves no signal-recording shell (see trapping) running."""
+    yield
+    pidfile = tmp_path / "pid"
+    if pidfile.exists() and pidfile.read_text().strip():
+        try:
+            os.killpg(int(pidfile.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
 @pytest.fixture
 def groups():
     """Process groups a test started; every one still running is killed at the end."""
