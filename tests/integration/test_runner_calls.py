@@ -155,6 +155,7 @@ def test_a_capture_that_times_out_keeps_what_was_written_and_ends_the_group(tmp_
     pidfile = tmp_path / "child.pid"
     r = runner.capture(["/bin/sh", "-c", f"echo partial; sleep 600 & echo $! > {pidfile}; wait"], timeout=1)
     assert r.returncode == 124 and r.stdout == "partial\n" and r.stderr == "timed out after 1s"
+    assert r.args == ["/bin/sh", "-c", f"echo partial; sleep 600 & echo $! > {pidfile}; wait"]
     assert gone(int(pidfile.read_text()))
 
 
@@ -230,6 +231,12 @@ def test_a_tty_console_shows_the_label_with_the_elapsed_time_then_clears_it(tmp_
                   label="[1/1] a:b")
     assert out.getvalue().startswith("\r\033[K[1/1] a:b  0.")
     assert out.getvalue().endswith("s\r\033[K") and "still running" not in out.getvalue()
+
+
+def test_a_step_without_a_label_shows_only_the_elapsed_time():
+    out = TTY()
+    runner.stream(["/bin/sh", "-c", "sleep 0.3"], cwd="/", env={}, log=io.StringIO(), console=runner.Console(out))
+    assert out.getvalue().startswith("\r\033[K  0.")
 
 
 def test_without_a_tty_a_long_step_prints_a_line_now_and_then(monkeypatch):
