@@ -161,7 +161,8 @@ def test_no_edits_of_yours_is_refused_and_says_how_many_files_were_left_out(sett
     with pytest.raises(ConfigError) as err:
         patches.new(settings, "patched-tool", "nothing")
     assert str(err.value) == f"{checkout} has no edits of yours to turn into a patch"
-    assert "--add PATH" in err.value.hint and "git add -N PATH" in err.value.hint
+    assert err.value.hint == ("edit files in the checkout first; a new file counts when named with --add PATH "
+                              "(or marked with `git add -N PATH`); rebuilt's own edits are not counted")
     (checkout / "out.o").write_bytes(b"\0")
     (checkout / "a.so").write_bytes(b"\0")
     with pytest.raises(ConfigError) as err:
@@ -180,6 +181,22 @@ def test_rebuilts_own_edits_are_not_yours(settings, checkout):
     (checkout / "README").write_text("mine\n")
     made = patches.new(settings, "patched-tool", "readme")
     assert made.files == ["README"] and "requirements" not in made.path.read_text()
+
+
+def test_a_new_file_that_a_patch_created_is_neither_yours_nor_left_out(settings, checkout):
+    news = write_patch_file(settings, "0001-news.patch", "--- /dev/null\n+++ b/NEWS\n@@ -0,0 +1 @@\n+news\n")
+    sources.apply_patches(checkout, [str(news)], run, "patched-tool")
+    assert (checkout / "NEWS").read_text() == "news\n"
+    (checkout / "tool.py").write_text(TOOL.replace("41", "42"))
+    (checkout / "notes.txt").write_text("scratch\n")
+    made = patches.new(settings, "patched-tool", "fix")
+    assert made.files == ["tool.py"] and made.edits.left_out == ["notes.txt"]
+
+
+def test_a_named_file_whose_name_starts_with_a_dash(settings, checkout):
+    (checkout / "-notes.txt").write_text("mine\n")
+    made = patches.new(settings, "patched-tool", "notes", ["-notes.txt"])
+    assert made.files == ["-notes.txt"]
 
 
 def test_a_second_patch_holds_only_what_changed_since_the_applied_ones(settings, checkout, upstream, tmp_path):
@@ -213,7 +230,7 @@ def test_a_patch_that_would_not_reproduce_your_edits_is_not_written(settings, ch
     monkeypatch.setattr(patches.Scratch, "applies", lambda self, patch, reverse=False: False)
     with pytest.raises(SourceError, match="does not reproduce them, so it was not written") as err:
         patches.new(settings, "patched-tool", "fix")
-    assert "commit your edits in the checkout instead" in err.value.hint
+    assert err.value.hint == "commit your edits in the checkout instead, and report this with the files you changed"
     assert list(folder(settings).iterdir()) == []
     assert scratch_files(checkout) == []
 

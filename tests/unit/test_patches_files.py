@@ -132,6 +132,7 @@ def test_a_recipe_that_is_not_checked_out_yet_says_how_to_fetch_it(resolve, tmp_
     ("v1.2_hot-fix", "v1.2_hot-fix"),
     ("..hidden..", "hidden"),
     ("-dash-", "dash"),
+    ("Xylophone fix", "xylophone-fix"),
 ])
 def test_new_patch_name_is_a_lower_case_slug_numbered_after_the_last(tmp_path, name, slug):
     assert patches.next_name(tmp_path, name) == tmp_path / f"0001-{slug}.patch"
