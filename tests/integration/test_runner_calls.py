@@ -194,6 +194,21 @@ def test_stream_has_every_line_in_the_log_when_it_returns(tmp_path):
     assert rc == 0 and log.getvalue().splitlines()[-1] == "row 2999" and len(log.getvalue().splitlines()) == 3000
 
 
+def test_a_process_that_keeps_a_steps_output_open_does_not_keep_rebuilt_from_exiting(tmp_path):
+    """The step ended but its background child still holds the pipe: the reading thread must not block exit."""
+    import threading
+
+    pidfile = tmp_path / "bg.pid"
+    try:
+        rc = runner.stream(["/bin/sh", "-c", f"sleep 600 & echo $! > {pidfile}; echo done"], cwd="/", env={},
+                           log=io.StringIO(), console=runner.Console(io.StringIO()))
+        assert rc == 0
+        blocking = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+        assert blocking == []
+    finally:
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
 def test_stream_with_shell_runs_the_text_with_bash(tmp_path):
     log = io.StringIO()
     rc = runner.stream('echo "$BASH_VERSION" | cut -c1; [[ a == a ]] && echo bash-only', shell=True, cwd=str(tmp_path),
