@@ -198,13 +198,16 @@ def test_a_process_that_keeps_a_steps_output_open_does_not_keep_rebuilt_from_exi
     """The step ended but its background child still holds the pipe: the reading thread must not block exit."""
     import threading
 
+    def blocking() -> set:
+        return {t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon}
+
     pidfile = tmp_path / "bg.pid"
+    before = blocking()
     try:
         rc = runner.stream(["/bin/sh", "-c", f"sleep 600 & echo $! > {pidfile}; echo done"], cwd="/", env={},
                            log=io.StringIO(), console=runner.Console(io.StringIO()))
         assert rc == 0
-        blocking = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-        assert blocking == []
+        assert blocking() - before == set()
     finally:
         os.kill(int(pidfile.read_text()), signal.SIGKILL)
 
