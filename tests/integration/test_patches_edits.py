@@ -259,6 +259,9 @@ def test_scratch_failures_name_the_git_command(checkout):
         bad.write_text(FIX_PATCH.replace("return 41", "return 7"))
         with pytest.raises(SourceError, match=f"patch {bad} does not apply"):
             s.apply(bad)
+        s.must("update-index", "--add", "--cacheinfo", f"100644,{'1' * 40},ghost.txt")  # an object git lacks
+        with pytest.raises(SourceError, match=f"git write-tree failed in {checkout}: "):
+            s.tree()
 
 
 # --------------------------------------------------------------------------- restore

@@ -186,7 +186,7 @@ def test_add_path_outside_the_checkout_is_refused(tmp_path, raw):
     with pytest.raises(ConfigError, match="not a path inside the checkout") as err:
         patches._named(dest, [raw])
     assert str(err.value) == f"--add {raw}: not a path inside the checkout {dest}"
-    assert "relative to it or absolute" in err.value.hint
+    assert err.value.hint == "name a new file (or folder) of the checkout, relative to it or absolute"
 
 
 def test_add_path_that_does_not_exist_is_refused_but_a_dangling_link_counts(tmp_path):
