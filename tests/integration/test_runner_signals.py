@@ -250,6 +250,21 @@ def test_sigterm_or_sighup_during_a_step_terminates_its_group_and_says_which(tmp
     assert signals_seen(seen) == ["TERM"] and gone(int(pidfile.read_text()))
 
 
+def test_ctrl_c_returns_although_an_escaped_process_holds_the_steps_output(tmp_path):
+    """A process that left the step's group (setsid) keeps the pipe open: the interrupt does not wait for it."""
+    pidfile = tmp_path / "escaped.pid"
+    script = (f"import subprocess, time; p = subprocess.Popen(['sleep', '600'], start_new_session=True); "
+              f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(600)")
+    send_when(lambda: has_text(pidfile), signal.SIGINT)
+    try:
+        with pytest.raises(Interrupted):
+            runner.stream([PY, "-c", script], cwd="/", env={}, log=open(os.devnull, "w"),
+                          console=runner.Console(open(os.devnull, "w")), label="escaping")
+    finally:
+        if has_text(pidfile):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
 def test_a_step_that_ignores_ctrl_c_and_sigterm_is_killed(tmp_path):
     argv, seen, pidfile = trapping(tmp_path, int_exits=False, term_exits=False)
     send_when(lambda: has_text(pidfile), signal.SIGINT)
