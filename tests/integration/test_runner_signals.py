@@ -372,6 +372,19 @@ def test_a_group_that_is_not_a_session_of_its_own_is_seen_running(groups):
     assert runner.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid)})
 
 
+def test_a_member_whose_name_holds_a_parenthesis_is_seen_running(tmp_path, groups):
+    """/proc/PID/stat puts the name in parentheses: a name with ') Z' in it must not read as a zombie."""
+    ready = tmp_path / "ready"
+    script = (f"open('/proc/self/comm', 'w').write('t) Z 1 1 1'); open({str(ready)!r}, 'w').close(); "
+              f"import time; time.sleep(600)")
+    proc = subprocess.Popen([PY, "-c", script], start_new_session=True)
+    groups.append(proc.pid)
+    wait_until(ready.exists)
+    assert Path(f"/proc/{proc.pid}/comm").read_text() == "t) Z 1 1 1\n"
+    assert runner._group_alive(proc.pid)
+    assert runner.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid)})
+
+
 def test_records_without_a_usable_group_are_not_orphans():
     for record in ({}, {"pgid": None}, {"pgid": 0}, {"pgid": 1}, {"pgid": 2 ** 22 + 7}, {"text": "x"}):
         assert not runner.orphan_alive(record), record
@@ -673,3 +686,33 @@ def test_a_warden_that_stopped_reading_is_not_fatal():
             deaf.stdin.close()
         except OSError:
             pass
+
+
+def start_with_pid(pid: int) -> subprocess.Popen | None:
+    """Start ``sleep 600`` in a session of its own with the process id ``pid`` (a number given out again)."""
+    for _ in range(200):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+        proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+        if proc.pid == pid:
+            return proc
+        proc.kill()
+        proc.wait()
+    return None
+
+
+def test_the_warden_leaves_alone_a_group_whose_number_was_given_out_again(dying_rebuilt, groups):
+    first = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    groups.append(first.pid)
+    runner.guard_group(first.pid)  # registered while it runs, as every command is
+    registered = ticks(first.pid)
+    first.kill()
+    first.wait()
+    time.sleep(0.1)  # start times are counted in ticks of 10 ms: the new process must start in a later one
+    reused = start_with_pid(first.pid)
+    assert reused is not None, "could not get the same process id again (other processes took it)"
+    groups.append(reused.pid)
+    assert ticks(reused.pid) != registered
+    dying_rebuilt()
+    dying_rebuilt.warden.wait(timeout=30)
+    assert reused.poll() is None  # another program's group: not the warden's to end
