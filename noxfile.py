@@ -64,7 +64,7 @@ def tests(session):
 @nox.session(python="3.11", default=False)
 def mutants(session):
     """Mutation testing of the core modules with mutmut (slow, not in CI); posargs pick mutants: 'rebuilt.build.guard*'."""
-    session.install("-e", ".[test]", "torch==2.13.0", "mutmut==3.8.1")
+    session.install("-e", ".[test]", "torch==2.13.0", "mutmut==3.8.1", "pytest-timeout==2.4.0")
     session.run("mutmut", "run", *session.posargs)
     session.run("mutmut", "results")
 
