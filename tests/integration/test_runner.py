@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = f"{ROOT / 'tests' / 'fixtures' / 'recipes'}{os.pathsep}{ROOT / 'recipes'}"
@@ -24,12 +25,7 @@ def inv(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def wait_for(predicate, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
+    wait_until(predicate, timeout, step=0.1)
 
 
 def alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ import pytest
 
 from rebuilt.core import runner, secret
 from rebuilt.errors import StepFailed, ToolMissing
+from tests.waiting import wait_until
 
 PY = sys.executable
 SESSION_PROBE = "import os; print(os.getsid(0) == os.getpid() == os.getpgid(0))"
@@ -51,15 +52,6 @@ def gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
-
-
-def wait_until(predicate, timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 # --------------------------------------------------------------------------- which, version_of

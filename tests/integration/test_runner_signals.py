@@ -22,6 +22,7 @@ import pytest
 
 from rebuilt.core import runner
 from rebuilt.errors import Interrupted, RebuiltError
+from tests.waiting import wait_until
 
 PY = sys.executable
 
@@ -88,15 +89,6 @@ def gone(pid: int) -> bool:
 
 def ticks(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-
-
-def wait_until(predicate, timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def send_when(predicate, sig: int) -> threading.Thread:

@@ -18,6 +18,7 @@ import pytest
 from rebuilt.build import guard
 from rebuilt.build.features import stamps
 from rebuilt.errors import InputError
+from tests.unit.test_stamps import Console
 
 PYTHON = "/env/bin/python"
 
@@ -39,14 +40,6 @@ class Target:
         if python != PYTHON:
             return {}
         return {d: guard.DistState(version=v, record=r, requires=()) for d, (v, r) in self.dists.items() if d in dists}
-
-
-class Console:
-    def __init__(self):
-        self.lines = []
-
-    def say(self, text):
-        self.lines.append(text)
 
 
 @pytest.fixture
