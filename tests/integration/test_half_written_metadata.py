@@ -30,6 +30,13 @@ def venv(tmp_path):
     return py, _site(py)
 
 
+def _info(site: Path, version: str = "1.0"):
+    from rebuilt.build.wheel.verify import WheelInfo
+
+    return WheelInfo(path=site / f"demo-{version}-py3-none-any.whl", name="demo", version=version,
+                     dist_info=f"demo-{version}.dist-info", record={})
+
+
 def _whole(site: Path, version: str) -> None:
     (site / "demo").mkdir(exist_ok=True)
     (site / "demo" / "__init__.py").write_text(f"__version__ = {version!r}\n")
@@ -50,7 +57,7 @@ def test_the_whole_distribution_is_found_and_the_half_written_one_named_then_rem
     assert (inst.version, inst.broken) == ("1.0", [str(half)])
     assert guard.snapshot(str(py), ["demo"])["demo"].version == "1.0"
 
-    assert restore.remove_half_written(inst) == ["demo-2.0.dist-info"]
+    assert restore.remove_stray_metadata(inst, _info(site)) == ["demo-2.0.dist-info"]
     assert not half.exists() and (site / "demo-1.0.dist-info").is_dir()
     assert installed.query(str(py), "demo").broken == []
 
@@ -71,20 +78,18 @@ def test_a_half_written_folder_outside_the_site_of_the_whole_one_is_left_alone(v
     other = tmp_path / "elsewhere" / "demo-3.0.dist-info"
     other.mkdir(parents=True)
     inst.broken = [str(other)]
-    assert restore.remove_half_written(inst) == [] and other.is_dir()
+    assert restore.remove_stray_metadata(inst, _info(site)) == [] and other.is_dir()
 
 
 def test_another_versions_metadata_left_beside_the_restored_one_is_removed(venv):
     """pip stopped while installing 2.0 left a whole ``demo-2.0.dist-info``; the restore of 1.0 removes it."""
-    from rebuilt.build.wheel.verify import WheelInfo
-
     py, site = venv
     _whole(site, "1.0")
     _whole(site, "2.0")
-    info = WheelInfo(path=site / "demo-1.0-py3-none-any.whl", name="demo", version="1.0",
-                     dist_info="demo-1.0.dist-info", record={})
-    assert restore.remove_other_versions(site, info) == ["demo-2.0.dist-info"]
+    info = _info(site)
+    assert restore.remove_stray_metadata(installed.query(str(py), "demo"), info) == ["demo-2.0.dist-info"]
     assert (site / "demo-1.0.dist-info").is_dir() and installed.query(str(py), "demo").version == "1.0"
-    odd = site / "Demo-not.a.version.dist-info"
+    odd = site / "Demo-not.a.version.dist-info"  # whole (it has a Name), but its folder's version is unreadable
     odd.mkdir()
-    assert restore.remove_other_versions(site, info) == [] and odd.is_dir()  # not readable: not ours
+    (odd / "METADATA").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    assert restore.remove_stray_metadata(installed.query(str(py), "demo"), info) == [] and odd.is_dir()  # not readable: not ours

@@ -82,34 +82,25 @@ def remove_pip_stash(site: str | Path, info: verify.WheelInfo) -> list[str]:
     return removed
 
 
-def remove_half_written(inst) -> list[str]:
-    """Delete the metadata folders of ``inst``'s name that have no readable Name (an installer stopped
-    while writing them: pip ignores them, importlib.metadata returns them first); returns their names."""
-    import shutil
+def remove_stray_metadata(inst, info: verify.WheelInfo) -> list[str]:
+    """Delete the wheel's distribution's other metadata folders from the site-packages ``inst`` is in.
 
-    removed = []
-    for folder in map(Path, inst.broken):
-        if folder.parent == Path(inst.site) and folder.suffix in (".dist-info", ".egg-info") and folder.is_dir():
-            shutil.rmtree(folder)
-            removed.append(folder.name)
-    return removed
-
-
-def remove_other_versions(site: str | Path, info: verify.WheelInfo) -> list[str]:
-    """Delete metadata folders of the wheel's distribution at another version from ``site``.
-
-    A site-packages folder holds one version of a distribution; after the wheel was installed there,
-    another version's ``.dist-info`` is what a pip stopped while installing that version left (pip
-    reinstalls over the one it finds first), and ``importlib.metadata`` may return it instead."""
+    A site-packages folder holds one version of a distribution. After the wheel was installed there,
+    any other ``.dist-info`` of its name is what a pip stopped halfway left: one without a readable
+    Name (``inst.broken``: pip ignores it, ``importlib.metadata`` may return it first), or one of the
+    version that pip was installing. A folder whose version cannot be read is left alone."""
     import shutil
 
     from packaging.utils import canonicalize_name
 
+    site, broken = Path(inst.site), {Path(b) for b in inst.broken}
     removed = []
-    for folder in sorted(Path(site).glob("*.dist-info")) if Path(site).is_dir() else []:
+    for folder in sorted(site.glob("*.dist-info")) if site.is_dir() else []:
         name, _, version = folder.name[: -len(".dist-info")].partition("-")
-        if folder.name != info.dist_info and canonicalize_name(name) == canonicalize_name(info.name) \
-                and _other(version, info.version) and folder.is_dir() and not folder.is_symlink():
+        if folder.name == info.dist_info or canonicalize_name(name) != canonicalize_name(info.name) \
+                or not folder.is_dir() or folder.is_symlink():
+            continue
+        if folder in broken or _other(version, info.version):
             shutil.rmtree(folder)
             removed.append(folder.name)
     return removed
@@ -144,7 +135,7 @@ def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
                              f"an install fails:\n{tail}\n--- full log: {log}")
         os.unlink(log)
         inst = query(python, info.name)
-        left = remove_pip_stash(inst.site, info) + remove_half_written(inst) + remove_other_versions(inst.site, info)
+        left = remove_pip_stash(inst.site, info) + remove_stray_metadata(inst, info)
         if left:
             if say:
                 say(f"removed what a stopped pip had left in site-packages: {', '.join(left)}")
