@@ -28,6 +28,31 @@ def which(program: str, path: str | None = None) -> str | None:
     return shutil.which(program, path=path)
 
 
+# A step's process waits behind this gate (a /bin/sh that reads one line, then execs the command
+# with stdin from /dev/null) until its group is in the lock record and with the warden: a rebuilt
+# killed in between leaves no step running unrecorded (the gate reads end-of-file and exits 125).
+_GATE = ["/bin/sh", "-c", 'read _ || exit 125; exec "$@" </dev/null', "rebuilt-step"]
+
+
+def _behind_gate(argv: Sequence[str]) -> list[str]:
+    return _GATE + list(argv)
+
+
+def _open_gate(proc: subprocess.Popen) -> None:
+    try:
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+    except OSError:  # it is gone already: its exit code tells
+        pass
+
+
+def _findable(program: str, env: Mapping[str, str] | None, cwd: str | Path) -> bool:
+    """Would exec find ``program`` (PATH from ``env``, as subprocess looks it up; a path is taken from ``cwd``)?"""
+    if os.sep in program:
+        return os.access(os.path.join(cwd, program), os.X_OK)
+    return shutil.which(program, path=os.pathsep.join(os.get_exec_path(env))) is not None
+
+
 def capture(
     argv: Sequence[str],
     *,
@@ -451,17 +476,19 @@ def stream(
     """
     console = console or Console()
     warden_ready()
+    command = _argv(argv) if not shell else ["/bin/bash", "-c", str(argv)]
+    if not os.path.isdir(cwd):
+        raise StepFailed(f"step {label}: working directory {cwd} does not exist")
+    if not _findable(command[0], env, cwd):
+        raise ToolMissing(f"{command[0]} is not installed or not on PATH (step {label})")
     try:
         proc = subprocess.Popen(
-            _argv(argv) if not shell else ["/bin/bash", "-c", str(argv)], cwd=cwd, env=dict(env),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            _behind_gate(command), cwd=cwd, env=dict(env),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, bufsize=0,
         )
-    except (FileNotFoundError, NotADirectoryError):
-        if not os.path.isdir(cwd):  # a missing folder is a FileNotFoundError too
-            raise StepFailed(f"step {label}: working directory {cwd} does not exist") from None
-        prog = argv[0] if not shell else "/bin/bash"
-        raise ToolMissing(f"{prog} is not installed or not on PATH (step {label})") from None
+    except (FileNotFoundError, NotADirectoryError):  # the folder went away in between
+        raise StepFailed(f"step {label}: working directory {cwd} does not exist") from None
 
     def pump():
         for raw in iter(proc.stdout.readline, b""):
@@ -478,6 +505,7 @@ def stream(
     try:
         guard_group(proc.pid)
         note_group(proc.pid, label)
+        _open_gate(proc)
         reader.start()
         while proc.poll() is None:
             now = time.monotonic()
@@ -511,13 +539,13 @@ def shielded(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = 
     SIGHUP to rebuilt are honoured once it has ended. Its group is recorded in the held lock.
     """
     argv = _argv(argv)
+    if not _findable(argv[0], env, "."):
+        raise ToolMissing(f"{argv[0]} is not installed or not on PATH")
     with open(log, "ab") as out, deferred_signals(note):
-        try:
-            proc = subprocess.Popen(argv, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        except FileNotFoundError:
-            raise ToolMissing(f"{argv[0]} is not installed or not on PATH") from None
+        proc = subprocess.Popen(_behind_gate(argv), env=None if env is None else dict(env), stdin=subprocess.PIPE,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         note_group(proc.pid, " ".join(argv[:4]))
+        _open_gate(proc)
         try:
             return proc.wait()
         finally:

@@ -277,6 +277,51 @@ def test_stream_of_a_missing_program_or_folder_says_which(tmp_path):
             runner.stream(["/bin/true"], cwd=str(cwd), env={}, log=io.StringIO(), console=console, label="lbl")
 
 
+def test_stream_finds_a_program_given_as_a_path_from_the_steps_folder(tmp_path):
+    tool = tmp_path / "configure"
+    tool.write_text("#!/bin/sh\necho configured\n")
+    tool.chmod(0o755)
+    log = io.StringIO()
+    console = runner.Console(io.StringIO())
+    assert runner.stream(["./configure"], cwd=str(tmp_path), env={}, log=log, console=console) == 0
+    assert log.getvalue() == "configured\n"
+    with pytest.raises(ToolMissing, match=r"^\./configure is not installed or not on PATH \(step s\)$"):
+        runner.stream(["./configure"], cwd="/", env={}, log=io.StringIO(), console=console, label="s")
+
+
+@pytest.mark.parametrize("call", ["stream", "shielded"])
+def test_a_step_runs_only_once_its_group_is_in_the_lock_record(tmp_path, monkeypatch, call):
+    """kill -9 between starting a step and recording its group must not leave an unrecorded step running:
+    the command waits behind a gate the runner opens after recording."""
+    marker = tmp_path / "ran"
+    seen: list[tuple[int | None, bool]] = []
+    recorded = runner.note_group
+
+    def note_then_look(pgid, label=""):
+        recorded(pgid, label)
+        if pgid:
+            time.sleep(0.5)  # a slow parent: the step would have run by now without the gate
+        seen.append((pgid, marker.exists()))
+
+    monkeypatch.setattr(runner, "note_group", note_then_look)
+    argv = ["/bin/sh", "-c", f"touch {marker}"]
+    if call == "stream":
+        rc = runner.stream(argv, cwd="/", env={}, log=io.StringIO(), console=runner.Console(io.StringIO()))
+    else:
+        rc = runner.shielded(argv, log=tmp_path / "log")
+    assert rc == 0 and marker.exists()
+    assert seen[0][0] and seen[0][1] is False and seen[-1] == (None, True)
+
+
+def test_a_step_whose_runner_died_before_opening_the_gate_runs_nothing(tmp_path):
+    import subprocess
+
+    marker = tmp_path / "ran"
+    proc = subprocess.Popen(runner._behind_gate(["touch", str(marker)]), stdin=subprocess.PIPE)
+    proc.stdin.close()  # what the kernel does to the pipe of a rebuilt killed with -9
+    assert proc.wait(timeout=10) == 125 and not marker.exists()
+
+
 def test_console_says_lines_and_shows_status_only_on_a_terminal():
     plain = io.StringIO()
     console = runner.Console(plain)
