@@ -595,14 +595,14 @@ def pipe_lines(argv: Sequence[str], *, env: Mapping[str, str], sink: Callable[[b
     process keeps reading until the child's output ends, so no line is lost on the way down.
     """
     argv = _argv(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # before the start: no window that kills this one
+        signal.signal(sig, lambda *_: None)  # the group signal reaches the child; keep draining its output
     try:
         proc = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, bufsize=0)
     except FileNotFoundError:
         sink(f"rebuilt: {argv[0]} is not installed or not on PATH\n".encode())
         return 127
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: None)  # the group signal reaches the child; keep draining its output
     for raw in iter(proc.stdout.readline, b""):
         sink(raw)
     return proc.wait()

@@ -84,16 +84,21 @@ class Session:
                 f"{{ {source}{command}; }}; rc=$?; rm -f {shlex.quote(pidfile)}; exit $rc")
         with self._lock:
             self._pidfiles.add(pidfile)
+        limit = timeout or self.timeout
+        started = time.monotonic()
         try:
-            result = self.conn.run(line, hide=True, warn=True, in_stream=False, timeout=timeout or self.timeout)
+            result = self.conn.run(line, hide=True, warn=True, in_stream=False, timeout=limit)
         except CommandTimedOut:
-            self.kill_all()
-            raise StepError("timeout", f"{self.host.name}: no end within {timeout or self.timeout:g}s; its "
-                            "processes were stopped", "look at the host (load, disk, a hung GPU), or raise "
-                            "--set fleet.timeout=SECONDS") from None
+            result = None
         finally:
             with self._lock:
                 self._pidfiles.discard(pidfile)
+        # invoke's timer closes the channel; a result without an exit status at the limit is that timer too
+        # (invoke's Runner.timed_out is False while the timer thread is still finishing: seen under load)
+        if result is None or (result.exited == -1 and time.monotonic() - started >= limit):
+            self.kill_all()
+            raise StepError("timeout", f"{self.host.name}: no end within {limit:g}s; its processes were stopped",
+                            "look at the host (load, disk, a hung GPU), or raise --set fleet.timeout=SECONDS")
         if result.exited == -1:  # the channel closed without an exit status: the host or the link went away
             raise EOFError("the channel closed without an exit status")
         return result
