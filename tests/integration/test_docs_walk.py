@@ -95,6 +95,16 @@ def sh(script: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
+MISPLACED_D = "-D sgl-kernel.nvcc_threads=4 build.sgl-kernel -n"  # invoke's own -D (--list-depth) before the task
+
+
+def misplaced_d(r: subprocess.CompletedProcess) -> bool:
+    """The one message rebuilt's start-up hook (rebuilt-inv.pth) gives under inv, instead of invoke's traceback."""
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    return r.stderr.startswith("rebuilt: -D before the task name is invoke's own --list-depth") and \
+        "-> inv build.sgl-kernel -D sgl-kernel.nvcc_threads=4 -n" in r.stderr
+
+
 def test_quickstart_with_the_pipx_installed_rebuilt(machine):
     env, base, home = machine["env"], machine["base"], machine["home"]
     install = fenced("docs/QUICKSTART.md", "## 2. Install rebuilt").replace("<this repository>", str(ROOT))
@@ -119,6 +129,13 @@ def test_quickstart_with_the_pipx_installed_rebuilt(machine):
     completion = fenced("docs/QUICKSTART.md", "## 6. Shell completion")
     r = sh("set -e\n" + completion, env, elsewhere)
     assert r.returncode == 0 and (home / ".local/share/bash-completion/completions/rebuilt").is_file(), r.stderr
+    # the non-editable wheel carries the hook that gives `inv -D ...` before the task name one message
+    venv = home / ".local" / "pipx" / "venvs" / "rebuilt"
+    assert misplaced_d(sh(f"{venv}/bin/python -m invoke {MISPLACED_D}", env, ROOT))
+    hooks = list(venv.glob("lib/python*/site-packages/rebuilt-inv.pth"))
+    assert len(hooks) == 1
+    assert sh(f"{venv}/bin/python -m pip uninstall -q -y rebuilt", env, base).returncode == 0
+    assert not hooks[0].exists()  # pip's RECORD lists it: no hook left behind
 
 
 def test_readme_in_a_venv_with_inv(machine):
@@ -146,3 +163,4 @@ def test_readme_in_a_venv_with_inv(machine):
         r = sh(command, env, clone)
         assert r.returncode == 0 and "Traceback" not in r.stderr, (command, r.stderr[-2000:])
     assert "sgl-kernel: 64 (" in sh("inv build.sgl-kernel --dry-run --jobs 64", env, clone).stdout
+    assert misplaced_d(sh(f"inv {MISPLACED_D}", env, clone))  # the editable install has the hook too
