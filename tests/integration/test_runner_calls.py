@@ -290,6 +290,29 @@ def test_stream_finds_a_program_given_as_a_path_from_the_steps_folder(tmp_path):
 
 
 @pytest.mark.parametrize("call", ["stream", "shielded"])
+def test_a_program_is_looked_up_on_the_steps_path_and_a_relative_one_from_its_folder(tmp_path, monkeypatch, call):
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in ("only-on-the-steps-path", "here-tool"):
+        (tools / name).write_text(f"#!/bin/sh\necho {name}\n")
+        (tools / name).chmod(0o755)
+    monkeypatch.chdir(tools)  # shielded runs in rebuilt's own folder
+
+    def go(argv, env):
+        if call == "stream":
+            log = io.StringIO()
+            rc = runner.stream(argv, cwd=str(tools), env=env, log=log, console=runner.Console(io.StringIO()))
+            return rc, log.getvalue()
+        log = tmp_path / f"log-{len(argv[0])}-{len(env.get('PATH', ''))}"
+        return runner.shielded(argv, env=env, log=log), log.read_text()
+
+    assert go(["only-on-the-steps-path"], {"PATH": str(tools)}) == (0, "only-on-the-steps-path\n")
+    assert go(["./here-tool"], {}) == (0, "here-tool\n")
+    with pytest.raises(ToolMissing):  # on rebuilt's PATH, not on the step's
+        go(["sh"], {"PATH": str(tmp_path / "empty")})
+
+
+@pytest.mark.parametrize("call", ["stream", "shielded"])
 def test_a_step_runs_only_once_its_group_is_in_the_lock_record(tmp_path, monkeypatch, call):
     """kill -9 between starting a step and recording its group must not leave an unrecorded step running:
     the command waits behind a gate the runner opens after recording."""
