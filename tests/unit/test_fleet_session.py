@@ -26,9 +26,9 @@ class Conn:
         return SimpleNamespace(exited=self.exited, stdout="", stderr="")
 
 
-def session(conn) -> tuple[Session, list[str]]:
+def session(conn, timeout: float = 0.2) -> tuple[Session, list[str]]:
     killed: list[str] = []
-    s = Session(FleetHost(name="h1", host="127.0.0.1"), conn, timeout=0.2, run_id="r")
+    s = Session(FleetHost(name="h1", host="127.0.0.1"), conn, timeout=timeout, run_id="r")
     s.kill_all = lambda: killed.append("all")  # the real one opens a channel to the host
     return s, killed
 
@@ -51,12 +51,12 @@ def test_invokes_own_timeout_is_the_timeout():
 
 
 def test_a_channel_closed_before_the_limit_is_a_lost_connection():
-    s, killed = session(Conn(0.0, exited=-1))
+    s, killed = session(Conn(0.0, exited=-1), timeout=60)  # far from the limit even on a loaded machine
     with pytest.raises(EOFError, match="without an exit status"):
         s.sh("true")
     assert killed == []
 
 
 def test_an_exit_status_is_the_result():
-    s, killed = session(Conn(0.0, exited=3))
+    s, killed = session(Conn(0.0, exited=3), timeout=60)
     assert s.sh("exit 3").exited == 3 and killed == [] and s._pidfiles == set()
