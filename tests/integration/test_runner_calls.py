@@ -345,6 +345,15 @@ def test_a_step_whose_runner_died_before_opening_the_gate_runs_nothing(tmp_path)
     assert proc.wait(timeout=10) == 125 and not marker.exists()
 
 
+def test_a_steps_folder_removed_between_the_check_and_the_start_is_named(tmp_path, monkeypatch):
+    gone = tmp_path / "gone"
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: str(p) == str(gone) or real_isdir(p))  # it was there at the check
+    with pytest.raises(StepFailed, match=f"^step lbl: working directory {gone} does not exist$"):
+        runner.stream(["/bin/true"], cwd=str(gone), env={}, log=io.StringIO(), console=runner.Console(io.StringIO()),
+                      label="lbl")
+
+
 def test_console_says_lines_and_shows_status_only_on_a_terminal():
     plain = io.StringIO()
     console = runner.Console(plain)
