@@ -47,13 +47,11 @@ def early_misplaced(argv: list[str]) -> str | None:
     """The message for a task flag that invoke would take as ``-D``/``-r`` (only read when suspect)."""
     if not _suspect(argv):
         return None
+    from invoke.parser import Parser
+
     from rebuilt.cli.tasks import _argv, namespace
 
-    contexts = {}
-    for ctx in namespace().to_contexts():
-        for name in (ctx.name, *ctx.aliases):
-            contexts[name] = ctx
-    return _argv.misplaced(argv, contexts)
+    return _argv.misplaced(argv, Parser(contexts=namespace().to_contexts()).contexts)  # invoke's names and aliases
 
 
 def is_invoke(orig_argv: list[str]) -> bool:

@@ -50,7 +50,7 @@ def _findable(program: str, env: Mapping[str, str] | None, cwd: str | Path) -> b
     """Would exec find ``program`` (PATH from ``env``, as subprocess looks it up; a path is taken from ``cwd``)?"""
     if os.sep in program:
         return os.access(os.path.join(cwd, program), os.X_OK)
-    return shutil.which(program, path=os.pathsep.join(os.get_exec_path(env))) is not None
+    return which(program, path=os.pathsep.join(os.get_exec_path(env))) is not None
 
 
 def capture(
