@@ -4,7 +4,9 @@ run of every build task on both shipped stacks are compared with the recorded co
 
 A deliberate change of the output is recorded again with ``REBUILT_RECORD_IDENTITY=1 pytest
 tests/integration/test_cli_identity.py`` and shows up in the diff of the commit that made it.
-Machine-dependent parts (paths, memory, CPU count, tool versions) are replaced by placeholders.
+Machine-dependent parts (paths, memory, CPU count, tool versions) are replaced by placeholders; the
+free disk space, which decides whether the disk check fails or warns (and so where its line stands),
+is fixed at 60 GiB for the commands run here by a ``sitecustomize.py`` on their PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ RECORD = os.environ.get("REBUILT_RECORD_IDENTITY") == "1"
 STACKS = ("sglang-0.5.4", "aiak")
 BUILD_TASKS = ("deepep", "extras", "flashinfer", "sgl-kernel", "sglang", "speedgate", "stack", "torch",
                "torchvision", "vllm")
+
+
+FIXED_DISK = """\
+import shutil
+
+_usage = shutil.disk_usage
+
+
+def disk_usage(path):
+    real = _usage(path)
+    return type(real)(real.total, real.total - 60 * 1024**3, 60 * 1024**3)
+
+
+shutil.disk_usage = disk_usage
+"""
 
 
 def inv(*args: str, cwd: Path, env: dict) -> str:
@@ -58,7 +75,10 @@ def world(tmp_path_factory):
     home = tmp / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "REBUILT_", "CONDA"))}
-    env.update(HOME=str(home), COLUMNS="100")
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FIXED_DISK)
+    env.update(HOME=str(home), COLUMNS="100", PYTHONPATH=str(site))
     subs = {str(tmp / "wd"): "<WORKDIR>", str(ROOT): "<ROOT>", sys.executable: "<PYTHON>", sys.prefix: "<PREFIX>",
             str(home): "<HOME>"}
     return env, subs, tmp

@@ -197,7 +197,15 @@ def test_a_host_that_takes_the_connection_but_never_answers_is_named_within_the_
     mute.bind(("127.0.0.1", 0))
     mute.listen(8)
     held = []
-    threading.Thread(target=lambda: [held.append(mute.accept()) for _ in range(4)], daemon=True).start()
+
+    def hold() -> None:  # take connections until the test closes the socket
+        try:
+            while True:
+                held.append(mute.accept())
+        except OSError:
+            return
+
+    threading.Thread(target=hold, daemon=True).start()
     try:
         r = inv(fleet_hosts, "fleet.doctor", "--hosts", f"root@127.0.0.1:{mute.getsockname()[1]},beta", "--offline",
                 "--set", "fleet.connect_timeout=3", "-w", str(tmp_path / "wd"))
