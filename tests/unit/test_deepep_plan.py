@@ -31,40 +31,39 @@ def steps_of(settings, machine):
 
 def test_pip_nvshmem_leaves_nvshmem_dir_unset(resolve):
     plan, st = steps_of(resolve({"stack": "aiak"}), fake_machine(nvshmem=PIP))
-    for name in ("build", "wheel"):
-        assert st[name].env.get("NVSHMEM_DIR", "absent") is None  # unset, also if the caller exported it
+    assert "build" not in st  # one `setup.py bdist_wheel`, as DeepEP's install.sh
+    assert st["wheel"].argv[-1] == "bdist_wheel"
+    assert st["wheel"].env.get("NVSHMEM_DIR", "absent") is None  # unset, also if the caller exported it
     caller = {"NVSHMEM_DIR": PIP, "PATH": "/usr/bin"}
-    assert "NVSHMEM_DIR" not in step_environment(caller, st["build"].env)
+    assert "NVSHMEM_DIR" not in step_environment(caller, st["wheel"].env)
     assert not any("internode" in w for w in plan.warnings)  # the package counts as NVSHMEM found
-    assert "unset NVSHMEM_DIR" in env_diff({}, st["build"].env)
+    assert "unset NVSHMEM_DIR" in env_diff({}, st["wheel"].env)
 
 
 def test_real_install_sets_nvshmem_dir(resolve):
     _, st = steps_of(resolve({"stack": "aiak", "nvshmem_dir": "/usr/local/nvshmem"}), fake_machine(nvshmem=PIP))
-    assert st["build"].env["NVSHMEM_DIR"] == "/usr/local/nvshmem"
     assert st["wheel"].env["NVSHMEM_DIR"] == "/usr/local/nvshmem"
 
 
 def test_no_nvshmem_warns_and_unsets(resolve):
     plan, st = steps_of(resolve({"stack": "aiak"}), fake_machine())
-    assert st["build"].env.get("NVSHMEM_DIR", "absent") is None
+    assert st["wheel"].env.get("NVSHMEM_DIR", "absent") is None
     assert any("internode and low-latency kernels will be missing" in w for w in plan.warnings)
     assert any("nvidia-nvshmem-cu13" in w for w in plan.warnings)  # names the CUDA 13 package too
 
 
 def test_cuda13_puts_cccl_first_on_the_host_include_path(resolve):
     plan, st = steps_of(resolve({"stack": "aiak", "cuda": "13.0"}), cuda13(nvshmem=PIP))
-    for name in ("build", "wheel"):
-        assert st[name].env["CPLUS_INCLUDE_PATH"] == CCCL + ":${CPLUS_INCLUDE_PATH}"
-    assert step_environment({}, st["build"].env)["CPLUS_INCLUDE_PATH"] == CCCL  # no empty item (= cwd)
-    assert step_environment({"CPLUS_INCLUDE_PATH": "/opt/inc"}, st["build"].env)["CPLUS_INCLUDE_PATH"] == \
+    assert st["wheel"].env["CPLUS_INCLUDE_PATH"] == CCCL + ":${CPLUS_INCLUDE_PATH}"
+    assert step_environment({}, st["wheel"].env)["CPLUS_INCLUDE_PATH"] == CCCL  # no empty item (= cwd)
+    assert step_environment({"CPLUS_INCLUDE_PATH": "/opt/inc"}, st["wheel"].env)["CPLUS_INCLUDE_PATH"] == \
         CCCL + ":/opt/inc"
     assert f"CPLUS_INCLUDE_PATH='{CCCL}:${{CPLUS_INCLUDE_PATH}}'" in render(plan, cuda13(nvshmem=PIP))
 
 
 def test_cuda12_leaves_the_include_path_alone(resolve):
     _, st = steps_of(resolve({"stack": "aiak"}), fake_machine(nvshmem=PIP))
-    assert "CPLUS_INCLUDE_PATH" not in st["build"].env
+    assert "CPLUS_INCLUDE_PATH" not in st["wheel"].env
 
 
 def test_probe_finds_cccl(tmp_path, monkeypatch):

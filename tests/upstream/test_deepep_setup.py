@@ -1,7 +1,8 @@
 """The real DeepEP v1.2.1 setup.py driven by `inv build.deepep`, as far as a machine without a GPU goes.
 
-Sources: DeepEP's GitHub tree at tag v1.2.1 (a git checkout: ``$REBUILT_DEEPEP_SRC``, else
-``.carry/deepep`` in this repository), and the nvidia-nvshmem-cu13 3.4.5 wheel from the package index
+Sources: DeepEP's GitHub tree at tag v1.2.1 (a git checkout named by ``$REBUILT_DEEPEP_SRC``, else
+a git repository tagged v1.2.1 made from ``tests/fixtures/upstream_src/DeepEP-v1.2.1.tar.gz``, the
+``git archive`` of that tag), and the nvidia-nvshmem-cu13 3.4.5 wheel from the package index
 (cached under ``~/.cache/rebuilt-tests/wheels``): its real headers, installed into a throw-away venv with a
 ``lib/`` that holds only the soname ``libnvshmem_host.so.3``, as the package ships it (the library's bytes
 do not matter here: setup.py only looks for the name).
@@ -20,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -36,13 +38,30 @@ TAG = "v1.2.1"
 pytestmark = pytest.mark.upstream
 
 
-def deepep_tree() -> Path:
-    tree = Path(os.environ.get("REBUILT_DEEPEP_SRC") or ROOT / ".carry" / "deepep")
-    probe = subprocess.run(["git", "-C", str(tree), "rev-parse", "--verify", "-q", f"{TAG}^{{commit}}"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"no DeepEP git checkout with tag {TAG} at {tree}: clone github.com/deepseek-ai/DeepEP there "
-                    f"(or point REBUILT_DEEPEP_SRC at one); the package index has no v1.2.1 sources")
+ARCHIVE = ROOT / "tests" / "fixtures" / "upstream_src" / f"DeepEP-{TAG}.tar.gz"
+
+
+def _has_tag(tree: Path) -> bool:
+    return subprocess.run(["git", "-C", str(tree), "rev-parse", "--verify", "-q", f"{TAG}^{{commit}}"],
+                          capture_output=True, text=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def deepep_tree(tmp_path_factory) -> Path:
+    """A git repository with DeepEP's tag v1.2.1: $REBUILT_DEEPEP_SRC, else one made from the archive."""
+    named = os.environ.get("REBUILT_DEEPEP_SRC")
+    if named:
+        assert _has_tag(Path(named)), f"REBUILT_DEEPEP_SRC={named} is not a git checkout with tag {TAG}"
+        return Path(named)
+    tree = tmp_path_factory.mktemp("deepep-src") / "DeepEP"
+    tree.mkdir()
+    with tarfile.open(ARCHIVE) as tar:
+        tar.extractall(tree, filter="data")
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", f"DeepEP {TAG} (git archive of 9af0e0d)"],
+                 ["tag", TAG]):
+        subprocess.run(["git", "-C", str(tree), *argv], env={**os.environ, **GIT_ENV}, check=True,
+                       capture_output=True)
+    assert (tree / "setup.py").is_file() and _has_tag(tree)
     return tree
 
 
@@ -83,19 +102,19 @@ def inv(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           text=True, timeout=900)
 
 
-def build_log(tmp_path: Path, python: Path, *extra: str, **env: str) -> str:
+def build_log(tmp_path: Path, python: Path, tree: Path, *extra: str, **env: str) -> str:
     """Run the real task; return the build step's log (what setup.py printed, and the env it got)."""
     wd = tmp_path / "wd"
     r = inv("build.deepep", "--stack", "aiak", "--python", str(python), "--workdir", str(wd), "--jobs", "1",
-            "--no-checks", "--set", f"deepep.url=file://{deepep_tree()}", *extra, env=env)
-    logs = sorted(wd.glob("logs/*/02-deepep-build.log"))
+            "--no-checks", "--set", f"deepep.url=file://{tree}", *extra, env=env)
+    logs = sorted(wd.glob("logs/*/02-deepep-wheel.log"))
     assert logs, r.stdout[-3000:] + r.stderr[-3000:]
     return logs[-1].read_text(errors="replace")
 
 
-def test_setup_py_finds_the_pip_package_and_links_its_soname(tmp_path, target):
+def test_setup_py_finds_the_pip_package_and_links_its_soname(tmp_path, target, deepep_tree):
     python, pkg = target
-    log = build_log(tmp_path, python, NVSHMEM_DIR=str(pkg))  # as a user's shell may export it
+    log = build_log(tmp_path, python, deepep_tree, NVSHMEM_DIR=str(pkg))  # as a user's shell may export it
     assert "# env NVSHMEM_DIR=(unset)" in log
     assert f" > NVSHMEM path: {pkg}" in log
     link = re.search(r" > Link flags: (.*)", log).group(1)
@@ -104,19 +123,19 @@ def test_setup_py_finds_the_pip_package_and_links_its_soname(tmp_path, target):
     assert "csrc/kernels/internode.cu" in re.search(r" > Sources: (.*)", log).group(1)  # NVSHMEM kernels on
 
 
-def test_nvshmem_dir_setting_reaches_setup_py(tmp_path, target):
+def test_nvshmem_dir_setting_reaches_setup_py(tmp_path, target, deepep_tree):
     python, _ = target
     full = tmp_path / "nvshmem"  # a full install's layout: the unversioned link beside the soname
     (full / "include").mkdir(parents=True)
     (full / "lib").mkdir()
-    log = build_log(tmp_path, python, "--set", f"nvshmem_dir={full}")
+    log = build_log(tmp_path, python, deepep_tree, "--set", f"nvshmem_dir={full}")
     assert f"# env NVSHMEM_DIR={full}" in log and f" > NVSHMEM path: {full}" in log
     assert "'-l:libnvshmem_host.so'" in re.search(r" > Link flags: (.*)", log).group(1)
 
 
-def test_host_compiler_finds_cuda_std_with_the_step_env(tmp_path, target):
+def test_host_compiler_finds_cuda_std_with_the_step_env(tmp_path, target, deepep_tree):
     python, pkg = target
-    log = build_log(tmp_path, python)
+    log = build_log(tmp_path, python, deepep_tree)
     m = re.search(r"# env CUDA_HOME=(\S+)", log)
     home = Path(m.group(1)) if m else None
     if not home or not (home / "include" / "cccl").is_dir():
