@@ -199,3 +199,24 @@ def test_tasks_are_listed_with_help() -> None:
     proc = inv("--help", "profile.merge")
     for flag in ("--window-ms", "--gpu-only", "--fix", "--output", "--group"):
         assert flag in proc.stdout
+
+
+def test_real_h100_traces_through_the_tasks(tmp_path: Path) -> None:
+    """The tasks on real Kineto traces with PDL-overlapped kernels (tests/fixtures/traces/h100-pdl/)."""
+    real = ROOT / "tests" / "fixtures" / "traces" / "h100-pdl"
+    src = real / "pdl.trace.json.gz"
+    before = digest(src)
+    proc = inv("profile.perfetto-fix", str(src), "-o", str(tmp_path / "fixed.json.gz"))
+    assert proc.returncode == 0, proc.stderr
+    assert "moved 3 of 43 kernels to 1 extra track(s) (pid 0 tid 7 +1); 3 launch arrows moved with them" in proc.stdout
+    assert digest(src) == before
+    ranks = tmp_path / "ranks"
+    ranks.mkdir()
+    for p in real.glob("*-TP-*.trace.json.gz"):
+        (ranks / p.name).write_bytes(p.read_bytes())
+    proc = inv("profile.merge", str(ranks), "--fix", "-o", str(tmp_path / "m.json.gz"))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 rank(s) of 1796680758-DECODE" in proc.stdout and "perfetto fix moved 6 kernel(s)" in proc.stdout
+    proc = inv("profile.summary", str(tmp_path / "m.json.gz"))
+    assert proc.returncode == 0, proc.stderr
+    assert "86 kernels on 6 GPU stream(s)" in proc.stdout and "stream 7 (overlap 1) (pid 0)" in proc.stdout
