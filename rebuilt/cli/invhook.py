@@ -9,6 +9,10 @@ ParseError handling, so ``inv -D sgl-kernel.nvcc_threads=4 build.sgl-kernel`` wa
 setup.py into site-packages; it does nothing unless the program is ``inv``/``invoke`` and the
 ``tasks.py`` invoke will load from the current folder is rebuilt's), and wraps invoke's core-option
 parse with the same checks.
+
+It also ends ``inv --list | head`` (and ``inv --help TASK | head``) quietly: invoke 2.2's
+``Program.run`` prints the list and help itself, outside any task, and let the reader's closed pipe
+end in a BrokenPipeError traceback. ``rebuilt``'s own entry point (rebuilt/cli/program.py) does the same.
 """
 
 from __future__ import annotations
@@ -82,3 +86,20 @@ def install() -> None:
 
     parse_core_args._rebuilt = True
     Program.parse_core_args = parse_core_args
+    plain_run = Program.run
+
+    def run(self, *args, **kwargs):
+        try:
+            return plain_run(self, *args, **kwargs)
+        except BrokenPipeError:  # the reader of stdout is gone (`inv --list | head`): nothing to say
+            reader_gone()
+
+    Program.run = run
+
+
+def reader_gone() -> None:
+    """Exit 0 without a word, and without Python's own note when it flushes the closed stdout at exit."""
+    import sys
+
+    sys.stderr.close()
+    raise SystemExit(0) from None

@@ -24,6 +24,7 @@ import sys
 from invoke import Config, Exit, Program
 
 from rebuilt import __version__
+from rebuilt.cli.invhook import reader_gone
 
 
 class RebuiltConfig(Config):
@@ -129,8 +130,7 @@ def main() -> None:
     try:
         program.run()
     except BrokenPipeError:  # `rebuilt --list | head`
-        sys.stderr.close()
-        raise SystemExit(0) from None
+        reader_gone()
     except yaml.YAMLError as exc:  # invoke's own config files (~/.rebuilt.yaml, /etc/rebuilt.yaml)
         mark = getattr(exc, "problem_mark", None)
         where = f"{mark.name}: line {mark.line + 1}" if mark else "a rebuilt.yaml configuration file"

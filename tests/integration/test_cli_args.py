@@ -210,3 +210,18 @@ complete_at rebuilt build.torch --python ''
     assert r.returncode == 0, r.stderr
     answers = [part.split() for part in r.stdout.split("---\n")[:-1]]
     assert answers == [["--dry-run"], ["aiak", "sglang-0.5.4"], ["single"], ["FILES"]], r.stdout
+
+
+@pytest.mark.parametrize("argv", [INV + ["--list"], INV + ["--help", "build.stack"], REBUILT + ["--list"],
+                                  INV + ["--list", "--list-format", "json"]], ids=lambda a: " ".join(a[1:]))
+def test_a_reader_that_closed_the_pipe_ends_it_quietly(argv, tmp_path):
+    """`inv --list | head -1`: the reader is gone before the list is written; no BrokenPipeError traceback."""
+    (tmp_path / "home").mkdir()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write fails with EPIPE
+    try:
+        done = subprocess.run(argv, cwd=ROOT, env=env_for(tmp_path), stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
