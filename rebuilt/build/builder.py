@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rebuilt.build import features as features_mod
 from rebuilt.build import plan as plan_mod
-from rebuilt.core import interpreter, runner
+from rebuilt.core import interpreter, runner, signals, worklock
 from rebuilt.core import machine as machine_mod
 from rebuilt.core import recipes as recipes_mod
 from rebuilt.core.fs import mark_cachedir, open_private, private_dir, write_json
@@ -104,7 +104,7 @@ def build(settings: Settings, names: list[str], opts: Options, console: runner.C
     for sub in ("logs", "wheels", "manifests", "state", "src"):
         mark_cachedir(workdir / sub) if sub != "src" else private_dir(workdir / sub)
     outcome = Outcome(plan)
-    with runner.workdir_lock(workdir):
+    with worklock.workdir_lock(workdir):
         hooks = [] if opts.source_only else features_mod.hooks(features, settings, workdir, console, opts, machine)
         run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         steps_total = len(plan.steps)
@@ -181,7 +181,7 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
         source = sources.status(rp.source_dir)
     from rebuilt.build import manifest
 
-    with runner.deferred_signals():  # the manifest is written whatever arrives meanwhile
+    with signals.deferred_signals():  # the manifest is written whatever arrives meanwhile
         data = manifest.build_manifest(run_id=run_id, recipe_plan=rp, plan=plan, machine=machine,
                                        settings=settings, status=status, results=results, source=source,
                                        started=started, finished=time.time())
@@ -196,7 +196,7 @@ def _run_recipe(rp, plan, machine, settings, hooks, console, run_id, index, tota
 def _interrupted(exc: BaseException, where: str) -> Interrupted:
     if isinstance(exc, Interrupted):
         return exc
-    by = exc.args[0] if isinstance(exc, runner.Terminated) else "Ctrl-C"
+    by = exc.args[0] if isinstance(exc, signals.Terminated) else "Ctrl-C"
     return Interrupted(f"interrupted during {where} ({by})")
 
 

@@ -8,14 +8,24 @@ Nothing else in rebuilt calls ``subprocess`` directly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
+from rebuilt.core import signals, worklock
 from rebuilt.core.secret import redact, reveal, reveal_args, reveal_env
-from rebuilt.errors import ToolMissing
+from rebuilt.core.text import expand_env, fmt_seconds
+from rebuilt.errors import Interrupted, StepFailed, ToolMissing
 
 
 def _argv(argv: Sequence) -> list[str]:
@@ -88,7 +98,7 @@ def capture(
         out, _ = _rest_of_output(proc)
         return subprocess.CompletedProcess(argv, 124, out, f"timed out after {timeout}s")
     except KeyboardInterrupt as exc:
-        _kill_group(proc, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        _kill_group(proc, signal.SIGTERM if isinstance(exc, signals.Terminated) else signal.SIGINT)
         raise
     finally:
         release_group(proc.pid)
@@ -127,131 +137,8 @@ def version_of(argv: Sequence[str], timeout: float = 15) -> str | None:
 
 # --------------------------------------------------------------------------- plan execution
 
-import contextlib  # noqa: E402
-import fcntl  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections import deque  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import TextIO  # noqa: E402
-
-from rebuilt.core.text import expand_env, fmt_seconds  # noqa: E402
-from rebuilt.errors import Interrupted, RebuiltError, StepFailed  # noqa: E402
-
 TAIL_LINES = 30
 HEARTBEAT_S = 60  # without a TTY, a line every minute shows a long step is alive
-_lock_depth: dict[str, int] = {}
-_lock_files: dict[str, TextIO] = {}
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP while rebuilt holds a work directory: handled like Ctrl-C (group stopped, manifest)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-_deferring = False
-
-
-def _raise_terminated(signum, _frame):
-    raise Terminated(signum)
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """While a work directory is held, SIGTERM/SIGHUP raise Terminated instead of ending Python silently."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
-@contextlib.contextmanager
-def deferred_signals(note: str = ""):
-    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then raise the first one received.
-
-    For what must not stop halfway (a restore, the end-of-step bookkeeping). ``note`` is
-    printed when a signal arrives, saying why it waits.
-    """
-    global _deferring
-    if threading.current_thread() is not threading.main_thread() or _deferring:
-        yield  # the outermost block holds and re-raises
-        return
-    pending: list[int] = []
-
-    def hold(signum, _frame):
-        if not pending and note:
-            os.write(2, f"rebuilt: {signal.Signals(signum).name} received; {note}\n".encode())
-        pending.append(signum)
-
-    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, hold) for s in sigs}
-    _deferring = True
-    try:
-        yield
-    finally:
-        _deferring = False
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if pending:
-        raise KeyboardInterrupt() if pending[0] == signal.SIGINT else Terminated(pending[0])
-
-
-def _start_ticks(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-def orphan_alive(record: dict) -> bool:
-    """Is the process group a lock record names still running (and still the same group)?"""
-    pgid = record.get("pgid")
-    if not isinstance(pgid, int) or pgid <= 1 or not _group_alive(pgid):
-        return False
-    ticks = _start_ticks(pgid)
-    # The leader alive with another start time: the number was reused, not our group. The leader
-    # gone but members left: ours (Linux never hands out a pid still in use as a group id).
-    return ticks is None or record.get("pgid_start") in (None, ticks)
-
-
-def _read_record(f) -> dict:
-    import json
-
-    f.seek(0)
-    text = f.read().strip()
-    try:
-        data = json.loads(text) if text else {}
-    except ValueError:
-        data = {"text": text}
-    return data if isinstance(data, dict) else {"text": text}
-
-
-def _write_record(f, record: dict) -> None:
-    import json
-
-    f.seek(0)
-    f.truncate()
-    f.write(json.dumps(record, sort_keys=True))
-    f.flush()
-
-
-def _holder(record: dict) -> str:
-    if "pid" in record:
-        return f"pid {record['pid']} since {record.get('since', '?')}"
-    return record.get("text") or "another process"
 
 
 _warden: subprocess.Popen | None = None
@@ -289,73 +176,13 @@ def _to_warden(line: str) -> None:
 
 def guard_group(pgid: int) -> None:
     """From now until ``release_group``, the warden ends group ``pgid`` if rebuilt dies (kill -9 included)."""
-    ticks = _start_ticks(pgid)
+    ticks = worklock.start_ticks(pgid)
     _to_warden(f"+ {pgid} {ticks if ticks is not None else '-'}\n")
 
 
 def release_group(pgid: int) -> None:
     """Group ``pgid`` has been dealt with: the warden forgets it."""
     _to_warden(f"- {pgid}\n")
-
-
-def note_group(pgid: int | None, label: str = "") -> None:
-    """Record in every held lock the process group now running (None: it ended), for the next start."""
-    for f in _lock_files.values():
-        record = _read_record(f)
-        record.update(pgid=pgid, pgid_start=_start_ticks(pgid) if pgid else None, step=label if pgid else None)
-        _write_record(f, record)
-
-
-@contextlib.contextmanager
-def workdir_lock(workdir: Path):
-    """One build at a time per work directory; re-entrant within this process (chained tasks).
-
-    The lock file (state/build.lock) names the holder's pid and the process group of the
-    step it runs. A group that outlived a killed rebuilt keeps the lock: nothing starts
-    while it lives.
-    """
-    from rebuilt.core.fs import private_dir
-
-    state = private_dir(Path(workdir) / "state")  # 0700: the lock and state files are the user's only
-    key = str(state.resolve())
-    if _lock_depth.get(key, 0) == 0:
-        fd = os.open(state / "build.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        f = os.fdopen(fd, "r+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(_read_record(f))
-            f.close()
-            raise RebuiltError(f"another build is running in {workdir} ({holder})",
-                               hint="wait for it to finish, or use another --workdir") from None
-        record = _read_record(f)
-        if orphan_alive(record):
-            f.close()
-            pgid = record["pgid"]
-            raise RebuiltError(
-                f"processes of an earlier run are still running in {workdir}: process group {pgid} "
-                f"(step {record.get('step') or '?'}, started by pid {record.get('pid', '?')}, which is gone); "
-                f"nothing starts while they may still write there",
-                hint=f"stop them: kill -TERM -- -{pgid} (then kill -KILL -- -{pgid} if they stay), "
-                     f"or wait for them to finish; then run the command again")
-        _write_record(f, {"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                          "pgid": None, "pgid_start": None, "step": None})
-        _lock_files[key] = f
-    _lock_depth[key] = _lock_depth.get(key, 0) + 1
-    try:
-        if _lock_depth[key] == 1:
-            with terminate_as_interrupt():
-                yield
-        else:
-            yield
-    finally:
-        _lock_depth[key] -= 1
-        if _lock_depth[key] == 0:
-            f = _lock_files.pop(key)
-            f.seek(0)
-            f.truncate()
-            fcntl.flock(f, fcntl.LOCK_UN)
-            f.close()
 
 
 class Console:
@@ -390,34 +217,6 @@ class StepResult:
     details: dict = field(default_factory=dict)
 
 
-def _group_alive(pgid: int) -> bool:
-    """Has process group ``pgid`` a member that is not a zombie?
-
-    Zombies count as gone: where nothing reaps orphans (a container whose first process
-    is not an init), a dead step stays in the process table as a zombie forever.
-    """
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - a member changed owner; treat as alive
-        return True
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # pragma: no cover - no procfs (macOS): the signal test is all there is
-        return True
-    for name in entries:
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != b"Z":
-                return True
-    return False
-
-
 def _kill_group(proc: subprocess.Popen, first: int = signal.SIGINT) -> None:
     """SIGINT (or ``first``), then SIGTERM, then SIGKILL to the child's whole process group, until no
     member is left.
@@ -450,7 +249,7 @@ def _kill_group(proc: subprocess.Popen, first: int = signal.SIGINT) -> None:
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline:
                 proc.poll()
-                if not _group_alive(pgid):
+                if not worklock.group_alive(pgid):
                     return
                 time.sleep(0.05)
     finally:
@@ -504,7 +303,7 @@ def stream(
     start = last_beat = time.monotonic()
     try:
         guard_group(proc.pid)
-        note_group(proc.pid, label)
+        worklock.note_group(proc.pid, label)
         _open_gate(proc)
         reader.start()
         while proc.poll() is None:
@@ -516,14 +315,14 @@ def stream(
             time.sleep(0.25)
     except KeyboardInterrupt as exc:
         console.end_status()
-        by = signal.Signals(exc.signum).name if isinstance(exc, Terminated) else "Ctrl-C"
-        _kill_group(proc, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-        note_group(None)
+        by = signal.Signals(exc.signum).name if isinstance(exc, signals.Terminated) else "Ctrl-C"
+        _kill_group(proc, signal.SIGTERM if isinstance(exc, signals.Terminated) else signal.SIGINT)
+        worklock.note_group(None)
         release_group(proc.pid)
         if reader.is_alive():
             reader.join(timeout=2)
         raise Interrupted(f"interrupted during {label} ({by}); its process group was stopped") from None
-    note_group(None)
+    worklock.note_group(None)
     release_group(proc.pid)
     reader.join(timeout=5)
     console.end_status()
@@ -541,15 +340,15 @@ def shielded(argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = 
     argv = _argv(argv)
     if not _findable(argv[0], env, "."):
         raise ToolMissing(f"{argv[0]} is not installed or not on PATH")
-    with open(log, "ab") as out, deferred_signals(note):
+    with open(log, "ab") as out, signals.deferred_signals(note):
         proc = subprocess.Popen(_behind_gate(argv), env=None if env is None else dict(env), stdin=subprocess.PIPE,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        note_group(proc.pid, " ".join(argv[:4]))
+        worklock.note_group(proc.pid, " ".join(argv[:4]))
         _open_gate(proc)
         try:
             return proc.wait()
         finally:
-            note_group(None)
+            worklock.note_group(None)
 
 
 def tail(path: Path, n: int = TAIL_LINES) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.core import runner, secret
+from rebuilt.core import runner, secret, worklock
 from rebuilt.errors import StepFailed, ToolMissing
 from tests.waiting import wait_until
 
@@ -318,7 +318,7 @@ def test_a_step_runs_only_once_its_group_is_in_the_lock_record(tmp_path, monkeyp
     the command waits behind a gate the runner opens after recording."""
     marker = tmp_path / "ran"
     seen: list[tuple[int | None, bool]] = []
-    recorded = runner.note_group
+    recorded = worklock.note_group
 
     def note_then_look(pgid, label=""):
         recorded(pgid, label)
@@ -326,7 +326,7 @@ def test_a_step_runs_only_once_its_group_is_in_the_lock_record(tmp_path, monkeyp
             time.sleep(0.5)  # a slow parent: the step would have run by now without the gate
         seen.append((pgid, marker.exists()))
 
-    monkeypatch.setattr(runner, "note_group", note_then_look)
+    monkeypatch.setattr(worklock, "note_group", note_then_look)
     argv = ["/bin/sh", "-c", f"touch {marker}"]
     if call == "stream":
         rc = runner.stream(argv, cwd="/", env={}, log=io.StringIO(), console=runner.Console(io.StringIO()))
@@ -498,7 +498,7 @@ def test_step_environment_sets_expands_and_removes_without_touching_the_base():
 
 
 def test_the_state_folder_and_lock_file_are_the_users_only(tmp_path):
-    with runner.workdir_lock(tmp_path / "wd"):
+    with worklock.workdir_lock(tmp_path / "wd"):
         pass
     assert stat.S_IMODE((tmp_path / "wd" / "state").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "wd" / "state" / "build.lock").stat().st_mode) == 0o600

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilt.core import runner
+from rebuilt.core import runner, signals, worklock
 from rebuilt.errors import Interrupted, RebuiltError
 from tests.waiting import wait_until
 
@@ -125,7 +125,7 @@ def signals_seen(path: Path) -> list[str]:
 def test_a_held_ctrl_c_is_raised_when_the_block_ends_with_one_note(capfd):
     finished = False
     with pytest.raises(KeyboardInterrupt) as caught:
-        with runner.deferred_signals("the restore finishes first"):
+        with signals.deferred_signals("the restore finishes first"):
             os.kill(os.getpid(), signal.SIGINT)
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.1)
@@ -136,8 +136,8 @@ def test_a_held_ctrl_c_is_raised_when_the_block_ends_with_one_note(capfd):
 
 @pytest.mark.parametrize("first", [signal.SIGTERM, signal.SIGHUP])
 def test_the_first_held_signal_is_the_one_raised(first, capfd):
-    with pytest.raises(runner.Terminated) as caught:
-        with runner.deferred_signals():
+    with pytest.raises(signals.Terminated) as caught:
+        with signals.deferred_signals():
             os.kill(os.getpid(), first)
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.1)
@@ -146,7 +146,7 @@ def test_the_first_held_signal_is_the_one_raised(first, capfd):
 
 
 def test_a_block_without_signals_ends_normally_and_the_handlers_are_back():
-    with runner.deferred_signals("note"):
+    with signals.deferred_signals("note"):
         value = 1
     assert value == 1
     with pytest.raises(UnexpectedSignal):
@@ -160,14 +160,14 @@ def test_a_block_without_signals_ends_normally_and_the_handlers_are_back():
 def test_nested_blocks_raise_once_when_the_outermost_ends():
     after_inner = False
     with pytest.raises(KeyboardInterrupt):
-        with runner.deferred_signals():
-            with runner.deferred_signals():
+        with signals.deferred_signals():
+            with signals.deferred_signals():
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(0.1)
             after_inner = True
     assert after_inner
     with pytest.raises(KeyboardInterrupt):  # the next block holds again
-        with runner.deferred_signals():
+        with signals.deferred_signals():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.1)
 
@@ -177,7 +177,7 @@ def test_off_the_main_thread_the_blocks_change_nothing():
 
     def body():
         try:
-            with runner.deferred_signals("x"), runner.terminate_as_interrupt():
+            with signals.deferred_signals("x"), signals.terminate_as_interrupt():
                 pass
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -190,8 +190,8 @@ def test_off_the_main_thread_the_blocks_change_nothing():
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_become_terminated_while_asked(sig):
-    with pytest.raises(runner.Terminated) as caught:
-        with runner.terminate_as_interrupt():
+    with pytest.raises(signals.Terminated) as caught:
+        with signals.terminate_as_interrupt():
             os.kill(os.getpid(), sig)
             time.sleep(0.1)
     assert isinstance(caught.value, KeyboardInterrupt) and caught.value.signum == sig and str(caught.value) == sig.name
@@ -215,7 +215,7 @@ def test_ctrl_c_during_capture_interrupts_the_command_first_then_raises(tmp_path
 def test_sigterm_during_capture_terminates_the_command_then_raises(tmp_path):
     argv, seen, pidfile = trapping(tmp_path)
     send_when(lambda: has_text(pidfile), signal.SIGTERM)
-    with pytest.raises(runner.Terminated), runner.terminate_as_interrupt():
+    with pytest.raises(signals.Terminated), signals.terminate_as_interrupt():
         runner.capture(argv, timeout=120)
     assert signals_seen(seen) == ["TERM"] and gone(int(pidfile.read_text()))
 
@@ -236,7 +236,7 @@ def test_sigterm_or_sighup_during_a_step_terminates_its_group_and_says_which(tmp
     argv, seen, pidfile = trapping(tmp_path)
     send_when(lambda: has_text(pidfile), sig)
     with pytest.raises(Interrupted, match=rf"^interrupted during lbl \({sig.name}\); its process group was stopped$"):
-        with runner.terminate_as_interrupt():
+        with signals.terminate_as_interrupt():
             runner.stream(argv, cwd="/", env={"PATH": os.environ["PATH"]}, log=open(os.devnull, "w"),
                           console=runner.Console(open(os.devnull, "w")), label="lbl")
     assert signals_seen(seen) == ["TERM"] and gone(int(pidfile.read_text()))
@@ -331,20 +331,20 @@ def test_a_group_of_zombies_is_not_alive(groups):
     groups.append(proc.pid)
     wait_until(lambda: gone(proc.pid))
     assert os.path.exists(f"/proc/{proc.pid}")  # the zombie is still there, unreaped
-    assert not runner._group_alive(proc.pid)
-    assert not runner.orphan_alive({"pgid": proc.pid})
+    assert not worklock.group_alive(proc.pid)
+    assert not worklock.orphan_alive({"pgid": proc.pid})
     proc.wait()
-    assert not runner._group_alive(proc.pid)
+    assert not worklock.group_alive(proc.pid)
 
 
 def test_a_running_group_is_an_orphan_unless_its_leader_is_another_process(groups):
     proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
     groups.append(proc.pid)
-    assert runner._group_alive(proc.pid)
-    assert runner.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid)})
-    assert runner.orphan_alive({"pgid": proc.pid})  # a record without the start time
-    assert not runner.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid) + 1})  # the number was reused
-    assert not runner.orphan_alive({"pgid": str(proc.pid)})
+    assert worklock.group_alive(proc.pid)
+    assert worklock.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid)})
+    assert worklock.orphan_alive({"pgid": proc.pid})  # a record without the start time
+    assert not worklock.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid) + 1})  # the number was reused
+    assert not worklock.orphan_alive({"pgid": str(proc.pid)})
 
 
 def test_members_left_after_their_leader_are_still_the_orphan(tmp_path, groups):
@@ -353,15 +353,15 @@ def test_members_left_after_their_leader_are_still_the_orphan(tmp_path, groups):
     groups.append(leader.pid)
     leader.wait()
     assert not gone(int(pidfile.read_text()))
-    assert runner.orphan_alive({"pgid": leader.pid, "pgid_start": 12345})
+    assert worklock.orphan_alive({"pgid": leader.pid, "pgid_start": 12345})
 
 
 def test_a_group_that_is_not_a_session_of_its_own_is_seen_running(groups):
     proc = subprocess.Popen(["sleep", "600"], process_group=0)
     groups.append(proc.pid)
     assert os.getsid(proc.pid) != proc.pid
-    assert runner._group_alive(proc.pid)
-    assert runner.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid)})
+    assert worklock.group_alive(proc.pid)
+    assert worklock.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid)})
 
 
 def test_a_member_whose_name_holds_a_parenthesis_is_seen_running(tmp_path, groups):
@@ -373,13 +373,13 @@ def test_a_member_whose_name_holds_a_parenthesis_is_seen_running(tmp_path, group
     groups.append(proc.pid)
     wait_until(ready.exists)
     assert Path(f"/proc/{proc.pid}/comm").read_text() == "t) Z 1 1 1\n"
-    assert runner._group_alive(proc.pid)
-    assert runner.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid)})
+    assert worklock.group_alive(proc.pid)
+    assert worklock.orphan_alive({"pgid": proc.pid, "pgid_start": ticks(proc.pid)})
 
 
 def test_records_without_a_usable_group_are_not_orphans():
     for record in ({}, {"pgid": None}, {"pgid": 0}, {"pgid": 1}, {"pgid": 2 ** 22 + 7}, {"text": "x"}):
-        assert not runner.orphan_alive(record), record
+        assert not worklock.orphan_alive(record), record
 
 
 # --------------------------------------------------------------------------- the work-directory lock
@@ -407,7 +407,7 @@ def can_lock(wd: Path) -> bool:
 
 def test_the_lock_names_this_process_while_held_and_is_empty_and_free_after(tmp_path):
     wd = tmp_path / "wd"
-    with runner.workdir_lock(wd):
+    with worklock.workdir_lock(wd):
         held = record(wd)
         assert not can_lock(wd)
     assert held["pid"] == os.getpid() and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", held["since"])
@@ -417,11 +417,11 @@ def test_the_lock_names_this_process_while_held_and_is_empty_and_free_after(tmp_
 
 def test_the_lock_is_re_entrant_and_held_until_the_outermost_block_ends(tmp_path):
     wd = tmp_path / "wd"
-    with runner.workdir_lock(wd):
-        with runner.workdir_lock(tmp_path / "other" / ".." / "wd"):
+    with worklock.workdir_lock(wd):
+        with worklock.workdir_lock(tmp_path / "other" / ".." / "wd"):
             assert not can_lock(wd)
         assert not can_lock(wd) and record(wd)["pid"] == os.getpid()
-        with runner.workdir_lock(tmp_path / "second"):  # another work directory: its own lock
+        with worklock.workdir_lock(tmp_path / "second"):  # another work directory: its own lock
             assert not can_lock(tmp_path / "second")
         assert can_lock(tmp_path / "second")
     assert can_lock(wd)
@@ -430,10 +430,10 @@ def test_the_lock_is_re_entrant_and_held_until_the_outermost_block_ends(tmp_path
 def test_the_lock_is_released_when_the_block_raises(tmp_path):
     wd = tmp_path / "wd"
     with pytest.raises(ValueError):
-        with runner.workdir_lock(wd):
+        with worklock.workdir_lock(wd):
             raise ValueError("boom")
     assert can_lock(wd) and lock_path(wd).read_text() == ""
-    with runner.workdir_lock(wd):
+    with worklock.workdir_lock(wd):
         assert not can_lock(wd)
 
 
@@ -453,7 +453,7 @@ def test_a_busy_work_directory_names_the_holder(tmp_path, content, holder):
         other.flush()
         fcntl.flock(other, fcntl.LOCK_EX)
         with pytest.raises(RebuiltError) as caught:
-            with runner.workdir_lock(wd):
+            with worklock.workdir_lock(wd):
                 raise AssertionError("the lock was taken twice")
         assert str(caught.value) == f"another build is running in {wd} ({holder})"
         assert caught.value.hint == "wait for it to finish, or use another --workdir"
@@ -469,7 +469,7 @@ def test_processes_left_by_a_killed_run_keep_the_work_directory(tmp_path, groups
     lock_path(wd).parent.mkdir(parents=True)
     lock_path(wd).write_text(json.dumps(left))
     with pytest.raises(RebuiltError) as caught:
-        with runner.workdir_lock(wd):
+        with worklock.workdir_lock(wd):
             raise AssertionError("the lock was taken while the group runs")
     p = proc.pid
     assert str(caught.value) == (
@@ -480,11 +480,11 @@ def test_processes_left_by_a_killed_run_keep_the_work_directory(tmp_path, groups
     assert record(wd) == left and can_lock(wd)
     lock_path(wd).write_text(json.dumps({"pgid": p}))
     with pytest.raises(RebuiltError, match=rf"process group {p} \(step \?, started by pid \?, which is gone\)"):
-        with runner.workdir_lock(wd):
+        with worklock.workdir_lock(wd):
             pass
     proc.kill()
     proc.wait()
-    with runner.workdir_lock(wd):
+    with worklock.workdir_lock(wd):
         assert record(wd)["pid"] == os.getpid()
 
 
@@ -494,15 +494,15 @@ def test_a_reused_group_number_does_not_keep_the_work_directory(tmp_path, groups
     groups.append(proc.pid)
     lock_path(wd).parent.mkdir(parents=True)
     lock_path(wd).write_text(json.dumps({"pid": 999999, "pgid": proc.pid, "pgid_start": ticks(proc.pid) - 1}))
-    with runner.workdir_lock(wd):
+    with worklock.workdir_lock(wd):
         assert record(wd)["pid"] == os.getpid()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_while_the_lock_is_held_is_an_interrupt_even_in_a_nested_block(tmp_path, sig):
-    with pytest.raises(runner.Terminated):
-        with runner.workdir_lock(tmp_path / "wd"):
-            with runner.workdir_lock(tmp_path / "wd"):
+    with pytest.raises(signals.Terminated):
+        with worklock.workdir_lock(tmp_path / "wd"):
+            with worklock.workdir_lock(tmp_path / "wd"):
                 os.kill(os.getpid(), sig)
                 time.sleep(0.1)
     assert can_lock(tmp_path / "wd")
@@ -513,7 +513,7 @@ def test_sigterm_while_the_lock_is_held_is_an_interrupt_even_in_a_nested_block(t
 
 def test_every_held_lock_names_the_running_step_and_forgets_it_after(tmp_path):
     seen: list[tuple[dict, dict]] = []
-    with runner.workdir_lock(tmp_path / "a"), runner.workdir_lock(tmp_path / "b"):
+    with worklock.workdir_lock(tmp_path / "a"), worklock.workdir_lock(tmp_path / "b"):
         rc = runner.stream(["/bin/sh", "-c", "echo $$; sleep 0.3"], cwd="/", env={}, log=open(os.devnull, "w"),
                            console=runner.Console(open(os.devnull, "w")), label="[1/1] x:y",
                            on_line=lambda line: seen.append((int(line), record(tmp_path / "a"), record(tmp_path / "b"))))
@@ -529,7 +529,7 @@ def test_every_held_lock_names_the_running_step_and_forgets_it_after(tmp_path):
 def test_a_step_interrupted_is_forgotten_by_the_lock(tmp_path):
     argv, seen, pidfile = trapping(tmp_path)
     send_when(lambda: has_text(pidfile), signal.SIGINT)
-    with runner.workdir_lock(tmp_path / "wd"):
+    with worklock.workdir_lock(tmp_path / "wd"):
         with pytest.raises(Interrupted):
             runner.stream(argv, cwd="/", env={"PATH": os.environ["PATH"]}, log=open(os.devnull, "w"),
                           console=runner.Console(open(os.devnull, "w")), label="s")
@@ -539,7 +539,7 @@ def test_a_step_interrupted_is_forgotten_by_the_lock(tmp_path):
 
 def test_the_lock_names_a_shielded_command_while_it_runs(tmp_path):
     wd, log = tmp_path / "wd", tmp_path / "log"
-    with runner.workdir_lock(wd):
+    with worklock.workdir_lock(wd):
         lock = lock_path(wd)
         script = (f'for i in $(seq 100); do grep -q "\\"pgid\\": $$" {lock} && break; sleep 0.05; done; '
                   f'cat {lock}; echo; echo $$')

@@ -89,9 +89,9 @@ class Guard:
         """
         if not self.protected or self.pending != step.title:
             return
-        from rebuilt.core import runner
+        from rebuilt.core import signals
 
-        with runner.deferred_signals("the guard checks (and restores) the protected distributions first"):
+        with signals.deferred_signals("the guard checks (and restores) the protected distributions first"):
             self._settle(step, result)
 
     def _settle(self, step, result) -> None:

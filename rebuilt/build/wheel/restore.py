@@ -15,7 +15,7 @@ from packaging.version import Version
 
 from rebuilt.build.wheel import verify
 from rebuilt.build.wheel.installed import query
-from rebuilt.core import runner
+from rebuilt.core import runner, signals
 from rebuilt.errors import StepFailed
 
 _HASHES = r"""
@@ -126,7 +126,7 @@ def restore(python: str, wheel: Path | str, *, say=None) -> verify.WheelInfo:
     os.close(fd)
     if say:
         say(f"reinstalling {info.name} {info.version} from {wheel} (pip log: {log}); Ctrl-C waits for it")
-    with runner.deferred_signals("the restore finishes first (stopping pip halfway would leave no torch)"):
+    with signals.deferred_signals("the restore finishes first (stopping pip halfway would leave no torch)"):
         rc = runner.shielded([python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index",
                               "--disable-pip-version-check", str(wheel)], log=Path(log))
         if rc != 0:

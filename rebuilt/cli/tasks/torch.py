@@ -25,14 +25,14 @@ def backup(c, dist="torch", output=None, fast=False, python=None):
     import time
 
     from rebuilt.build.wheel import backup as bk
-    from rebuilt.core import runner
+    from rebuilt.core import signals
     from rebuilt.core.command import command
     from rebuilt.errors import InputError
 
     settings = resolve(python=python)
     bk.clean_stale(output or _backups(settings))  # what a killed backup left
     start = time.monotonic()
-    with runner.terminate_as_interrupt():  # SIGTERM/SIGHUP: the .part is removed on the way out
+    with signals.terminate_as_interrupt():  # SIGTERM/SIGHUP: the .part is removed on the way out
         try:
             path = bk.backup(settings.python(), dist, output or _backups(settings), fast=fast)
         except InputError as err:
@@ -52,12 +52,12 @@ def restore(c, wheel=None, dist="torch", python=None, workdir=None):
     from rebuilt.build import journal
     from rebuilt.build.wheel import backup as bk
     from rebuilt.build.wheel import restore as rs
-    from rebuilt.core import runner
+    from rebuilt.core import worklock
     from rebuilt.errors import InputError
 
     settings = resolve(python=python, workdir=workdir)
     folder = _backups(settings)
-    with runner.workdir_lock(settings.workdir()):  # not while a build (or what a killed one left) runs
+    with worklock.workdir_lock(settings.workdir()):  # not while a build (or what a killed one left) runs
         bk.clean_stale(folder)
         if not wheel:
             found = bk.backups_of(folder, dist)
