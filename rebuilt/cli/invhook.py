@@ -11,8 +11,8 @@ setup.py into site-packages; it does nothing unless the program is ``inv``/``inv
 parse with the same checks.
 
 It also ends ``inv --list | head`` (and ``inv --help TASK | head``) quietly: invoke 2.2's
-``Program.run`` prints the list and help itself, outside any task, and let the reader's closed pipe
-end in a BrokenPipeError traceback. ``rebuilt``'s own entry point (rebuilt/cli/program.py) does the same.
+``Program.run`` prints the list and help itself, outside any task, where a reader's closed pipe
+ended in a BrokenPipeError traceback. ``rebuilt``'s own entry point (rebuilt/cli/program.py) does the same.
 """
 
 from __future__ import annotations
