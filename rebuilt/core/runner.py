@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from rebuilt.core import signals, worklock
+from rebuilt.core import signals, warden, worklock
 from rebuilt.core.secret import redact, reveal, reveal_args, reveal_env
 from rebuilt.core.text import expand_env, fmt_seconds
 from rebuilt.errors import Interrupted, StepFailed, ToolMissing
@@ -149,8 +149,6 @@ def warden_ready() -> None:
     """Start the warden if it is not running: called before a command starts, so that registering the
     command right after its start is a write to a pipe, not the start of another process."""
     global _warden
-    from rebuilt.core import warden
-
     with _warden_lock:
         if _warden is None or _warden.poll() is not None:
             try:
@@ -176,7 +174,7 @@ def _to_warden(line: str) -> None:
 
 def guard_group(pgid: int) -> None:
     """From now until ``release_group``, the warden ends group ``pgid`` if rebuilt dies (kill -9 included)."""
-    ticks = worklock.start_ticks(pgid)
+    ticks = warden.start_ticks(pgid)
     _to_warden(f"+ {pgid} {ticks if ticks is not None else '-'}\n")
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from rebuilt.core import signals
+from rebuilt.core import signals, warden
 from rebuilt.errors import RebuiltError
 
 _lock_depth: dict[str, int] = {}
@@ -25,7 +25,8 @@ def group_alive(pgid: int) -> bool:
     """Has process group ``pgid`` a member that is not a zombie?
 
     Zombies count as gone: where nothing reaps orphans (a container whose first process
-    is not an init), a dead step stays in the process table as a zombie forever.
+    is not an init), a dead step stays in the process table as a zombie forever. The
+    process table is read by the warden's own reader (rebuilt/core/warden.py).
     """
     try:
         os.killpg(pgid, 0)
@@ -34,28 +35,9 @@ def group_alive(pgid: int) -> bool:
     except PermissionError:  # pragma: no cover - a member changed owner; treat as alive
         return True
     try:
-        entries = os.listdir("/proc")
+        return bool(warden.group_members(pgid))
     except OSError:  # pragma: no cover - no procfs (macOS): the signal test is all there is
         return True
-    for name in entries:
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != b"Z":
-                return True
-    return False
-
-
-def start_ticks(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def orphan_alive(record: dict) -> bool:
@@ -63,7 +45,7 @@ def orphan_alive(record: dict) -> bool:
     pgid = record.get("pgid")
     if not isinstance(pgid, int) or pgid <= 1 or not group_alive(pgid):
         return False
-    ticks = start_ticks(pgid)
+    ticks = warden.start_ticks(pgid)
     # The leader alive with another start time: the number was reused, not our group. The leader
     # gone but members left: ours (Linux never hands out a pid still in use as a group id).
     return ticks is None or record.get("pgid_start") in (None, ticks)
@@ -100,7 +82,7 @@ def note_group(pgid: int | None, label: str = "") -> None:
     """Record in every held lock the process group now running (None: it ended), for the next start."""
     for f in _lock_files.values():
         record = _read_record(f)
-        record.update(pgid=pgid, pgid_start=start_ticks(pgid) if pgid else None, step=label if pgid else None)
+        record.update(pgid=pgid, pgid_start=warden.start_ticks(pgid) if pgid else None, step=label if pgid else None)
         _write_record(f, record)
 
 
