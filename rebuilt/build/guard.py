@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 # packaging, zipfile, email and tomllib are imported by the functions that use them: this module is
 # imported by every build (the protect feature), most of which never parse a requirement here.
 
+# Besides version and RECORD: the top-level entries RECORD names that are missing (a pip stopped
+# halfway through uninstalling has moved some of them aside, while the metadata still reads the same)
+# and the names starting with "~" beside them (what pip moved a folder aside to).
 _SNAPSHOT = r"""
-import hashlib, json, sys
+import csv, hashlib, json, os, sys
 from importlib import metadata
 """ + WHOLE_DIST + r"""
 out = {}
@@ -32,8 +35,23 @@ for name in json.loads(sys.argv[1]):
     if dist is None:
         continue
     record = dist.read_text("RECORD") or ""
+    site = str(dist.locate_file(""))
+    lines, tops = record.splitlines(), set()
+    for first in {line.partition("/")[0] for line in lines}:  # torch's 15k rows: about 10 ms
+        if first == "..":  # scripts outside site-packages: the files themselves
+            tops.update(line.rsplit(",", 2)[0] for line in lines if line.startswith("../"))
+        elif first.startswith('"'):  # csv-quoted: a name with a comma or quote in it
+            tops.add(next(csv.reader([first]))[0] if "," in first else first[1:])
+        elif first:
+            tops.add(first.rsplit(",", 2)[0] if "," in first else first)
+    try:
+        tilde = sorted(e for e in os.listdir(site) if e.startswith("~"))
+    except OSError:
+        tilde = []
     out[name] = {"version": dist.version, "record": hashlib.sha256(record.encode()).hexdigest(),
-                 "path": str(dist.locate_file("")), "requires": dist.requires or []}
+                 "path": site, "requires": dist.requires or [],
+                 "missing": sorted(t for t in tops if not os.path.lexists(os.path.join(site, t))),
+                 "tops": sorted(t for t in tops if not t.startswith("..")), "tilde": tilde}
 print(json.dumps(out))
 """
 
@@ -42,8 +60,10 @@ print(json.dumps(out))
 class DistState:
     version: str
     record: str  # sha256 of the RECORD file: changes when any installed file changes
-    path: str = ""
+    path: str = ""  # the site-packages folder of the copy that imports first
     requires: tuple[str, ...] = ()  # its Requires-Dist (torch's names the triton it was built with)
+    missing: tuple[str, ...] = ()  # top-level entries its RECORD names that are not there
+    stash: tuple[str, ...] = ()  # pip's stash of its folders beside them (``~orch`` for ``torch``)
 
 
 def canonical(name: str) -> str:
@@ -65,10 +85,20 @@ def snapshot(python: str, dists: list[str]) -> dict[str, DistState]:
                           f"{(proc.stderr.strip() or f'exit status {proc.returncode}')[-300:]}", hint=hint)
     try:
         data = json.loads((proc.stdout.strip().splitlines() or [""])[-1])
-        return {k: DistState(**{**v, "requires": tuple(v.get("requires", ()))}) for k, v in data.items()}
+        return {k: _state(v) for k, v in data.items()}
     except (ValueError, TypeError, AttributeError):
         raise ConfigError(f"cannot inspect the target interpreter {python}: it answered "
                           f"{proc.stdout.strip()[-200:]!r}, not the installed versions", hint=hint) from None
+
+
+def _state(answer: dict) -> DistState:
+    """A DistState from the snapshot script's answer for one distribution."""
+    from rebuilt.build.wheel.restore import is_pip_stash
+
+    tops = answer.get("tops", ())
+    stash = [e for e in answer.get("tilde", ()) if any(is_pip_stash(e, t) for t in tops)]
+    return DistState(answer["version"], answer["record"], answer.get("path", ""),
+                     tuple(answer.get("requires", ())), tuple(answer.get("missing", ())), tuple(stash))
 
 
 def constraints_text(snap: dict[str, DistState]) -> str:
@@ -79,10 +109,35 @@ def constraints_text(snap: dict[str, DistState]) -> str:
 
 
 def diff(before: dict[str, DistState], after: dict[str, DistState]) -> list[str]:
-    """Protected distributions whose version or files changed (or that appeared/disappeared)."""
-    return sorted(n for n in set(before) | set(after)
-                  if (before.get(n) and before[n].version, before.get(n) and before[n].record)
-                  != (after.get(n) and after[n].version, after.get(n) and after[n].record))
+    """Protected distributions that changed: appeared, disappeared, another version or RECORD, another copy
+    importing first, or (same metadata) files gone or pip's stash beside them: a pip stopped halfway."""
+    return sorted(n for n in set(before) | set(after) if _changed(before.get(n), after.get(n)))
+
+
+def _changed(was: DistState | None, now: DistState | None) -> bool:
+    if was is None or now is None:
+        return was is not now
+    if (was.version, was.record, was.missing, was.stash) != (now.version, now.record, now.missing, now.stash):
+        return True
+    return bool(was.path and now.path and was.path != now.path)
+
+
+def change_text(dist: str, was: DistState | None, now: DistState | None) -> str:
+    """``torch 2.13.0 -> 2.5.1``; at one version, what else changed (pip stopped halfway, its files, or
+    which copy imports first)."""
+    if not (was and now and was.version == now.version):
+        return f"{dist} {getattr(was, 'version', 'absent')} -> {getattr(now, 'version', 'removed')}"
+    gone = [m for m in now.missing if m not in was.missing]
+    stash = [m for m in now.stash if m not in was.stash]
+    if gone or stash:
+        where = (f"{', '.join(gone)} missing" if gone else "") + (" and " if gone and stash else "") \
+            + (f"pip's stash {', '.join(stash)} beside it" if stash else "")
+        what = f"a pip stopped halfway ({where})"
+    elif was.path and now.path and was.path != now.path:
+        what = f"the copy in {now.path} comes first now"
+    else:
+        what = "its files changed"
+    return f"{dist} {was.version}: {what}"
 
 
 def split_requirements(requirements: list[str], protected: set[str]) -> tuple[list[str], list[str]]:

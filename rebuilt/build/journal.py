@@ -1,9 +1,10 @@
 """The guard's journal: what a step may change, written before it runs, removed once checked.
 
 ``<workdir>/state/guard-journal.json`` (0600, written atomically) holds, for the step
-about to run, the target interpreter, the protected distributions as they were (version
-and RECORD hash) and the backup wheel of each. After the step ends (success, failure or
-interrupt) the guard compares, restores and removes it. When rebuilt itself was killed
+about to run, the target interpreter, the protected distributions as they were (version,
+RECORD hash, folder, and what of theirs was missing or stashed by pip) and the backup wheel
+of each. After the step ends (success, failure or interrupt) the guard compares, restores and
+removes it. When rebuilt itself was killed
 (``kill -9``, power loss), the journal is still there: the next build, or
 ``inv torch.restore`` / ``inv torch.check``, finds it, compares again, and restores from
 the backup wheel or says exactly which command does.
@@ -33,6 +34,7 @@ def write(workdir: Path | str, *, step: str, python: str, before: dict, backups:
     data = {"step": step, "python": python, "pid": os.getpid(), "written": time.strftime("%Y-%m-%d %H:%M:%S"),
             "replaces": sorted(replaces),
             "dists": {name: {"version": st.version, "record": st.record, "path": st.path,
+                             "missing": list(st.missing), "stash": list(st.stash),
                              "backup": str(backups[name]) if backups.get(name) else None}
                       for name, st in before.items()}}
     return write_json(path(workdir), data, mode=0o600, durable=True)
@@ -43,7 +45,8 @@ SHAPE = shape.Obj({
     "step": shape.STR, "python": shape.STR, "pid": shape.opt(shape.INT), "written": shape.opt(shape.STR),
     "replaces": shape.opt(shape.ListOf(shape.STR)),
     "dists": shape.MapOf(shape.Obj({"version": shape.STR, "record": shape.STR, "path": shape.opt(shape.STR),
-                                    "backup": shape.opt(_TEXT)})),
+                                    "missing": shape.opt(shape.ListOf(shape.STR)),
+                                    "stash": shape.opt(shape.ListOf(shape.STR)), "backup": shape.opt(_TEXT)})),
 })
 
 
@@ -63,11 +66,17 @@ def clear(workdir: Path | str) -> None:
         pass
 
 
+def before(data: dict) -> dict[str, guard.DistState]:
+    """The protected distributions as the journal recorded them before the step."""
+    return {n: guard.DistState(d["version"], d["record"], d.get("path", ""), missing=tuple(d.get("missing", ())),
+                               stash=tuple(d.get("stash", ()))) for n, d in data["dists"].items()}
+
+
 def changed(data: dict, now: dict) -> list[str]:
     """Protected distributions of a journal whose version or files differ from ``now`` (a snapshot)."""
-    before = {n: guard.DistState(d["version"], d["record"], d.get("path", "")) for n, d in data["dists"].items()}
+    before_step = before(data)
     skip = {guard.canonical(r) for r in data.get("replaces", [])}
-    return [d for d in guard.diff(before, {n: s for n, s in now.items() if n in before})
+    return [d for d in guard.diff(before_step, {n: s for n, s in now.items() if n in before_step})
             if guard.canonical(d) not in skip]
 
 
@@ -96,8 +105,7 @@ def settle(workdir: Path | str, data: dict, say: Callable[[str], None], *, why: 
         was = data["dists"][dist]
         wheel = data["dists"][dist].get("backup")
         wheel = Path(wheel) if wheel and Path(wheel).is_file() else None
-        state = now.get(dist)
-        what = f"{dist} {was['version']} -> {state.version if state else 'removed'}"
+        what = guard.change_text(dist, before(data)[dist], now.get(dist))
         if wheel is None:
             failed.append(f"{what}: no backup wheel of {dist} {was['version']} is known; reinstall it, "
                           f"e.g. {restore_command(data, dist)}")

@@ -58,19 +58,24 @@ def torch_files(python) -> tuple[str, str] | None:
     The installer's own files (.dist-info, .data, scripts, byte code) are left out: a reinstall
     from a backup rewrites those, while every file of the package itself keeps its hash.
     """
-    code = ("import hashlib, importlib.metadata as m, sys\n"
+    code = ("import hashlib, importlib.metadata as m, os, sys\n"
             "d = m.distribution('torch')\n"
             "rows = sorted(l for l in d.read_text('RECORD').splitlines() if l and not l.startswith('../')\n"
             "              and '.dist-info/' not in l.split(',')[0] and '.data/' not in l.split(',')[0]\n"
             "              and '__pycache__' not in l)\n"
+            "gone = sum(not os.path.lexists(d.locate_file(l.rsplit(',', 2)[0])) for l in rows)\n"
             "import torch\n"
-            "print(d.version, hashlib.sha256('\\n'.join(rows).encode()).hexdigest(), len(rows), torch.__file__)")
+            "print(d.version, hashlib.sha256('\\n'.join(rows).encode()).hexdigest(), gone, torch.__file__,\n"
+            "      d.locate_file(''))")
     r = run(python, "-c", code)
     if r.returncode != 0:
         return None
-    version, digest, _count, where = r.stdout.split()
-    if not where.startswith(str(Path(python).parent.parent)):
-        return None  # the venv's own torch is gone; what imports is the parent interpreter's
+    version, digest, gone, where, meta = r.stdout.split()
+    venv = str(Path(python).parent.parent)
+    if not where.startswith(venv) or not meta.startswith(venv):
+        return None  # the venv's own torch (or its metadata) is gone; what shows is the parent interpreter's
+    if gone != "0":
+        return None  # files its RECORD lists are missing (pip stopped after moving some aside)
     return version, digest
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,6 +106,28 @@ def test_step_fails(torch_env, tmp_path, probe, stage):
     if stage == "swap":
         probe.expect("wrong", "guard: step faults:swap changed protected distributions before it failed"
                      in run.stdout and "restored from" in run.stdout, run.stdout[-2000:])
+
+
+HALFWAY = Path(__file__).resolve().parent.parent / "fixtures" / "pip" / "uninstall_halfway.py"
+
+
+@pytest.mark.parametrize("entry, said", [
+    ("functorch", "torchrun missing"),  # only torch's scripts moved (to pip's temporary folder)
+    # functorch moved, the metadata's stash folder made, the metadata itself not moved: it reads the same
+    ("torch-2.13.0+cpu.dist-info made", "functorch missing and pip's stash ~orch-2.13.0+cpu.dist-info, ~unctorch"),
+    ("torch", "comes first now"),  # metadata moved too: the test interpreter's torch 2.13.0 shows through
+])
+def test_a_step_whose_pip_stopped_halfway_through_torchs_uninstall(torch_env, tmp_path, probe, entry, said):
+    """pip's own uninstall of torch stopped (KeyboardInterrupt) before one of its moves, then the step fails:
+    whatever pip moved aside so far, the guard sees it, restores torch and clears pip's stash."""
+    run, wd, marks = start(torch_env, tmp_path, halfway=f"{HALFWAY} torch {entry}")
+    entry = entry.split()[0]
+    rc = run.wait()
+    check_ended(probe, torch_env, run, rc, wd, code=1, status="failed")
+    probe.expect("wrong", f"pip stopped before moving {entry} aside" in run.stdout + run.stderr,
+                 f"pip's uninstall was not stopped where the test meant:\n{run.stdout[-3000:]}")
+    probe.expect("wrong", "guard: step faults:swap changed protected distributions before it failed" in run.stdout
+                 and said in run.stdout and "restored from" in run.stdout, run.stdout[-3000:])
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])

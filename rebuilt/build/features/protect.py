@@ -107,7 +107,7 @@ class Guard:
             except RebuiltError as exc:
                 restored = f"restoring it failed: {exc}"
                 failed.append(dist)
-            lines.append(f"{_change(dist, was, now)}{f' (pulled in by {by})' if by else ''}; {restored}")
+            lines.append(f"{guard.change_text(dist, was, now)}{f' (pulled in by {by})' if by else ''}; {restored}")
         journal.clear(self.workdir)  # checked and reported: what remains to do is in the message
         self.pending = None
         if not lines:
@@ -149,11 +149,3 @@ class Guard:
             return f"no backup wheel of {dist} {was.version} to restore from (inv torch.restore)"
         restore.restore(self.python, wheel, say=lambda m: self.console.say(f"      guard: {m}"))
         return f"restored from {wheel}"
-
-
-def _change(dist: str, was, now) -> str:
-    """``torch 2.13.0 -> 2.5.1``; at one version, what else changed (its files, or which copy imports)."""
-    if was and now and was.version == now.version:
-        where = f"the copy in {now.path} comes first now" if was.path != now.path else "its files changed"
-        return f"{dist} {was.version}: {where}"
-    return f"{dist} {getattr(was, 'version', 'absent')} -> {getattr(now, 'version', 'removed')}"
