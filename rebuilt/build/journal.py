@@ -4,10 +4,9 @@
 about to run, the target interpreter, the protected distributions as they were (version,
 RECORD hash, folder, and what of theirs was missing or stashed by pip) and the backup wheel
 of each. After the step ends (success, failure or interrupt) the guard compares, restores and
-removes it. When rebuilt itself was killed
-(``kill -9``, power loss), the journal is still there: the next build, or
-``inv torch.restore`` / ``inv torch.check``, finds it, compares again, and restores from
-the backup wheel or says exactly which command does.
+removes it. When rebuilt itself was killed (``kill -9``, power loss), the journal is still
+there: the next build, or ``inv torch.restore`` / ``inv torch.check``, finds it, compares
+again, and restores from the backup wheel or says exactly which command does.
 """
 
 from __future__ import annotations
